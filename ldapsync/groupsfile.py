@@ -1,0 +1,385 @@
+"""The groups file of Prosody's mod_groups: read it as Prosody does, write it safely.
+
+Reading follows ``plugins/mod_groups.lua`` of Prosody 0.12 line for line (the
+rules are listed in DESIGN.md section 2); :func:`parse` also says, line by
+line, where Prosody drops a line or reads it differently from how it looks.
+Writing (:func:`render`) produces only text whose meaning under those rules is
+exactly the intended :class:`~ldapsync.model.GroupsModel`, and proves it by
+parsing the text back before returning it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ldapsync import jid as jidlib
+from ldapsync.model import GroupsModel, SharedGroup
+
+__all__ = [
+    "Diagnostic",
+    "GroupsFile",
+    "RenderError",
+    "parse",
+    "read",
+    "render",
+    "sanitise",
+    "unrepresentable",
+]
+
+DEFAULT_GROUP = "default"
+
+# mod_groups: line:match("^%s*%[(.-)%]%s*$")
+_HEADER = re.compile(r"[ \t\n\v\f\r]*\[(.*?)\][ \t\n\v\f\r]*\Z", re.DOTALL)
+# entryjid:match("%S+")
+_TOKEN = re.compile(r"[^ \t\n\v\f\r]+")
+_LUA_SPACE = jidlib.LUA_SPACE
+_COMMENT_MARKS = ("#", ";", "//", "--")
+
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """A line that Prosody drops ("error") or reads differently from how it
+    looks ("warning")."""
+
+    line: int
+    severity: Severity
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.severity}: {self.message} [{self.code}]"
+
+
+@dataclass(frozen=True, eq=False)
+class GroupsFile:
+    """What mod_groups holds after loading a file.
+
+    ``groups``: group name -> {prepared JID -> name}, in order of first
+    header; a nameless line gives the name ``""`` as in Prosody.
+    ``memberships``: JID -> the groups of its member lines, in file order
+    (repeats kept): the order Prosody applies a user's own groups in.
+    ``public``: the public groups in header order (repeats kept), applied to
+    every user after their own.  Treat all three as read-only.
+    """
+
+    groups: Mapping[str, Mapping[str, str]]
+    memberships: Mapping[str, Sequence[str]]
+    public: Sequence[str]
+    declared: frozenset[str]
+    diagnostics: tuple[Diagnostic, ...] = ()
+
+    @property
+    def public_names(self) -> frozenset[str]:
+        return frozenset(self.public)
+
+    def applied_groups(self, user: str) -> list[str]:
+        """The groups Prosody applies to ``user``'s roster, in order."""
+        return [*self.memberships.get(user, ()), *self.public]
+
+    def to_model(self) -> GroupsModel:
+        public = self.public_names
+        return GroupsModel.of(
+            SharedGroup(name, members, name in public)
+            for name, members in self.groups.items()
+            if members or name in self.declared
+        )
+
+
+def read(path: str | Path) -> GroupsFile:
+    """Parse the file at ``path``; bytes that are not UTF-8 are kept as
+    surrogate escapes, which Prosody's JID preparation rejects as it rejects
+    invalid UTF-8."""
+    return parse(Path(path).read_bytes().decode("utf-8", "surrogateescape"))
+
+
+def parse(text: str) -> GroupsFile:
+    """Read ``text`` exactly as mod_groups reads a groups file."""
+    lines = text.split("\n")
+    if lines[-1] == "":  # io.lines() yields no line after a final "\n"
+        lines.pop()
+    groups: dict[str, dict[str, str]] = {DEFAULT_GROUP: {}}
+    memberships: dict[str, list[str]] = {}
+    public: list[str] = []
+    declared: set[str] = set()
+    diags: list[Diagnostic] = []
+    warn = _Collector(diags)
+
+    header_line: dict[str, int] = {}  # group -> line of its first header
+    plain_header: dict[str, int] = {}  # group -> first line of a non-"+" header
+    first_name: dict[str, tuple[str, int]] = {}  # jid -> (name, line)
+    seen_in: dict[tuple[str, str], int] = {}  # (group, jid) -> line
+    current = DEFAULT_GROUP
+    before_header = True
+    current_members = groups[DEFAULT_GROUP]
+    prep = jidlib.prep
+    token_search = _TOKEN.search
+
+    for number, line in enumerate(lines, 1):
+        first = line[:1]
+        if first == "[" or (first and first in _LUA_SPACE):
+            header = _HEADER.match(line)
+            if header is not None:
+                name = header.group(1)
+                is_public = name.startswith("+")
+                if is_public:
+                    name = name[1:]
+                    public.append(name)
+                _check_header(warn, number, line, name, is_public, header_line, plain_header)
+                current = name
+                before_header = False
+                declared.add(name)
+                current_members = groups.setdefault(name, {})
+                continue
+        eq = line.find("=")
+        entry = line if eq < 0 else line[:eq]
+        member_name = "" if eq < 0 else line[eq + 1 :]
+        token_match = token_search(entry)
+        if token_match is None:
+            if eq >= 0:
+                warn(number, "error", "invalid-jid", f"Prosody skips this line: no JID before '=' (name {member_name!r})")
+            continue  # a blank line
+        token = token_match.group()
+        jid = prep(token)
+        if jid is None:
+            _invalid_jid(warn, number, line, token)
+            continue
+        current_members[jid] = member_name
+        member_of = memberships.get(jid)
+        if member_of is None:
+            memberships[jid] = [current]
+        else:
+            member_of.append(current)
+        # Everything below only explains; the fast path above is what Prosody does.
+        if token != jid or token_match.end() < len(entry.rstrip(_LUA_SPACE)) or eq < 0 or (
+            member_name != member_name.strip(_LUA_SPACE) or not member_name.isprintable()
+        ) or before_header:
+            _check_member(warn, number, line, entry, token_match, jid, eq, member_name, before_header)
+        key = (current, jid)
+        previous_line = seen_in.get(key)
+        if previous_line is not None:
+            warn(number, "warning", "duplicate-member",
+                 f"{jid} is already in group {current!r} on line {previous_line}; the name on the later line wins")
+        seen_in[key] = number
+        known = first_name.get(jid)
+        if known is None:
+            first_name[jid] = (member_name, number)
+        elif known[0] != member_name:
+            warn(number, "warning", "name-conflict",
+                 f"{jid} is named {member_name!r} here but {known[0]!r} on line {known[1]}: "
+                 "a user in several groups sees the name of the group Prosody applies last")
+
+    return GroupsFile(groups, memberships, public, frozenset(declared), tuple(diags))
+
+
+class _Collector:
+    def __init__(self, sink: list[Diagnostic]) -> None:
+        self.sink = sink
+
+    def __call__(self, line: int, severity: Severity, code: str, message: str) -> None:
+        self.sink.append(Diagnostic(line, severity, code, message))
+
+
+def _check_header(warn, number, line, name, is_public, header_line, plain_header) -> None:
+    shown = ("+" if is_public else "") + name
+    if line.endswith("\r"):
+        warn(number, "warning", "crlf", "the line ends with a carriage return (CRLF); Prosody ignores it in a header")
+    if name != name.strip(_LUA_SPACE) or name.startswith("+"):
+        warn(number, "warning", "header-spaces",
+             f"the group is named {name!r} exactly as written between the brackets"
+             + (" and is not public" if name.lstrip(_LUA_SPACE).startswith("+") and not is_public else ""))
+    if name == "":
+        warn(number, "warning", "empty-group-name", f"[{shown}] makes a group with an empty name")
+    if not _printable(name):
+        warn(number, "warning", "control-char", f"the group name {name!r} holds control characters")
+    if name in header_line:
+        warn(number, "warning", "duplicate-header",
+             f"group {name!r} already started on line {header_line[name]}; Prosody merges the sections")
+    else:
+        header_line[name] = number
+    if is_public and name in plain_header:
+        warn(number, "warning", "public-later",
+             f"[+{name}] makes group {name!r} public, also the members under [{name}] on line {plain_header[name]}")
+    elif not is_public:
+        plain_header.setdefault(name, number)
+
+
+def _invalid_jid(warn, number, line, token) -> None:
+    stripped = line.lstrip(_LUA_SPACE)
+    if line.startswith("\ufeff"):
+        hint = "; a byte-order mark (BOM) starts the line"
+    elif stripped.startswith("[") and "]" in stripped:
+        hint = "; text after ']' makes this a member line, not a group header"
+    elif token.startswith(_COMMENT_MARKS):
+        hint = "; a groups file has no comments"
+    elif any(0xDC80 <= ord(c) <= 0xDCFF for c in line):
+        hint = "; the line is not valid UTF-8"
+    else:
+        hint = ""
+    warn(number, "error", "invalid-jid", f"Prosody skips this line: {token!r} is not a valid JID{hint}")
+
+
+def _check_member(warn, number, line, entry, token_match, jid, eq, member_name, before_header) -> None:
+    token = token_match.group()
+    stripped = line.lstrip(_LUA_SPACE)
+    if line.startswith("\ufeff"):
+        looks = "a group header" if stripped[1:].startswith("[") else "the member"
+        warn(number, "warning", "bom",
+             f"a byte-order mark (BOM) starts the line: Prosody reads it as the member {jid}, not as {looks}")
+    elif stripped.startswith("[") and "]" in stripped:
+        warn(number, "warning", "header-trailing-text",
+             f"text after ']' makes Prosody read this as the member {jid}, not as a group header")
+    elif token.startswith(_COMMENT_MARKS):
+        warn(number, "warning", "comment",
+             f"a groups file has no comments: Prosody reads this line as the member {jid}")
+    elif token != jid:
+        warn(number, "warning", "unprepared-jid", f"Prosody reads {token!r} as {jid!r}")
+    rest = entry[token_match.end() :]
+    if rest.strip(_LUA_SPACE):
+        warn(number, "warning", "extra-text",
+             f"Prosody reads only the JID {token!r}; {rest.strip(_LUA_SPACE)!r} before the '=' is ignored")
+    if before_header:
+        warn(number, "warning", "default-group", f"a member line before any [Group] header: {jid} joins the group 'default'")
+    if eq < 0:
+        if line.endswith("\r"):
+            warn(number, "warning", "crlf", "the line ends with a carriage return (CRLF)")
+        warn(number, "warning", "nameless",
+             f"{jid} has no '=Name': Prosody gives it an empty name, replacing the name users chose")
+        return
+    if member_name.endswith("\r"):
+        warn(number, "warning", "crlf",
+             "the line ends with a carriage return (CRLF): Prosody keeps it at the end of the name")
+    elif member_name != member_name.strip(_LUA_SPACE):
+        warn(number, "warning", "untrimmed-name", f"Prosody keeps the spaces around the name {member_name!r}")
+    if not _printable(member_name.rstrip("\r")):
+        warn(number, "warning", "control-char", f"the name {member_name!r} holds control characters")
+    if member_name == "":
+        warn(number, "warning", "nameless",
+             f"{jid} has an empty name: Prosody replaces the name users chose with it")
+
+
+# --- writing -----------------------------------------------------------------
+
+_BAD_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+
+
+def _printable(text: str) -> bool:
+    """No control characters, line or paragraph separators, or bytes that
+    were not UTF-8 (surrogate escapes)."""
+    return text.isprintable() or not any(unicodedata.category(c) in _BAD_CATEGORIES for c in text)
+
+
+class RenderError(ValueError):
+    """The model holds values that a groups file cannot carry faithfully."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        shown = "; ".join(self.problems[:10])
+        more = f" (and {len(self.problems) - 10} more)" if len(self.problems) > 10 else ""
+        super().__init__(f"cannot write the groups file: {shown}{more}")
+
+
+def unrepresentable(model: GroupsModel, *, allow_nameless: bool = False) -> list[str]:
+    """Every value in ``model`` that Prosody would read differently, with the
+    reason, as ``group 'X': ...`` sentences; empty when the model can be written."""
+    problems: list[str] = []
+    names: dict[str, tuple[str | None, str]] = {}
+    for group in model.groups:
+        where = f"group {group.name!r}"
+        if group.name == "":
+            problems.append(f"{where}: a group needs a name")
+        elif group.name != group.name.strip(_LUA_SPACE):
+            problems.append(f"{where}: the name starts or ends with white space")
+        if not _printable(group.name):
+            problems.append(f"{where}: the name holds control characters")
+        if group.name.startswith("+") and not group.public:
+            problems.append(f"{where}: a private group's name cannot start with '+' ([+X] makes X public)")
+        for jid, name in group.members.items():
+            if not jidlib.is_prepared(jid):
+                prepared = jidlib.prep(jid)
+                why = "is not a valid JID" if prepared is None else f"is not in prepared form (Prosody reads {prepared!r})"
+                problems.append(f"{where}: member {jid!r} {why}")
+            elif "=" in jid or not _printable(jid) or any(c in _LUA_SPACE for c in jid):
+                problems.append(f"{where}: member {jid!r} holds '=', white space or control characters")
+            if name is None:
+                if not allow_nameless:
+                    problems.append(f"{where}: member {jid} has no name (a nameless line wipes users' own names)")
+            elif not _printable(name):
+                problems.append(f"{where}: member {jid}: the name {name!r} holds control characters or line breaks")
+            elif name != name.strip(_LUA_SPACE):
+                problems.append(f"{where}: member {jid}: the name {name!r} starts or ends with white space")
+            other = names.setdefault(jid, (name, group.name))
+            if other[0] != name:
+                problems.append(
+                    f"{where}: member {jid} is named {name!r} here but {other[0]!r} in group {other[1]!r}"
+                )
+    return problems
+
+
+def render(model: GroupsModel, *, allow_nameless: bool = False) -> str:
+    """The groups file for ``model``: groups by name, members by JID, UTF-8
+    text with LF line ends and nothing else.  Raises :class:`RenderError`
+    when a value cannot be written faithfully, or when the text read back as
+    Prosody reads it differs from the model (a bug, never a written file)."""
+    problems = unrepresentable(model, allow_nameless=allow_nameless)
+    if problems:
+        raise RenderError(problems)
+    text = "".join(_lines(model))
+    back = parse(text)
+    leftovers = [d for d in back.diagnostics if not (allow_nameless and d.code == "nameless")]
+    if leftovers or back.to_model() != model:
+        detail = [str(d) for d in leftovers] or ["the text read back differs from the intended groups"]
+        raise RenderError(["verification failed: " + p for p in detail])
+    return text
+
+
+def _lines(model: GroupsModel) -> Iterable[str]:
+    for group in model.groups:
+        yield f"[{'+' if group.public else ''}{group.name}]\n"
+        members = group.members
+        for jid in sorted(members):
+            name = members[jid]
+            if name is not None:
+                yield f"{jid}={name}\n"
+            elif _HEADER.match(jid):
+                yield f"{jid}=\n"  # the same empty name, without looking like a header
+            else:
+                yield f"{jid}\n"
+
+
+def sanitise(model: GroupsModel) -> tuple[GroupsModel, list[str]]:
+    """Repair what can be repaired without changing anyone's identity: control
+    characters and line breaks in names become a space, names are trimmed, and
+    a name left empty becomes no name.  Members whose JID cannot be written are
+    dropped.  Returns the new model and one message per change."""
+    messages: list[str] = []
+    groups = []
+    for group in model.groups:
+        group_name = _clean(group.name)
+        if group_name != group.name:
+            messages.append(f"group {group.name!r}: name cleaned to {group_name!r}")
+        members: dict[str, str | None] = {}
+        for jid, name in group.members.items():
+            if not jidlib.is_prepared(jid) or "=" in jid or not _printable(jid) or any(c in _LUA_SPACE for c in jid):
+                messages.append(f"group {group.name!r}: member {jid!r} dropped: the JID cannot be written")
+                continue
+            clean = _clean(name) if name is not None else None
+            if clean != name:
+                messages.append(f"group {group.name!r}: member {jid}: name {name!r} cleaned to {clean!r}")
+            members[jid] = clean or None
+        groups.append(SharedGroup(group_name, members, group.public))
+    return GroupsModel.of(groups), messages
+
+
+_BAD_RUN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]+")
+
+
+def _clean(text: str) -> str:
+    return _BAD_RUN.sub(" ", text).strip(_LUA_SPACE)
