@@ -148,7 +148,7 @@ def _stringprep(text: str, case_fold: bool, prohibited) -> str | None:
         raw = text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates: bytes that were not UTF-8
         return None
-    if len(raw) >= _MAX_BYTES or "\0" in text:
+    if len(raw) >= _MAX_BYTES:
         return None
     out = []
     for ch in text:
