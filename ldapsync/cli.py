@@ -123,7 +123,8 @@ def preview(jid: str, groups_file: str, host: str | None, personal: str | None, 
     in file order, then the public groups; every shared contact gets
     subscription "both" and the name from the last group applied, replacing
     a personal name.  JID is prepared as Prosody prepares it, so
-    ALICE@EXAMPLE.COM means alice@example.com.
+    ALICE@EXAMPLE.COM means alice@example.com.  Names are shown as the
+    client reads them (XML turns a carriage return or tab into a space).
     """
     user = _user_jid(jid, host)
     parsed = _read_groups(groups_file)
@@ -133,7 +134,7 @@ def preview(jid: str, groups_file: str, host: str | None, personal: str | None, 
             items = rosterlib.load_personal_roster(personal)
         except rosterlib.PersonalRosterError as exc:
             raise UserError(str(exc), ExitCode.DATAERR) from None
-    result = rosterlib.sorted_items(rosterlib.build_roster(parsed, user, items))
+    result = rosterlib.received_items(rosterlib.build_roster(parsed, user, items))
     if as_json:
         _emit_json([item.as_json() for item in result])
         return

@@ -158,7 +158,7 @@ def parse(text: str) -> GroupsFile:
         else:
             member_of.append(current)
         # Everything below only explains; the fast path above is what Prosody does.
-        if token != jid or token_match.end() < len(entry.rstrip(_LUA_SPACE)) or eq < 0 or (
+        if token != jid or token_match.end() < len(entry.rstrip(_LUA_SPACE)) or eq < 0 or not member_name or (
             member_name != member_name.strip(_LUA_SPACE) or not member_name.isprintable()
         ) or before_header:
             _check_member(warn, number, line, entry, token_match, jid, eq, member_name, before_header)
@@ -191,7 +191,7 @@ def _check_header(warn, number, line, name, is_public, header_line, plain_header
     shown = ("+" if is_public else "") + name
     if line.endswith("\r"):
         warn(number, "warning", "crlf", "the line ends with a carriage return (CRLF); Prosody ignores it in a header")
-    if name != name.strip(_LUA_SPACE) or name.startswith("+"):
+    if name != name.strip(_LUA_SPACE):
         warn(number, "warning", "header-spaces",
              f"the group is named {name!r} exactly as written between the brackets"
              + (" and is not public" if name.lstrip(_LUA_SPACE).startswith("+") and not is_public else ""))
@@ -270,6 +270,11 @@ def _check_member(warn, number, line, entry, token_match, jid, eq, member_name, 
 _BAD_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 
 
+def _writable_jid(jid: str) -> bool:
+    """A prepared JID that reads back as itself on a member line."""
+    return not ("=" in jid or jid.startswith("[") or not _printable(jid) or any(c in _LUA_SPACE for c in jid))
+
+
 def _printable(text: str) -> bool:
     """No control characters, line or paragraph separators, or bytes that
     were not UTF-8 (surrogate escapes)."""
@@ -306,8 +311,9 @@ def unrepresentable(model: GroupsModel, *, allow_nameless: bool = False) -> list
                 prepared = jidlib.prep(jid)
                 why = "is not a valid JID" if prepared is None else f"is not in prepared form (Prosody reads {prepared!r})"
                 problems.append(f"{where}: member {jid!r} {why}")
-            elif "=" in jid or not _printable(jid) or any(c in _LUA_SPACE for c in jid):
-                problems.append(f"{where}: member {jid!r} holds '=', white space or control characters")
+            elif not _writable_jid(jid):
+                problems.append(f"{where}: member {jid!r} holds '=', white space or control characters, "
+                                "or starts with '[' like a group header")
             if name is None:
                 if not allow_nameless:
                     problems.append(f"{where}: member {jid} has no name (a nameless line wipes users' own names)")
@@ -346,28 +352,28 @@ def _lines(model: GroupsModel) -> Iterable[str]:
         members = group.members
         for jid in sorted(members):
             name = members[jid]
-            if name is not None:
-                yield f"{jid}={name}\n"
-            elif _HEADER.match(jid):
-                yield f"{jid}=\n"  # the same empty name, without looking like a header
-            else:
-                yield f"{jid}\n"
+            yield f"{jid}\n" if name is None else f"{jid}={name}\n"
 
 
 def sanitise(model: GroupsModel) -> tuple[GroupsModel, list[str]]:
     """Repair what can be repaired without changing anyone's identity: control
     characters and line breaks in names become a space, names are trimmed, and
     a name left empty becomes no name.  Members whose JID cannot be written are
-    dropped.  Returns the new model and one message per change."""
+    dropped.  Returns the new model and one message per change; raises
+    :class:`RenderError` when two group names clean to the same name."""
     messages: list[str] = []
     groups = []
+    taken: dict[str, str] = {}
     for group in model.groups:
         group_name = _clean(group.name)
         if group_name != group.name:
             messages.append(f"group {group.name!r}: name cleaned to {group_name!r}")
+        if group_name in taken:
+            raise RenderError([f"groups {taken[group_name]!r} and {group.name!r} both clean to {group_name!r}"])
+        taken[group_name] = group.name
         members: dict[str, str | None] = {}
         for jid, name in group.members.items():
-            if not jidlib.is_prepared(jid) or "=" in jid or not _printable(jid) or any(c in _LUA_SPACE for c in jid):
+            if not jidlib.is_prepared(jid) or not _writable_jid(jid):
                 messages.append(f"group {group.name!r}: member {jid!r} dropped: the JID cannot be written")
                 continue
             clean = _clean(name) if name is not None else None

@@ -76,7 +76,28 @@ def build_roster(groups_file: GroupsFile, user: str, personal: Iterable[RosterIt
 
 
 def sorted_items(roster: Mapping[str, RosterItem]) -> list[RosterItem]:
+    """The roster as Prosody holds it, sorted by JID."""
     return [roster[j] for j in sorted(roster)]
+
+
+def received_items(roster: Mapping[str, RosterItem]) -> list[RosterItem]:
+    """The roster as the client reads it, sorted by JID.
+
+    Prosody puts names into XML as they are; the client's XML parser then
+    turns a carriage return or tab in a name (an attribute) into a space, and
+    a carriage return in a group name (element text) into a line feed.
+    """
+    return [_as_received(roster[j]) for j in sorted(roster)]
+
+
+def _as_received(item: RosterItem) -> RosterItem:
+    name = item.name
+    if name is not None and ("\r" in name or "\t" in name):
+        name = name.replace("\r\n", " ").replace("\r", " ").replace("\t", " ")
+    groups = item.groups
+    if any("\r" in g for g in groups):
+        groups = tuple(sorted(g.replace("\r\n", "\n").replace("\r", "\n") for g in groups))
+    return item if (name is item.name and groups is item.groups) else item._replace(name=name, groups=groups)
 
 
 class PersonalRosterError(ValueError):

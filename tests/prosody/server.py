@@ -153,7 +153,7 @@ async def _fetch_roster(jid: str, password: str, port: int) -> list[dict]:
     client.enable_starttls = False
     client.enable_direct_tls = False
     client.enable_plaintext = True
-    client["feature_mechanisms"].unencrypted_plain = True
+    client.plugin["feature_mechanisms"].unencrypted_plain = True
     loop = asyncio.get_running_loop()
     result: asyncio.Future = loop.create_future()
 

@@ -1,0 +1,96 @@
+"""Group changes and per-user roster impact, checked against rosters built one by one."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ldapsync.diff import RosterChange, diff, group_changes, roster_changes
+from ldapsync.groupsfile import parse
+from ldapsync.roster import build_roster
+
+
+def naive_counts(old, new, user):
+    """Gained, lost, renamed, regrouped contacts of one user, from two full rosters."""
+    a, b = build_roster(old, user), build_roster(new, user)
+    counts = [0, 0, 0, 0]
+    for contact in a.keys() | b.keys():
+        x, y = a.get(contact), b.get(contact)
+        if x is None:
+            counts[0] += 1
+        elif y is None:
+            counts[1] += 1
+        else:
+            counts[2] += x.name != y.name
+            counts[3] += x.groups != y.groups
+    return counts
+
+
+def test_group_changes():
+    old = parse("[A]\na@x=A\nb@x=B\n[B]\nc@x=C\n[+P]\n")
+    new = parse("[A]\na@x=Anna\nd@x=D\n[+B]\nc@x=C\n[Q]\n")
+    changes = {g.group: g for g in group_changes(old, new)}
+    assert changes["A"].added == (("d@x", "D"),) and changes["A"].removed == ("b@x",)
+    assert changes["A"].renamed == (("a@x", "A", "Anna"),)
+    assert (changes["B"].public_before, changes["B"].public_after) == (False, True)
+    assert changes["P"].status == "removed" and changes["Q"].status == "added"
+    assert group_changes(old, old) == []
+
+
+def test_identical_files_have_no_diff():
+    text = "[+Staff]\na@x=A\nb@x=B\n[T]\na@x=A\n"
+    result = diff(parse(text), parse(text))
+    assert not result.changed and result.summary() == "no changes"
+
+
+def test_roster_impact_sentences():
+    old = parse("[Team]\nalice@x=Alice\nbob@x=Bob\n")
+    new = parse("[Team]\nalice@x=Alice\nbob@x=Bob\ncarol@x=Carol\ndave@x=Dave\nerin@x=Erin\n")
+    users = {c.user: c for c in diff(old, new).users}
+    assert users["alice@x"].sentence() == "alice@x gains 3 contacts"
+    assert users["carol@x"].sentence() == "carol@x gains 4 contacts, joins 'Team'"
+    assert RosterChange("u@x", lost=1, renamed=2).sentence() == "u@x loses 1 contact, sees 2 contacts renamed"
+
+
+def test_public_group_changes_reach_every_other_user():
+    old = parse("[+Staff]\na@x=A\n")
+    new = parse("[+Staff]\na@x=A\nb@x=B\n")
+    result = diff(old, new)
+    assert result.others == RosterChange(None, gained=1)
+    assert result.others.sentence() == "every other user of the host gains 1 contact"
+    assert diff(parse("[T]\na@x=A\n"), parse("[T]\na@x=A\nb@x=B\n")).others is None
+
+
+def test_large_groups_are_counted_exactly():
+    staff = "".join(f"u{i}@x=U{i}\n" for i in range(3000))
+    old = parse(f"[Staff]\n{staff}[Team]\nu1@x=U1\nu2@x=U2\n")
+    new = parse(f"[Staff]\n{staff.replace('u5@x=U5', 'u5@x=Five')}new@x=New\n[Team]\nu1@x=U1\nu2@x=U2\nu3@x=U3\n")
+    changes = {c.user: c for c in roster_changes(old, new, big_group=100)[0]}
+    for user in ("u1@x", "u3@x", "u5@x", "new@x", "u100@x"):
+        c = changes[user]
+        assert [c.gained, c.lost, c.renamed, c.regrouped] == naive_counts(old, new, user), user
+    assert changes["new@x"].gained == 3000
+    assert len(changes) == 3001
+
+
+LINES = st.one_of(
+    st.builds(lambda p, g: f"[{p}{g}]", st.sampled_from(["", "+"]), st.sampled_from("ABCD")),
+    st.builds(lambda u, eq, n: f"{u}@x{eq}{n}", st.sampled_from("abcdefg"), st.sampled_from(["=", ""]),
+              st.sampled_from(["", "N", "M"])),
+)
+FILES = st.lists(LINES, max_size=20).map(lambda lines: parse("\n".join(lines)))
+
+
+@settings(max_examples=500, deadline=None)
+@given(FILES, FILES, st.sampled_from([0, 1, 2, 3, 1000]))
+def test_roster_impact_equals_rosters_built_one_by_one(old, new, big_group):
+    changes, others = roster_changes(old, new, big_group=big_group)
+    got = {c.user: [c.gained, c.lost, c.renamed, c.regrouped] for c in changes}
+    for user in sorted(old.memberships.keys() | new.memberships.keys()):
+        expected = naive_counts(old, new, user)
+        assert got.get(user, [0, 0, 0, 0]) == expected, user
+    outsider = naive_counts(old, new, "nobody@elsewhere")
+    if others is None:
+        assert outsider == [0, 0, 0, 0]
+    else:
+        assert [others.gained, others.lost, others.renamed, others.regrouped] == outsider

@@ -1,0 +1,329 @@
+"""The groups file: every reading rule of DESIGN.md §2, the diagnostics, the writer."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from ldapsync.groupsfile import RenderError, parse, render, sanitise, unrepresentable
+from ldapsync.model import GroupsModel, SharedGroup
+
+
+def codes(text: str) -> list[tuple[int, str]]:
+    return [(d.line, d.code) for d in parse(text).diagnostics]
+
+
+# --- reading: headers -------------------------------------------------------------------
+
+
+def test_member_lines_before_any_header_belong_to_default():
+    f = parse("alice@x=Alice\n[Team]\nbob@x=Bob\n")
+    assert dict(f.groups["default"]) == {"alice@x": "Alice"}
+    assert (1, "default-group") in codes("alice@x=Alice\n")
+
+
+def test_default_group_exists_but_is_not_in_the_model_when_empty():
+    f = parse("[Team]\nbob@x=Bob\n")
+    assert "default" in f.groups
+    assert [g.name for g in f.to_model().groups] == ["Team"]
+
+
+@pytest.mark.parametrize(
+    ("line", "name"),
+    [
+        ("[Team]", "Team"),
+        ("  [Team]  ", "Team"),  # white space outside the brackets is ignored
+        ("[Team]\r", "Team"),  # so is a CRLF file's \r
+        ("\t[Team]\v\f", "Team"),
+        ("[  X  ]", "  X  "),  # the name is verbatim
+        ("[]", ""),
+        ("[a]b]", "a]b"),  # between the first [ and the last ]
+        ("[[x]]", "[x]"),
+        ("[R&D = Europe]", "R&D = Europe"),
+    ],
+)
+def test_header_names(line, name):
+    f = parse(line + "\nm@x=M\n")
+    assert f.groups[name] == {"m@x": "M"}
+
+
+@pytest.mark.parametrize("line", ["[T2] # note", "\ufeff[Team]", "[Team] x", "x [Team]"])
+def test_lines_that_look_like_headers_but_are_member_lines(line):
+    f = parse(line + "\n")
+    assert set(f.groups) == {"default"}
+
+
+def test_header_with_trailing_text_is_read_as_a_member_and_reported():
+    f = parse("[T2] # note\n")
+    assert dict(f.groups["default"]) == {"[t2]": ""}
+    assert (1, "header-trailing-text") in codes("[T2] # note\n")
+    assert (1, "extra-text") in codes("[T2] # note\n")
+
+
+def test_bom_before_a_header_makes_a_member_line():
+    text = "\ufeff[Team]\nalice@x=A\n"
+    f = parse(text)
+    assert "Team" not in f.groups
+    assert f.groups["default"] == {"[team]": "", "alice@x": "A"}
+    assert (1, "bom") in codes(text)
+
+
+@pytest.mark.parametrize(
+    ("header", "name", "public"),
+    [("[+Staff]", "Staff", True), ("[++Staff]", "+Staff", True), ("[ +Staff]", " +Staff", False),
+     ("[+]", "", True), ("[Staff]", "Staff", False)],
+)
+def test_plus_marks_public_groups(header, name, public):
+    f = parse(f"{header}\na@x=A\n")
+    assert f.groups[name] == {"a@x": "A"}
+    assert (name in f.public) is public
+
+
+def test_public_belongs_to_the_name_and_repeated_headers_merge():
+    f = parse("[Ops]\na@x=A\n[Dev]\nb@x=B\n[+Ops]\nc@x=C\n")
+    assert f.groups["Ops"] == {"a@x": "A", "c@x": "C"}
+    assert list(f.public) == ["Ops"]
+    model = f.to_model()
+    assert model.group("Ops").public and not model.group("Dev").public
+    found = codes("[Ops]\na@x=A\n[Dev]\nb@x=B\n[+Ops]\nc@x=C\n")
+    assert (5, "duplicate-header") in found and (5, "public-later") in found
+
+
+def test_group_names_are_case_sensitive():
+    f = parse("[ops]\na@x=A\n[Ops]\nb@x=B\n")
+    assert f.groups["ops"] == {"a@x": "A"} and f.groups["Ops"] == {"b@x": "B"}
+
+
+def test_public_order_keeps_repeats():
+    f = parse("[+A]\n[+B]\n[+A]\n")
+    assert list(f.public) == ["A", "B", "A"]
+
+
+# --- reading: member lines -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "jid", "name"),
+    [
+        ("alice@x=Alice", "alice@x", "Alice"),
+        ("alice@x=A=B", "alice@x", "A=B"),  # split at the first =
+        ("alice@x= Alice Smith ", "alice@x", " Alice Smith "),  # untrimmed
+        ("alice@x=Al\tice # not a comment", "alice@x", "Al\tice # not a comment"),
+        ("alice@x=Alice\r", "alice@x", "Alice\r"),  # a CRLF line keeps \r in the name
+        ("alice@x", "alice@x", ""),  # no = : the name "", never "no name"
+        ("alice@x\r", "alice@x", ""),
+        ("alice@x=", "alice@x", ""),
+        ("  alice@x  =Alice", "alice@x", "Alice"),
+        ("alice@x bob@x=Alice", "alice@x", "Alice"),  # only the first token
+        ("a=b@x", "a", "b@x"),  # a JID cannot contain =
+        ("ALICE@X=Alice", "alice@x", "Alice"),  # prepared
+        ("# a comment", "#", ""),  # no comments
+        ("; a=b", ";", "b"),
+    ],
+)
+def test_member_lines(line, jid, name):
+    f = parse("[G]\n" + line + "\n")
+    assert f.groups["G"] == {jid: name}
+    assert list(f.memberships[jid]) == ["G"]
+
+
+def test_last_line_for_a_jid_sets_its_name_even_a_nameless_one():
+    f = parse("[G]\nalice@x=Alice\nalice@x\n")
+    assert f.groups["G"] == {"alice@x": ""}
+    assert list(f.memberships["alice@x"]) == ["G", "G"]
+    assert (3, "duplicate-member") in codes("[G]\nalice@x=Alice\nalice@x\n")
+
+
+def test_invalid_jids_and_blank_lines_are_skipped():
+    text = "[G]\n\n   \n@x=Nobody\na@b@x=Two ats\nal:ice@x\n=Only a name\nok@x=OK\n"
+    f = parse(text)
+    assert f.groups["G"] == {"ok@x": "OK"}
+    errors = [(d.line, d.code) for d in f.diagnostics if d.severity == "error"]
+    assert errors == [(4, "invalid-jid"), (5, "invalid-jid"), (6, "invalid-jid"), (7, "invalid-jid")]
+
+
+def test_lines_split_on_newline_only():
+    f = parse("[G]\ra@x=A\rB\nb@x=B")  # \r is no line break: line 1 is a member line
+    assert f.groups["default"] == {"[g]": "A\rB", "b@x": "B"}  # and the unterminated last line counts
+    assert parse("[G]\na@x=A\rstill the name\n").groups["G"] == {"a@x": "A\rstill the name"}
+    assert parse("[G]\nb@x=B").groups["G"] == {"b@x": "B"}
+
+
+def test_invalid_utf8_jid_is_skipped_with_a_reason():
+    raw = b"[G]\n\xff@x=Bad\nok@x=\xffName\n".decode("utf-8", "surrogateescape")
+    f = parse(raw)
+    assert list(f.groups["G"]) == ["ok@x"]
+    messages = [d.message for d in f.diagnostics]
+    assert any("not valid UTF-8" in m for m in messages)
+    assert any(d.code == "control-char" for d in f.diagnostics)
+
+
+def test_memberships_follow_member_line_order():
+    f = parse("[B]\nu@x=U\n[A]\nu@x=U\n[B]\nu@x=U\n")
+    assert list(f.memberships["u@x"]) == ["B", "A", "B"]
+    assert f.applied_groups("u@x") == ["B", "A", "B"]
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("[G]\n# comment\n", "comment"),
+        ("[G]\nAlice@X=A\n", "unprepared-jid"),
+        ("[G]\na@x\n", "nameless"),
+        ("[G]\na@x=\n", "nameless"),
+        ("[G]\na@x= A\n", "untrimmed-name"),
+        ("[G]\na@x=A\x07\n", "control-char"),
+        ("[G]\na@x=A\r\n", "crlf"),
+        ("[G]\r\n", "crlf"),
+        ("[G]\na@x=A\n[H]\na@x=B\n", "name-conflict"),
+        ("[ G ]\n", "header-spaces"),
+        ("[]\n", "empty-group-name"),
+        ("[G\x01]\n", "control-char"),
+    ],
+)
+def test_diagnostics(text, code):
+    assert code in [c for _, c in codes(text)]
+
+
+def test_a_clean_file_has_no_diagnostics():
+    assert parse("[+Staff]\nalice@example.com=Alice\n[Team]\nbob@example.com=Bob\n").diagnostics == ()
+    assert parse("").diagnostics == ()
+
+
+# --- writing ---------------------------------------------------------------------------
+
+
+def model(*groups: SharedGroup) -> GroupsModel:
+    return GroupsModel.of(groups)
+
+
+def test_render_is_sorted_lf_and_without_bom():
+    m = model(
+        SharedGroup("Team", {"zed@x": "Zed", "al@x": "Al"}),
+        SharedGroup("All Staff", {"al@x": "Al"}, public=True),
+    )
+    text = render(m)
+    assert text == "[+All Staff]\nal@x=Al\n[Team]\nal@x=Al\nzed@x=Zed\n"
+    assert render(GroupsModel.of(reversed(m.groups))) == text  # same model, same bytes
+    assert not text.startswith("\ufeff") and "\r" not in text
+
+
+def test_render_of_an_empty_model_is_empty():
+    assert render(GroupsModel()) == ""
+
+
+@pytest.mark.parametrize(
+    ("group", "why"),
+    [
+        (SharedGroup("Team", {"a@x": "Line\nbreak"}), "control characters or line breaks"),
+        (SharedGroup("Team", {"a@x": "Tab\there"}), "control characters"),
+        (SharedGroup("Team", {"a@x": " padded"}), "white space"),
+        (SharedGroup("Team", {"A@x": "A"}), "not in prepared form"),
+        (SharedGroup("Team", {"a=b@x": "A"}), "'='"),
+        (SharedGroup("Team", {"a@exa mple": "A"}), "white space"),
+        (SharedGroup("Team", {"@x": "A"}), "not a valid JID"),
+        (SharedGroup("Team", {"a@x": None}), "no name"),
+        (SharedGroup("+Team", {"a@x": "A"}), "cannot start with '+'"),
+        (SharedGroup("Te\nam", {"a@x": "A"}), "control characters"),
+        (SharedGroup(" Team", {"a@x": "A"}), "white space"),
+        (SharedGroup("", {"a@x": "A"}), "needs a name"),
+    ],
+)
+def test_render_refuses_what_prosody_cannot_read_back(group, why):
+    with pytest.raises(RenderError) as err:
+        render(model(group))
+    assert why in str(err.value)
+
+
+def test_render_refuses_two_names_for_one_jid():
+    m = model(SharedGroup("A", {"u@x": "One"}), SharedGroup("B", {"u@x": "Two"}))
+    assert any("named 'Two' here but 'One'" in p for p in unrepresentable(m))
+
+
+def test_nameless_members_only_when_allowed():
+    m = model(SharedGroup("G", {"a@x": None, "b@x": "B"}))
+    text = render(m, allow_nameless=True)
+    assert text == "[G]\na@x\nb@x=B\n"
+    assert parse(text).to_model() == m
+
+
+def test_a_member_line_never_looks_like_a_header():
+    with pytest.raises(RenderError, match="like a group header"):
+        render(model(SharedGroup("G", {"[x]": "X"})))
+
+
+def test_public_group_whose_name_starts_with_plus():
+    m = model(SharedGroup("+1 Team", {"a@x": "A"}, public=True))
+    assert render(m) == "[++1 Team]\na@x=A\n"
+
+
+def test_sanitise_cleans_names_and_drops_unwritable_members():
+    m = model(SharedGroup("Team\n", {"a@x": "Al\r\nice ", "b@x": "\x00", "B@x": "Bad"}))
+    clean, messages = sanitise(m)
+    assert clean == model(SharedGroup("Team", {"a@x": "Al ice", "b@x": None}))
+    assert len(messages) == 4
+    assert render(clean, allow_nameless=True)
+
+
+# --- properties ------------------------------------------------------------------------
+
+NAME_CHARS = st.sampled_from(list("aZ09 =#[]+-.'\"&;\\/") + ["é", "ß", "Ä", "\u05d0", "\u0627", "中", "\u00a0",
+                                                             "\t", "\r", "\n", "\x00", "\x1b", "\u2028", "\ufeff", "😀"])
+names = st.lists(NAME_CHARS, max_size=12).map("".join)
+jids = st.one_of(
+    st.from_regex(r"[a-z0-9._-]{1,8}@(example\.com|ex\.org)", fullmatch=True),
+    st.lists(st.sampled_from(list("abcAB09.=@/ ") + ["é", "É", "ß", "\u05d0", "中", "\x01"]), min_size=1, max_size=10).map("".join),
+)
+
+
+@st.composite
+def models(draw):
+    people = draw(st.lists(jids, max_size=8, unique=True))
+    display = {p: draw(st.one_of(st.none(), names)) for p in people}
+    groups = []
+    for group_name in draw(st.lists(names, max_size=5, unique=True)):
+        members = draw(st.lists(st.sampled_from(people), unique=True)) if people else []
+        groups.append(SharedGroup(group_name, {m: display[m] for m in members}, draw(st.booleans())))
+    return GroupsModel.of(groups)
+
+
+@settings(max_examples=400, deadline=None)
+@given(models(), st.booleans())
+def test_what_the_writer_accepts_reads_back_identically(m, allow_nameless):
+    try:
+        text = render(m, allow_nameless=allow_nameless)
+    except RenderError:
+        assume(False)
+    assert parse(text).to_model() == m
+    assert text.encode("utf-8") == render(m, allow_nameless=allow_nameless).encode("utf-8")
+
+
+@settings(max_examples=300, deadline=None)
+@given(models())
+def test_sanitised_models_always_render(m):
+    try:
+        clean, _ = sanitise(m)
+    except RenderError as exc:
+        assert "both clean to" in str(exc)
+        assume(False)
+    names_by_jid: dict = {}
+    for g in clean.groups:
+        for j, n in g.members.items():
+            names_by_jid.setdefault(j, set()).add(n)
+    assume(all(len(v) == 1 for v in names_by_jid.values()))
+    assume(all(g.name and (g.public or not g.name.startswith("+")) for g in clean.groups))
+    text = render(clean, allow_nameless=True)
+    assert parse(text).to_model() == clean
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text())
+def test_the_parser_never_raises_on_any_text(text):
+    parse(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary())
+def test_the_parser_never_raises_on_any_bytes(data):
+    parse(data.decode("utf-8", "surrogateescape"))
