@@ -135,6 +135,11 @@ def preview(jid: str, groups_file: str, host: str | None, personal: str | None, 
         except rosterlib.PersonalRosterError as exc:
             raise UserError(str(exc), ExitCode.DATAERR) from None
     result = rosterlib.received_items(rosterlib.build_roster(parsed, user, items))
+    broken = [i.jid for i in result if not all(map(groupsfile.xml_safe, (i.name or "", *i.groups)))]
+    if broken:
+        raise UserError(
+            f"Prosody cannot send {user} a roster: the name or a group of {', '.join(broken[:5])} holds characters "
+            f"XML cannot carry (run 'ldapsync check {groups_file}')", ExitCode.DATAERR)
     if as_json:
         _emit_json([item.as_json() for item in result])
         return

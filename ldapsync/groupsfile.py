@@ -29,6 +29,7 @@ __all__ = [
     "render",
     "sanitise",
     "unrepresentable",
+    "xml_safe",
 ]
 
 DEFAULT_GROUP = "default"
@@ -38,7 +39,11 @@ _HEADER = re.compile(r"[ \t\n\v\f\r]*\[(.*?)\][ \t\n\v\f\r]*\Z", re.DOTALL)
 # entryjid:match("%S+")
 _TOKEN = re.compile(r"[^ \t\n\v\f\r]+")
 _LUA_SPACE = jidlib.LUA_SPACE
-_COMMENT_MARKS = ("#", ";", "//", "--")
+_COMMENT_MARKS = ("#", ";", "//")
+
+
+def _looks_like_comment(token: str) -> bool:
+    return token.startswith(_COMMENT_MARKS) and "@" not in token
 
 
 Severity = Literal["error", "warning"]
@@ -197,7 +202,10 @@ def _check_header(warn, number, line, name, is_public, header_line, plain_header
              + (" and is not public" if name.lstrip(_LUA_SPACE).startswith("+") and not is_public else ""))
     if name == "":
         warn(number, "warning", "empty-group-name", f"[{shown}] makes a group with an empty name")
-    if not _printable(name):
+    if not xml_safe(name):
+        warn(number, "error", "breaks-roster", f"the group name {name!r} holds characters XML cannot carry: "
+             "Prosody fails to send the roster of every user who gets this group")
+    elif not _printable(name):
         warn(number, "warning", "control-char", f"the group name {name!r} holds control characters")
     if name in header_line:
         warn(number, "warning", "duplicate-header",
@@ -217,7 +225,7 @@ def _invalid_jid(warn, number, line, token) -> None:
         hint = "; a byte-order mark (BOM) starts the line"
     elif stripped.startswith("[") and "]" in stripped:
         hint = "; text after ']' makes this a member line, not a group header"
-    elif token.startswith(_COMMENT_MARKS):
+    elif _looks_like_comment(token):
         hint = "; a groups file has no comments"
     elif any(0xDC80 <= ord(c) <= 0xDCFF for c in line):
         hint = "; the line is not valid UTF-8"
@@ -236,7 +244,7 @@ def _check_member(warn, number, line, entry, token_match, jid, eq, member_name, 
     elif stripped.startswith("[") and "]" in stripped:
         warn(number, "warning", "header-trailing-text",
              f"text after ']' makes Prosody read this as the member {jid}, not as a group header")
-    elif token.startswith(_COMMENT_MARKS):
+    elif _looks_like_comment(token):
         warn(number, "warning", "comment",
              f"a groups file has no comments: Prosody reads this line as the member {jid}")
     elif token != jid:
@@ -258,7 +266,10 @@ def _check_member(warn, number, line, entry, token_match, jid, eq, member_name, 
              "the line ends with a carriage return (CRLF): Prosody keeps it at the end of the name")
     elif member_name != member_name.strip(_LUA_SPACE):
         warn(number, "warning", "untrimmed-name", f"Prosody keeps the spaces around the name {member_name!r}")
-    if not _printable(member_name.rstrip("\r")):
+    if not xml_safe(member_name):
+        warn(number, "error", "breaks-roster", f"the name {member_name!r} holds characters XML cannot carry: "
+             f"Prosody fails to send the roster of every user who gets {jid}")
+    elif not _printable(member_name.rstrip("\r")):
         warn(number, "warning", "control-char", f"the name {member_name!r} holds control characters")
     if member_name == "":
         warn(number, "warning", "nameless",
@@ -273,6 +284,17 @@ _BAD_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 def _writable_jid(jid: str) -> bool:
     """A prepared JID that reads back as itself on a member line."""
     return not ("=" in jid or jid.startswith("[") or not _printable(jid) or any(c in _LUA_SPACE for c in jid))
+
+
+# XML 1.0 "Char": what util.stanza accepts in attribute values and text.
+_XML_UNSAFE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(text: str) -> bool:
+    """False when Prosody's util.stanza would refuse ``text`` in a roster item
+    (control characters, U+FFFE/U+FFFF, bytes that were not UTF-8): Prosody
+    then fails the whole roster request of the user."""
+    return _XML_UNSAFE.search(text) is None
 
 
 def _printable(text: str) -> bool:

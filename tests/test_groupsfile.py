@@ -156,7 +156,7 @@ def test_invalid_utf8_jid_is_skipped_with_a_reason():
     assert list(f.groups["G"]) == ["ok@x"]
     messages = [d.message for d in f.diagnostics]
     assert any("not valid UTF-8" in m for m in messages)
-    assert any(d.code == "control-char" for d in f.diagnostics)
+    assert any(d.code == "breaks-roster" for d in f.diagnostics)
 
 
 def test_memberships_follow_member_line_order():
@@ -173,13 +173,15 @@ def test_memberships_follow_member_line_order():
         ("[G]\na@x\n", "nameless"),
         ("[G]\na@x=\n", "nameless"),
         ("[G]\na@x= A\n", "untrimmed-name"),
-        ("[G]\na@x=A\x07\n", "control-char"),
+        ("[G]\na@x=A\x07\n", "breaks-roster"),
+        ("[G]\na@x=A\tB\n", "control-char"),
+        ("[G]\na@x=A\u2028B\n", "control-char"),
         ("[G]\na@x=A\r\n", "crlf"),
         ("[G]\r\n", "crlf"),
         ("[G]\na@x=A\n[H]\na@x=B\n", "name-conflict"),
         ("[ G ]\n", "header-spaces"),
         ("[]\n", "empty-group-name"),
-        ("[G\x01]\n", "control-char"),
+        ("[G\x01]\n", "breaks-roster"),
     ],
 )
 def test_diagnostics(text, code):

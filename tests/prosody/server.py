@@ -129,9 +129,9 @@ class Prosody:
         lines.append("};")
         path.write_text("\n".join(lines) + "\n")
 
-    def fetch_roster(self, username: str) -> list[dict]:
+    def fetch_roster(self, username: str, timeout: float = 15) -> list[dict]:
         """Log in as username@HOST with slixmpp and return the roster Prosody sends."""
-        return asyncio.run(_fetch_roster(f"{username}@{HOST}", PASSWORD, self.port))
+        return asyncio.run(_fetch_roster(f"{username}@{HOST}", PASSWORD, self.port, timeout))
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -146,7 +146,7 @@ def _lua(text: str) -> str:
     return '"' + "".join(f"\\{b}" for b in text.encode("utf-8")) + '"'
 
 
-async def _fetch_roster(jid: str, password: str, port: int) -> list[dict]:
+async def _fetch_roster(jid: str, password: str, port: int, timeout: float) -> list[dict]:
     import slixmpp  # test dependency
 
     client = slixmpp.ClientXMPP(jid, password)
@@ -160,7 +160,7 @@ async def _fetch_roster(jid: str, password: str, port: int) -> list[dict]:
     async def on_session_start(_event) -> None:
         try:
             iq = client.make_iq_get(queryxmlns="jabber:iq:roster")
-            reply = await iq.send(timeout=15)
+            reply = await iq.send(timeout=timeout)
             if not result.done():
                 result.set_result(_roster_items(reply.xml))
         except Exception as exc:  # surfaced to the test below
@@ -176,7 +176,7 @@ async def _fetch_roster(jid: str, password: str, port: int) -> list[dict]:
     client.add_event_handler("connection_failed", on_failure)
     client.connect("127.0.0.1", port)
     try:
-        return await asyncio.wait_for(result, 30)
+        return await asyncio.wait_for(result, timeout + 15)
     finally:
         client.disconnect()
         try:

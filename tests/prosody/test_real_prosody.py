@@ -105,3 +105,20 @@ def test_the_scenarios_exercise_what_they_claim(prosody, capsys, tmp_path):
     # erin is only in "[ Ops ]" (name kept with its spaces) and gets the public group
     assert set(erin) == {"bob@example.com", "älice@example.com", "carol@example.com", "dave@example.com"}
     assert erin["dave@example.com"]["groups"] == [" Ops "]
+
+
+def test_a_control_character_in_a_name_breaks_the_roster_and_ldapsync_says_so(prosody, capsys):
+    """Prosody refuses to put a control character into XML: the roster request
+    of every user who gets that contact fails.  check and preview predict it."""
+    prosody.register("alice")
+    prosody.load_groups("[Team]\nalice@example.com=Alice\nbob@example.com=B\x01ob\n")
+    from slixmpp.exceptions import IqTimeout
+
+    with pytest.raises(IqTimeout):  # Prosody never answers the roster request
+        prosody.fetch_roster("alice", timeout=3)
+    assert main(["check", str(prosody.groups_file)]) == 1
+    out, _ = capsys.readouterr()
+    assert "error: the name 'B\\x01ob' holds characters XML cannot carry" in out
+    assert main(["preview", "--groups-file", str(prosody.groups_file), "alice@example.com"]) == 65
+    _, err = capsys.readouterr()
+    assert "Prosody cannot send alice@example.com a roster" in err
