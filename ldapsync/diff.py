@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 
 from ldapsync.groupsfile import GroupsFile
 
-BIG_GROUP = 1000  # members; above this a group is evaluated once, not per user
-
 _EMPTY: Mapping[str, str] = {}
+_SHARED_GROUP = 1000  # members; filtering by a group this large is worth caching
 
 
 @dataclass(frozen=True)
@@ -128,9 +127,9 @@ class Diff:
         }
 
 
-def diff(old: GroupsFile, new: GroupsFile, *, big_group: int = BIG_GROUP) -> Diff:
+def diff(old: GroupsFile, new: GroupsFile) -> Diff:
     groups = group_changes(old, new)
-    users, others = roster_changes(old, new, big_group=big_group)
+    users, others = roster_changes(old, new)
     totals = {
         "groups_added": sum(g.status == "added" for g in groups),
         "groups_removed": sum(g.status == "removed" for g in groups),
@@ -207,104 +206,59 @@ def _classify(before, after, counts: list[int], sign: int) -> None:
             counts[_REGROUPED] += sign
 
 
-def _order_kept(a: Sequence[str], b: Sequence[str]) -> bool:
-    """True when the groups both lists apply come in the same order (so a
-    contact that only common, unchanged groups hold keeps its name)."""
-    if a == b:
-        return True
-    sa, sb = set(a), set(b)
-    return [g for g in a if g in sb] == [g for g in b if g in sa]
-
-
 class _Sides:
+    """Both files, with what changed inside each group worked out once."""
+
     def __init__(self, old: GroupsFile, new: GroupsFile) -> None:
         self.old, self.new = old.groups, new.groups
-        self.changed_in: dict[str, list[str]] = {}
+        self.changed_in: dict[str, list[str]] = {}  # group -> contacts added, removed or renamed in it
+        self.added: dict[str, set[str]] = {}
+        self.removed: dict[str, set[str]] = {}
         for g in old.groups.keys() | new.groups.keys():
             a, b = old.groups.get(g, _EMPTY), new.groups.get(g, _EMPTY)
             if a != b:
                 self.changed_in[g] = [c for c in a.keys() | b.keys() if a.get(c) != b.get(c)]
-
-    def candidates(self, groups_old: Sequence[str], groups_new: Sequence[str], kept: bool) -> set[str]:
-        """Contacts whose state can differ, given the groups applied on each side."""
-        so, sn = set(groups_old), set(groups_new)
-        out: set[str] = set()
-        for g in so | sn:
-            if kept and g in so and g in sn:
-                out.update(self.changed_in.get(g, ()))
-            else:
-                if g in so:
-                    out.update(self.old.get(g, _EMPTY))
-                if g in sn:
-                    out.update(self.new.get(g, _EMPTY))
-        return out
+                self.added[g] = {c for c in self.changed_in[g] if c not in a}
+                self.removed[g] = {c for c in self.changed_in[g] if c not in b}
+        # Contacts with one name per side (every file ldapsync writes) keep it
+        # whatever order groups are applied in; the others need the order.
+        self.by_order: set[str] = set(old.several_names | new.several_names)
+        self.renamed: set[str] = set()
+        for c in set().union(*self.changed_in.values()) - self.by_order:
+            before = next((self.old[g][c] for g in old.memberships.get(c, ())), None)
+            after = next((self.new[g][c] for g in new.memberships.get(c, ())), None)
+            if before is not None and after is not None and before != after:
+                self.renamed.add(c)
 
     def members_either(self, g: str) -> Iterable[str]:
         a, b = self.old.get(g, _EMPTY), self.new.get(g, _EMPTY)
         return a.keys() | b.keys() if a is not b and a != b else a.keys()
 
 
-def roster_changes(
-    old: GroupsFile, new: GroupsFile, *, big_group: int = BIG_GROUP
-) -> tuple[list[RosterChange], RosterChange | None]:
-    """Per-user roster impact of going from ``old`` to ``new``."""
+def roster_changes(old: GroupsFile, new: GroupsFile) -> tuple[list[RosterChange], RosterChange | None]:
+    """Per-user roster impact of going from ``old`` to ``new``.
+
+    Users whose own member lines stay the same ("steady" users: nearly all of
+    them on a nightly run) are handled contact by contact (:class:`_Steady`);
+    the few whose groups changed are handled user by user (:class:`_Moving`).
+    """
     sides = _Sides(old, new)
     public_old, public_new = list(old.public), list(new.public)
-    big = {
-        g
-        for g in old.groups.keys() | new.groups.keys()
-        if len(old.groups.get(g, _EMPTY)) > big_group or len(new.groups.get(g, _EMPTY)) > big_group
-    } | set(public_old) | set(public_new)
-    # Contacts that changed inside some big group: the only ones a user whose
-    # big groups stay the same can see change through them.
-    big_changed = set().union(*(sides.changed_in.get(g, ()) for g in big))
-    overlap: dict[str, list[str]] = {}  # small group -> its members in big_changed
-
-    sig_cache: dict[tuple, tuple[list[int], set[str]]] = {}
-
-    def aggregate(big_old: tuple[str, ...], big_new: tuple[str, ...], kept: bool):
-        key = (big_old, big_new, kept)
-        hit = sig_cache.get(key)
-        if hit is None:
-            cands = sides.candidates(big_old, big_new, kept)
-            counts = [0, 0, 0, 0]
-            for c in cands:
-                _classify(_state(sides.old, big_old, c), _state(sides.new, big_new, c), counts, 1)
-            hit = sig_cache[key] = (counts, cands)
-        return hit
+    users = sorted(old.memberships.keys() | new.memberships.keys())
+    steady: set[str] = set()
+    if public_old == public_new:
+        steady = {u for u in users if old.memberships.get(u, ()) == new.memberships.get(u, ())}
+    moving = _Moving(sides, old, new)
+    steady_counts, everyone = _Steady(sides, old, new, steady).run()
 
     changes = []
-    for user in sorted(old.memberships.keys() | new.memberships.keys()):
+    for user in users:
         own_old = old.memberships.get(user, ())
         own_new = new.memberships.get(user, ())
-        applied_old = [*own_old, *public_old]
-        applied_new = [*own_new, *public_new]
-        kept = _order_kept(applied_old, applied_new)
-        big_old = tuple(g for g in applied_old if g in big)
-        big_new = tuple(g for g in applied_new if g in big)
-        small_old = [g for g in applied_old if g not in big]
-        small_new = [g for g in applied_new if g not in big]
-        agg, big_cands = aggregate(big_old, big_new, kept)
-        exact = sides.candidates(small_old, small_new, kept) if (small_old or small_new) else set()
-        # Contacts counted in the aggregate that a small group of this user
-        # also holds: their true state depends on that small group too.
-        if kept and big_old == big_new:
-            for g in set(small_old) | set(small_new):
-                ov = overlap.get(g)
-                if ov is None:
-                    ov = overlap[g] = [c for c in sides.members_either(g) if c in big_changed]
-                exact.update(c for c in ov if c in big_cands)
+        if user in steady:
+            counts = steady_counts(user)
         else:
-            for g in set(small_old) | set(small_new):
-                exact.update(c for c in sides.members_either(g) if c in big_cands)
-        counts = list(agg)
-        if user in big_cands:
-            exact.add(user)
-        for c in exact:
-            if c in big_cands:
-                _classify(_state(sides.old, big_old, c), _state(sides.new, big_new, c), counts, -1)
-            if c != user:
-                _classify(_state(sides.old, applied_old, c), _state(sides.new, applied_new, c), counts, 1)
+            counts = moving.counts(user, own_old, own_new)
         joined = tuple(sorted(set(own_new) - set(own_old)))
         left = tuple(sorted(set(own_old) - set(own_new)))
         change = RosterChange(user, *counts, joined=joined, left=left)
@@ -312,6 +266,261 @@ def roster_changes(
             changes.append(change)
     others = None
     if public_old or public_new:
-        agg, _ = aggregate(tuple(public_old), tuple(public_new), _order_kept(public_old, public_new))
-        others = RosterChange(None, *agg)
+        counts = everyone if public_old == public_new else moving.counts(None, (), ())
+        others = RosterChange(None, *counts)
     return changes, others
+
+
+class _Steady:
+    """Impact on users whose applied groups are the same in both files.
+
+    For such a user only contacts that changed somewhere can change, and how
+    depends on three facts about the user: shares a group the contact stays
+    in (a), shares a group the contact left (b), shares a group the contact
+    joined (d).  Users who share none of the contact's private groups all get
+    the same effect, kept once in ``everyone``; members of the contact's
+    largest private group get theirs kept once per group; only the members of
+    its other groups are visited one by one.
+    """
+
+    def __init__(self, sides: _Sides, old: GroupsFile, new: GroupsFile, steady: set[str]) -> None:
+        self.sides, self.old, self.new, self.steady = sides, old, new, steady
+        self.public = set(old.public)
+        self.everyone = [0, 0, 0, 0]
+        self.per_group: dict[str, list[int]] = {}
+        self.per_user: dict[str, list[int]] = {}
+
+    def run(self):
+        if list(self.old.public) == list(self.new.public):
+            for contact in set().union(*self.sides.changed_in.values()):
+                self._contact(contact)
+
+        def counts(user: str) -> list[int]:
+            total = list(self.everyone)
+            for g in set(self.old.memberships.get(user, ())):
+                extra = self.per_group.get(g)
+                if extra is not None:
+                    for i in range(4):
+                        total[i] += extra[i]
+            extra = self.per_user.get(user)
+            if extra is not None:
+                for i in range(4):
+                    total[i] += extra[i]
+            return total
+
+        return counts, self.everyone
+
+    def _members(self, g: str) -> Iterable[str]:
+        a, b = self.sides.old.get(g, _EMPTY), self.sides.new.get(g, _EMPTY)
+        keys = a.keys() | b.keys() if a != b else a.keys()
+        return [u for u in keys if u in self.steady]
+
+    def _size(self, g: str) -> int:
+        return len(self._keys(g))
+
+    def _keys(self, g: str):
+        # a steady user is in a group on both sides or on neither
+        members = self.sides.old.get(g)
+        return (members if members is not None else self.sides.new.get(g, _EMPTY)).keys()
+
+    def _is_member(self, user: str, g: str) -> bool:
+        # a steady user's member lines are the same on both sides
+        return user in self.sides.old.get(g, _EMPTY) or user in self.sides.new.get(g, _EMPTY)
+
+    def _contact(self, contact: str) -> None:
+        old_groups = {g for g in self.old.memberships.get(contact, ())}
+        new_groups = {g for g in self.new.memberships.get(contact, ())}
+        if contact in self.sides.by_order:
+            self._contact_by_order(contact, old_groups | new_groups)
+            return
+        renamed = contact in self.sides.renamed
+        kept, left, joined = old_groups & new_groups, old_groups - new_groups, new_groups - old_groups
+        fixed = []  # per fact: True/False for everyone, or the private groups deciding it
+        for groups in (kept, left, joined):
+            if groups & self.public:
+                fixed.append(True)
+            elif not groups:
+                fixed.append(False)
+            else:
+                fixed.append(groups)
+
+        def effect(facts: tuple[bool, bool, bool]) -> tuple[int, int, int, int]:
+            a, b, d = facts
+            before, after = a or b, a or d
+            if before and after:
+                return (0, 0, int(renamed), int(b or d))
+            return (int(after), int(before), 0, 0)
+
+        default = tuple(f if isinstance(f, bool) else False for f in fixed)
+        base = effect(default)
+        _add(self.everyone, base, 1)
+        # Every user for whom exactly one fact holds gets that fact's effect:
+        # credited through the fact's groups, once per user even where the
+        # groups overlap.  Users for whom two facts hold (found by intersecting
+        # groups of different facts) and the contact itself are corrected one
+        # by one.
+        lifts: dict[int, tuple[int, ...]] = {}
+        for index, f in enumerate(fixed):
+            if isinstance(f, bool):
+                continue
+            facts = list(default)
+            facts[index] = True
+            lifts[index] = tuple(x - y for x, y in zip(effect(tuple(facts)), base))
+            if any(lifts[index]):
+                self._credit_once(sorted(f, key=self._size, reverse=True), lifts[index])
+        touched: set[str] = {contact}
+        dependent = [(index, fixed[index]) for index in lifts]
+        for i, (_, groups_i) in enumerate(dependent):
+            for _, groups_j in dependent[i + 1 :]:
+                for gi in groups_i:
+                    for gj in groups_j:
+                        touched.update(self._keys(gi) & self._keys(gj))
+        for user in touched:
+            if user not in self.steady:
+                continue
+            facts = tuple(
+                f if isinstance(f, bool) else any(self._is_member(user, g) for g in f) for f in fixed
+            )
+            true = (0, 0, 0, 0) if user == contact else effect(facts)
+            counted = list(base)
+            for index, lift in lifts.items():
+                if facts[index]:
+                    _add(counted, lift, 1)
+            if list(true) != counted:
+                acc = self.per_user.setdefault(user, [0, 0, 0, 0])
+                _add(acc, true, 1)
+                _add(acc, counted, -1)
+
+    def _credit_once(self, groups: list[str], lift: Sequence[int]) -> None:
+        """Add ``lift`` once to every steady user in any of ``groups`` (largest
+        first): through the group where it is cheap, user by user for the
+        smaller of "already credited" and "not yet credited" members."""
+        covered = []
+        for g in groups:
+            keys = self._keys(g)
+            inside: set[str] = set()
+            for other in covered:
+                inside |= keys & other
+            if not inside:
+                _add(self.per_group.setdefault(g, [0, 0, 0, 0]), lift, 1)
+            elif 2 * len(inside) <= len(keys):
+                _add(self.per_group.setdefault(g, [0, 0, 0, 0]), lift, 1)
+                for user in inside:
+                    if user in self.steady:
+                        _add(self.per_user.setdefault(user, [0, 0, 0, 0]), lift, -1)
+            else:
+                for user in keys:
+                    if user not in inside and user in self.steady:
+                        _add(self.per_user.setdefault(user, [0, 0, 0, 0]), lift, 1)
+            covered.append(keys)
+
+    def _contact_by_order(self, contact: str, groups: set[str]) -> None:
+        """A contact named differently by different groups: its name depends on
+        which group each user has applied last, so follow the rules exactly."""
+        public = list(self.old.public)
+        base = [0, 0, 0, 0]
+        _classify(_state(self.sides.old, public, contact), _state(self.sides.new, public, contact), base, 1)
+        _add(self.everyone, base, 1)
+        touched = {u for g in groups if g not in self.public for u in self._members(g)}
+        if contact in self.steady:
+            touched.add(contact)
+        for user in touched:
+            applied = [*self.old.memberships.get(user, ()), *public]
+            acc = self.per_user.setdefault(user, [0, 0, 0, 0])
+            if user != contact:
+                _classify(_state(self.sides.old, applied, contact), _state(self.sides.new, applied, contact), acc, 1)
+            _add(acc, base, -1)
+
+
+def _add(acc: list[int], values: Sequence[int], sign: int) -> None:
+    for i in range(4):
+        acc[i] += sign * values[i]
+
+
+class _Moving:
+    """Impact on one user whose own groups changed (or on everyone, when the
+    public groups changed), counted with set arithmetic instead of contact by
+    contact: with ``U`` the contacts a side's applied groups hold,
+    gained = U_new - U_old and lost = U_old - U_new, both found among the
+    members of joined or left groups and those added to or removed from the
+    common ones; regrouped = the rest of those candidates.  Renames are
+    counted among the few contacts whose name changed."""
+
+    def __init__(self, sides: _Sides, old: GroupsFile, new: GroupsFile) -> None:
+        self.sides = sides
+        self.public_old, self.public_new = list(old.public), list(new.public)
+        self._outside_cache: dict[tuple[str, ...], list[str]] = {}
+
+    def _outside(self, key: str, items: Iterable[str], groups: list[Mapping[str, str]], names: list[str]) -> set[str]:
+        """The items in none of ``groups``, filtering by the largest group
+        first.  Filtering by large groups is cached under ``key`` (which names
+        the items and the side of ``groups``) and the groups so far: many users
+        share their largest groups (all staff, their division)."""
+        order = sorted(range(len(groups)), key=lambda i: len(groups[i]), reverse=True)
+        rest: Iterable[str] = items
+        prefix: tuple[str, ...] = (key,)
+        for i in order:
+            group = groups[i]
+            if prefix and len(group) >= _SHARED_GROUP:
+                prefix = (*prefix, names[i])
+                hit = self._outside_cache.get(prefix)
+                if hit is None:
+                    hit = self._outside_cache[prefix] = [c for c in rest if c not in group]
+                rest = hit
+            else:
+                prefix = ()
+                rest = [c for c in rest if c not in group]
+            if not rest:
+                break
+        return set(rest)
+
+    def counts(self, user: str | None, own_old: Sequence[str], own_new: Sequence[str]) -> list[int]:
+        sides = self.sides
+        applied_old = [*own_old, *self.public_old]
+        applied_new = [*own_new, *self.public_new]
+        set_old, set_new = set(applied_old), set(applied_new)
+        names_old = [g for g in set_old if g in sides.old]
+        names_new = [g for g in set_new if g in sides.new]
+        groups_old = [sides.old[g] for g in names_old]
+        groups_new = [sides.new[g] for g in names_new]
+        common = set_old & set_new
+        # parts: (cache key or None, members)
+        gain_parts = [("+" + g, sides.new[g].keys()) for g in set_new - common if g in sides.new]
+        gain_parts += [("+=" + g, sides.added[g]) for g in common if g in sides.added]
+        lose_parts = [("-" + g, sides.old[g].keys()) for g in set_old - common if g in sides.old]
+        lose_parts += [("-=" + g, sides.removed[g]) for g in common if g in sides.removed]
+        gained: set[str] = set()
+        for key, part in gain_parts:
+            gained |= self._outside(key, part, groups_old, names_old)
+        lost: set[str] = set()
+        for key, part in lose_parts:
+            lost |= self._outside(key, part, groups_new, names_new)
+        candidates = _union_size([p for _, p in gain_parts + lose_parts], user)
+        gained.discard(user)
+        lost.discard(user)
+        regrouped = candidates - len(gained) - len(lost)
+        renamed = 0
+        if sides.renamed:
+            gone = self._outside("renamed-before", sides.renamed, groups_old, names_old)
+            gone |= self._outside("renamed-after", sides.renamed, groups_new, names_new)
+            renamed = len(sides.renamed) - len(gone) - (user in sides.renamed and user not in gone)
+        for c in sides.by_order:
+            if c != user:
+                before, after = _state(sides.old, applied_old, c), _state(sides.new, applied_new, c)
+                if before is not None and after is not None and before[0] != after[0]:
+                    renamed += 1
+        return [len(gained), len(lost), renamed, regrouped]
+
+
+def _union_size(parts: list[Iterable[str]], leave_out: str | None) -> int:
+    """Size of the union of ``parts`` without ``leave_out``, without building
+    a copy of the largest part."""
+    if not parts:
+        return 0
+    parts = sorted(parts, key=len, reverse=True)
+    largest = parts[0]
+    rest: set[str] = set()
+    for p in parts[1:]:
+        rest.update(p)
+    total = len(largest) + sum(1 for c in rest if c not in largest)
+    return total - (leave_out is not None and (leave_out in largest or leave_out in rest))

@@ -11,7 +11,7 @@ that group added to its groups.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -33,46 +33,73 @@ class RosterItem(NamedTuple):
         return {"jid": self.jid, "name": self.name, "subscription": self.subscription, "groups": list(self.groups)}
 
 
-Roster = dict[str, RosterItem]
+class Roster(Mapping[str, RosterItem]):
+    """The roster Prosody sends one user, as a read-only mapping JID -> item.
+
+    Items are made when asked for: a member of an all-staff group has 100,000
+    of them, and most questions (how many, is X there, what is X's name) need
+    none or one.
+    """
+
+    def __init__(self, personal: dict[str, RosterItem], names: dict[str, str], groups_of: dict[str, list[str]],
+                 largest: str | None, largest_members: Mapping[str, str]) -> None:
+        self._personal = personal
+        self._names = names  # shared contact -> the name Prosody gives it
+        self._groups_of = groups_of  # shared contact -> groups other than the largest
+        self._largest = largest
+        self._largest_members = largest_members
+        self._personal_only = [j for j in personal if j not in names]
+
+    def __getitem__(self, jid: str) -> RosterItem:
+        name = self._names.get(jid, _MISSING)
+        mine = self._personal.get(jid)
+        if name is _MISSING:
+            if mine is None:
+                raise KeyError(jid)
+            return mine
+        groups = self._groups_of.get(jid, ())
+        if jid in self._largest_members:
+            groups = (self._largest, *groups)
+        if mine is not None:
+            groups = (*mine.groups, *groups)
+        return RosterItem(jid, name, "both", tuple(sorted(set(groups))) if len(groups) > 1 else tuple(groups))
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._names
+        yield from self._personal_only
+
+    def __len__(self) -> int:
+        return len(self._names) + len(self._personal_only)
+
+    def __contains__(self, jid: object) -> bool:
+        return jid in self._names or jid in self._personal
+
+
+_MISSING = object()
 
 
 def build_roster(groups_file: GroupsFile, user: str, personal: Iterable[RosterItem] = ()) -> Roster:
     """The roster Prosody sends to ``user`` (a prepared bare JID) at login."""
-    roster: Roster = {item.jid: item for item in personal}
+    mine = {item.jid: item for item in personal}
     applied = groups_file.applied_groups(user)
     if not applied:
-        return roster
+        return Roster(mine, {}, {}, None, {})
     groups = groups_file.groups
     names: dict[str, str] = {}
     for group in applied:  # dict.update keeps the last group's name, as Prosody does
         names.update(groups[group])
     names.pop(user, None)
     distinct = sorted(set(applied), key=lambda g: len(groups[g]), reverse=True)
-    largest = groups[distinct[0]]
-    # Contacts outside the largest group, or in several groups, get their group
-    # list spelled out; everyone else is only in the largest group.
-    extra: dict[str, list[str]] = {}
+    # Contacts are in the largest group or listed here with their other groups.
+    groups_of: dict[str, list[str]] = {}
     for group in distinct[1:]:
         for contact in groups[group]:
-            found = extra.get(contact)
+            found = groups_of.get(contact)
             if found is None:
-                extra[contact] = [group]
+                groups_of[contact] = [group]
             else:
                 found.append(group)
-    only_largest = (distinct[0],)
-    for contact, name in names.items():
-        more = extra.get(contact)
-        if more is None:
-            shared = only_largest
-        elif contact in largest:
-            shared = (distinct[0], *more)
-        else:
-            shared = tuple(more)
-        mine = roster.get(contact)
-        if mine is not None:
-            shared = (*mine.groups, *shared)
-        roster[contact] = RosterItem(contact, name, "both", tuple(sorted(set(shared))) if len(shared) > 1 else shared)
-    return roster
+    return Roster(mine, names, groups_of, distinct[0], groups[distinct[0]])
 
 
 def sorted_items(roster: Mapping[str, RosterItem]) -> list[RosterItem]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ldapsync import diff as difflib
 from ldapsync.diff import RosterChange, diff, group_changes, roster_changes
 from ldapsync.groupsfile import parse
 from ldapsync.roster import build_roster
@@ -65,7 +66,7 @@ def test_large_groups_are_counted_exactly():
     staff = "".join(f"u{i}@x=U{i}\n" for i in range(3000))
     old = parse(f"[Staff]\n{staff}[Team]\nu1@x=U1\nu2@x=U2\n")
     new = parse(f"[Staff]\n{staff.replace('u5@x=U5', 'u5@x=Five')}new@x=New\n[Team]\nu1@x=U1\nu2@x=U2\nu3@x=U3\n")
-    changes = {c.user: c for c in roster_changes(old, new, big_group=100)[0]}
+    changes = {c.user: c for c in roster_changes(old, new)[0]}
     for user in ("u1@x", "u3@x", "u5@x", "new@x", "u100@x"):
         c = changes[user]
         assert [c.gained, c.lost, c.renamed, c.regrouped] == naive_counts(old, new, user), user
@@ -81,10 +82,14 @@ LINES = st.one_of(
 FILES = st.lists(LINES, max_size=20).map(lambda lines: parse("\n".join(lines)))
 
 
-@settings(max_examples=500, deadline=None)
-@given(FILES, FILES, st.sampled_from([0, 1, 2, 3, 1000]))
-def test_roster_impact_equals_rosters_built_one_by_one(old, new, big_group):
-    changes, others = roster_changes(old, new, big_group=big_group)
+@settings(max_examples=1000, deadline=None)
+@given(FILES, FILES, st.sampled_from([1, 1000]))
+def test_roster_impact_equals_rosters_built_one_by_one(old, new, shared_group):
+    saved, difflib._SHARED_GROUP = difflib._SHARED_GROUP, shared_group  # 1: cache every filter
+    try:
+        changes, others = roster_changes(old, new)
+    finally:
+        difflib._SHARED_GROUP = saved
     got = {c.user: [c.gained, c.lost, c.renamed, c.regrouped] for c in changes}
     for user in sorted(old.memberships.keys() | new.memberships.keys()):
         expected = naive_counts(old, new, user)
@@ -94,3 +99,28 @@ def test_roster_impact_equals_rosters_built_one_by_one(old, new, big_group):
         assert outsider == [0, 0, 0, 0]
     else:
         assert [others.gained, others.lost, others.renamed, others.regrouped] == outsider
+
+
+@st.composite
+def related_files(draw):
+    """An old file and a new one a few edits away: most users keep their groups,
+    which is the common nightly case and a path of its own in the code."""
+    lines = draw(st.lists(LINES, max_size=30))
+    edited = list(lines)
+    for _ in range(draw(st.integers(0, 3))):
+        op = draw(st.sampled_from(["drop", "add", "replace"]))
+        at = draw(st.integers(0, len(edited)))
+        if op == "add":
+            edited.insert(at, draw(LINES))
+        elif edited and at < len(edited):
+            if op == "drop":
+                del edited[at]
+            else:
+                edited[at] = draw(LINES)
+    return parse("\n".join(lines)), parse("\n".join(edited))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(related_files(), st.sampled_from([1, 1000]))
+def test_roster_impact_of_small_edits_equals_rosters_built_one_by_one(pair, shared_group):
+    test_roster_impact_equals_rosters_built_one_by_one.hypothesis.inner_test(*pair, shared_group)
