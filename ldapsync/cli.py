@@ -14,7 +14,7 @@ from ldapsync import groupsfile
 from ldapsync import jid as jidlib
 from ldapsync import roster as rosterlib
 from ldapsync.errors import ExitCode, UserError
-from ldapsync.output import shown, table
+from ldapsync.output import plural, shown, table
 
 EPILOG = """\b
 Exit codes:
@@ -84,10 +84,10 @@ def check(file: str, as_json: bool) -> None:
             click.echo(f"{file}:{d.line}: {d.severity}: {d.message} [{d.code}]")
         errors = sum(d.severity == "error" for d in diags)
         model = parsed.to_model()
-        summary = f"{len(model.groups)} groups, {model.member_count} member lines"
+        summary = f"{plural(len(model.groups), 'group')}, {plural(model.member_count, 'member line')}"
         if diags:
-            click.echo(f"{file}: {len(diags)} problems ({errors} lines Prosody skips, "
-                       f"{len(diags) - errors} read differently than they look); {summary}")
+            click.echo(f"{file}: {plural(len(diags), 'problem')} ({plural(errors, 'line')} Prosody skips or "
+                       f"that break rosters, {len(diags) - errors} read differently than they look); {summary}")
         else:
             click.echo(f"{file}: clean; {summary}")
     sys.exit(ExitCode.CHANGES if diags else ExitCode.OK)
@@ -147,8 +147,9 @@ def preview(jid: str, groups_file: str, host: str | None, personal: str | None, 
     if rows:
         click.echo(table(("JID", "NAME", "SUBSCRIPTION", "GROUPS"), rows))
     own = parsed.memberships.get(user, ())
-    click.echo(f"{user}: {len(result)} contacts; member of {len(set(own))} groups, "
-               f"{len(set(parsed.public))} public groups apply")
+    public = len(set(parsed.public))
+    click.echo(f"{user}: {plural(len(result), 'contact')}; member of {plural(len(set(own)), 'group')}, "
+               f"{plural(public, 'public group')} {'applies' if public == 1 else 'apply'}")
 
 
 # --- diff ----------------------------------------------------------------------
@@ -183,9 +184,9 @@ def _print_diff(result: difflib.Diff, limit: int) -> None:
     for g in cut(result.groups):
         public = " (public)" if g.public_after or (g.public_after is None and g.public_before) else ""
         if g.status == "added":
-            click.echo(f"+ group {g.group!r}{public}: {len(g.added)} members")
+            click.echo(f"+ group {g.group!r}{public}: {plural(len(g.added), 'member')}")
         elif g.status == "removed":
-            click.echo(f"- group {g.group!r}{public}: {len(g.removed)} members")
+            click.echo(f"- group {g.group!r}{public}: {plural(len(g.removed), 'member')}")
         else:
             parts = []
             if g.public_before != g.public_after:

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ldapsync.groupsfile import GroupsFile
+from ldapsync.output import plural
+from ldapsync.speed import without_cycle_collector
 
 _EMPTY: Mapping[str, str] = {}
 _SHARED_GROUP = 1000  # members; filtering by a group this large is worth caching
@@ -91,7 +93,7 @@ class RosterChange:
 
 
 def _contacts(n: int) -> str:
-    return f"{n} contact" + ("" if n == 1 else "s")
+    return plural(n, "contact")
 
 
 @dataclass(frozen=True)
@@ -110,9 +112,9 @@ class Diff:
         if not self.changed:
             return "no changes"
         return (
-            f"{t['groups_added']} groups added, {t['groups_removed']} removed, {t['groups_changed']} changed; "
-            f"{t['members_added']} member lines added, {t['members_removed']} removed, {t['members_renamed']} renamed; "
-            f"{t['users_affected']} users' rosters change "
+            f"{plural(t['groups_added'], 'group')} added, {t['groups_removed']} removed, {t['groups_changed']} changed; "
+            f"{plural(t['members_added'], 'member line')} added, {t['members_removed']} removed, "
+            f"{t['members_renamed']} renamed; {plural(t['users_affected'], 'roster')} change "
             f"({t['contacts_gained']} contacts gained, {t['contacts_lost']} lost, "
             f"{t['contacts_renamed']} renamed, {t['contacts_regrouped']} regrouped)"
         )
@@ -127,6 +129,7 @@ class Diff:
         }
 
 
+@without_cycle_collector
 def diff(old: GroupsFile, new: GroupsFile) -> Diff:
     groups = group_changes(old, new)
     users, others = roster_changes(old, new)

@@ -23,3 +23,8 @@ def shown(value: str | None) -> str:
     if value == "" or value != value.strip() or not value.isprintable():
         return repr(value)
     return value
+
+
+def plural(count: int, noun: str, plural_form: str | None = None) -> str:
+    """``1 group``, ``2 groups``."""
+    return f"{count} {noun if count == 1 else (plural_form or noun + 's')}"

@@ -159,3 +159,16 @@ def test_diff_limit(capsys, files):
     assert "... and 10 more users (--limit 0 shows all)" in out
     code, out, _ = run(capsys, "diff", "--limit", "0", files("c.txt", "[T]\n"), files("d.txt", many))
     assert "more users" not in out
+
+
+def test_the_readme_examples(capsys):
+    """The files under examples/ give what the README shows."""
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    code, out, _ = run(capsys, "check", str(examples / "groups.txt"))
+    assert code == 0 and "clean; 2 groups, 6 member lines" in out
+    code, out, _ = run(capsys, "check", str(examples / "problems.txt"))
+    assert code == 1 and "10 problems (2 lines Prosody skips" in out
+    code, out, _ = run(capsys, "diff", str(examples / "groups.old.txt"), str(examples / "groups.txt"))
+    assert code == 1 and "dave@example.com sees 2 contacts change groups, joins 'Team'" in out
