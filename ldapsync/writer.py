@@ -1,0 +1,374 @@
+"""Put the groups file in place safely, and run the command that reloads it.
+
+Prosody reads the groups file only when mod_groups loads, and a missing or
+half-written file unloads the module (every shared contact disappears), so
+:func:`write_if_changed` replaces the file atomically (a temporary file in the
+same directory, fsynced, then renamed over the old one) and only when the
+bytes differ: an unchanged file keeps its inode and mtime, so nothing watching
+it fires.  :func:`run_post_change` runs the reload command without a shell and
+never raises for a command that fails, hangs or does not exist: the file is
+already written by then, and the caller decides how loud to be.
+"""
+
+from __future__ import annotations
+
+import errno
+import grp
+import os
+import pwd
+import secrets
+import shlex
+import signal
+import stat
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ldapsync.errors import ExitCode, UserError
+
+__all__ = [
+    "CommandResult",
+    "WriteError",
+    "WriteResult",
+    "run_post_change",
+    "split_command",
+    "write_if_changed",
+]
+
+_TEMP_ATTEMPTS = 100
+# Not following a symlink planted at the temporary name is the point of
+# O_EXCL | O_NOFOLLOW; O_CLOEXEC keeps the descriptor out of a post-change command.
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+class WriteError(UserError):
+    """The output file could not be put in place; the old file is untouched."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, ExitCode.CANTCREAT)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What :func:`write_if_changed` did (or, in a dry run, would do).
+
+    ``previous`` is the old content, ``None`` when there was no file.
+    """
+
+    path: Path
+    changed: bool
+    previous: bytes | None
+    size: int
+
+
+def _os_error(path: Path, exc: OSError) -> WriteError:
+    return WriteError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def _uid(owner: str | int) -> int:
+    if isinstance(owner, int):
+        return owner
+    try:
+        return pwd.getpwnam(owner).pw_uid
+    except KeyError:
+        if owner.isdigit():
+            return int(owner)
+        raise WriteError(f"unknown owner {owner!r}: no such user") from None
+
+
+def _gid(group: str | int) -> int:
+    if isinstance(group, int):
+        return group
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        if group.isdigit():
+            return int(group)
+        raise WriteError(f"unknown group {group!r}: no such group") from None
+
+
+def _read_current(path: Path) -> bytes | None:
+    """The target's bytes, or None when it does not exist; refuse anything
+    but a regular file, so that a link is never silently replaced."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise _os_error(path, exc) from None
+    if stat.S_ISLNK(st.st_mode):
+        raise WriteError(
+            f"refusing to write {path}: it is a symbolic link, and replacing it would "
+            "replace the link, not the file it points to; give the path of the real file"
+        )
+    if not stat.S_ISREG(st.st_mode):
+        raise WriteError(f"refusing to write {path}: it is not a regular file")
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except FileNotFoundError:  # removed since the lstat: as if it never was
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # became a link since the lstat
+            raise WriteError(f"refusing to write {path}: it is a symbolic link") from None
+        raise _os_error(path, exc) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise WriteError(f"refusing to write {path}: it is not a regular file")
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise _os_error(path, exc) from None
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        if n <= 0:  # never for a regular file, but do not loop forever
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        view = view[n:]
+
+
+def _create_temp(directory: Path, name: str, mode: int) -> tuple[Path, int]:
+    """A new file next to the target under an unguessable name; O_EXCL and
+    O_NOFOLLOW make a planted file or symlink an error, never a write through."""
+    for _ in range(_TEMP_ATTEMPTS):
+        temp = directory / f".{name}.ldapsync-{secrets.token_hex(6)}.tmp"
+        try:
+            return temp, os.open(temp, _TEMP_FLAGS, mode)
+        except FileExistsError:
+            continue
+    raise OSError(errno.EEXIST, "no unused temporary file name")
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename itself durable; a file system that cannot sync a
+    directory (EINVAL) has nothing to flush."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)
+
+
+def write_if_changed(
+    path: Path | str,
+    data: bytes,
+    *,
+    mode: int = 0o640,
+    owner: str | int | None = None,
+    group: str | int | None = None,
+    dry_run: bool = False,
+) -> WriteResult:
+    """Replace ``path`` with ``data`` atomically, and only if the bytes differ.
+
+    The new file gets exactly ``mode`` (the umask plays no part) and, when
+    given, ``owner``/``group`` (names or numeric ids).  On any failure the old
+    file is left byte for byte as it was, no temporary file remains, and
+    :class:`WriteError` (exit code 73) says which path and why.  ``dry_run``
+    only reports whether the file would change.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"data must be bytes, not {type(data).__name__}")
+    data = bytes(data)
+    if not 0 <= mode <= 0o7777:
+        raise ValueError(f"mode {mode:#o} is not a file mode")
+    path = Path(path)
+    # Resolve names first: a wrong name in the configuration should fail
+    # every run, not only the runs that happen to change the file.
+    uid = -1 if owner is None else _uid(owner)
+    gid = -1 if group is None else _gid(group)
+
+    previous = _read_current(path)
+    if previous == data:
+        return WriteResult(path, False, previous, len(data))
+    if dry_run:
+        return WriteResult(path, True, previous, len(data))
+
+    directory = path.parent
+    temp: Path | None = None
+    fd = -1
+    try:
+        temp, fd = _create_temp(directory, path.name, mode)
+        if uid != -1 or gid != -1:
+            # Before fchmod: chown may clear set-id bits, and it fails early.
+            os.fchown(fd, uid, gid)
+        os.fchmod(fd, mode)
+        _write_all(fd, data)
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.replace(temp, path)
+        temp = None
+    except OSError as exc:
+        raise _os_error(path, exc) from None
+    finally:
+        if fd != -1:
+            os.close(fd)
+        if temp is not None:
+            try:
+                os.unlink(temp)
+            except FileNotFoundError:
+                pass
+    try:
+        _fsync_directory(directory)
+    except OSError as exc:
+        raise WriteError(
+            f"cannot write {path}: the new file is in place but its directory could not "
+            f"be synced, so a crash may bring back the old one: {exc.strerror or exc}"
+        ) from None
+    return WriteResult(path, True, previous, len(data))
+
+
+# --- the post-change command -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """How the post-change command ended.
+
+    ``returncode`` is None when the command did not run (``error`` says
+    why) or was killed at the timeout (``timed_out``); negative when a
+    signal ended it.
+    """
+
+    command: tuple[str, ...]
+    returncode: int | None
+    stdout: str
+    stderr: str
+    duration: float
+    ok: bool
+    timed_out: bool = False
+    timeout: float | None = None
+    error: str | None = None
+
+    def describe(self) -> str:
+        """One line for the log."""
+        shown = repr(shlex.join(self.command))
+        if self.error is not None:
+            return f"{shown} {self.error}"
+        if self.timed_out:
+            return f"{shown} timed out after {self.timeout:g} s{_first_line(self)}"
+        if self.returncode == 0:
+            return f"{shown} succeeded in {self.duration:.2f} s"
+        if self.returncode is not None and self.returncode < 0:
+            try:
+                name = signal.Signals(-self.returncode).name
+            except ValueError:
+                name = f"signal {-self.returncode}"
+            return f"{shown} was killed by {name}{_first_line(self)}"
+        return f"{shown} exited {self.returncode}{_first_line(self)}"
+
+
+def _first_line(result: CommandResult, limit: int = 200) -> str:
+    """': ' and the first non-blank line of stderr (else stdout), printable
+    and short, so that describe() stays one line."""
+    for text in (result.stderr, result.stdout):
+        for line in text.splitlines():
+            line = "".join(c if c.isprintable() else "?" for c in line.strip())
+            if line:
+                if len(line) > limit:
+                    line = line[: limit - 1] + "…"
+                return f": {line}"
+    return ""
+
+
+def split_command(command: str | Sequence[str]) -> tuple[str, ...]:
+    """The argument vector of ``command``: a string is split like a shell
+    would (``shlex.split``) but never given to one; a sequence is used as is.
+
+    Raises :class:`UserError` (exit code 78) for an empty or unbalanced
+    command, so that the configuration can be checked before any write.
+    """
+    if isinstance(command, str):
+        try:
+            argv = tuple(shlex.split(command))
+        except ValueError as exc:
+            raise UserError(f"post-change command {command!r}: {exc}", ExitCode.CONFIG) from None
+    else:
+        argv = tuple(command)
+        if not all(isinstance(arg, str) for arg in argv):
+            raise UserError(f"post-change command {argv!r}: every argument must be a string", ExitCode.CONFIG)
+    if not argv or not argv[0]:
+        raise UserError("the post-change command is empty", ExitCode.CONFIG)
+    return argv
+
+
+def run_post_change(
+    command: str | Sequence[str],
+    *,
+    timeout: float = 60.0,
+    env: Mapping[str, str] | None = None,
+) -> CommandResult:
+    """Run ``command`` (no shell, stdin from /dev/null, output captured).
+
+    ``env`` adds to (and overrides in) the inherited environment.  At the
+    timeout the command's whole process group is killed.  A command that
+    fails, hangs or does not exist gives ``ok=False``, never an exception;
+    only a malformed command raises (see :func:`split_command`).
+    """
+    argv = split_command(command)
+    if not timeout > 0:
+        raise ValueError(f"timeout must be positive, not {timeout!r}")
+    environment = None if env is None else {**os.environ, **env}
+    start = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=environment,
+            encoding="utf-8",
+            errors="replace",
+            start_new_session=True,  # its own process group, to kill it whole
+            close_fds=True,
+        )
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            why = "not found"
+        else:
+            why = f"cannot be run: {exc.strerror or exc}"
+        return CommandResult(argv, None, "", "", time.monotonic() - start, False, error=why)
+
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        try:
+            stdout, stderr = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            # Something outside the group still holds the pipes: give up on them.
+            proc.kill()
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+            proc.wait()
+            stdout = stderr = ""
+        return CommandResult(
+            argv, None, stdout or "", stderr or "", time.monotonic() - start, False,
+            timed_out=True, timeout=timeout,
+        )
+    except BaseException:
+        _kill_group(proc)
+        proc.wait()
+        raise
+    code = proc.returncode
+    return CommandResult(argv, code, stdout, stderr, time.monotonic() - start, code == 0)
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
