@@ -1,0 +1,271 @@
+"""A throwaway OpenLDAP slapd on 127.0.0.1 for tests, demos and benchmarks.
+
+Data is loaded offline with slapadd before slapd starts (seconds for 100k
+entries, where ldapadd takes minutes). slapadd runs no overlays, so LDIF files
+must already carry the memberOf values the memberof overlay would have written.
+
+    python -m devtools.slapd serve --dir DIR --ldif FILE [--ldif FILE ...] [--port N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+BASE = "dc=example,dc=com"
+ADMIN_DN = f"cn=admin,{BASE}"
+ADMIN_PASSWORD = "admin-secret"
+# The accounts themselves live in the loaded LDIF; the config only grants limits.
+SYNC_DN = f"cn=ldapsync,ou=services,{BASE}"
+SYNC_PASSWORD = "sync-secret"
+LIMITED_DN = f"cn=limited,ou=services,{BASE}"
+LIMITED_PASSWORD = "limited-secret"
+
+MODULE_PATH = Path("/usr/lib/ldap")
+SCHEMA_DIR = Path("/etc/ldap/schema")
+TEST_SCHEMA = Path(__file__).with_name("ldapsync-test.schema")
+START_TIMEOUT = 10.0
+
+CONFIG = """\
+# Written by devtools.slapd: a throwaway slapd for ldapsync's tests.
+include "{schema}/core.schema"
+include "{schema}/cosine.schema"
+include "{schema}/nis.schema"
+include "{schema}/inetorgperson.schema"
+include "{test_schema}"
+
+pidfile "{dir}/slapd.pid"
+argsfile "{dir}/slapd.args"
+modulepath "{modules}"
+moduleload back_mdb
+moduleload memberof
+
+# The OpenLDAP default, spelled out: accounts without a limits line get 500 entries.
+sizelimit 500
+
+# The root DSE and the schema, for clients that read them (ldap3 get_info).
+access to dn.base="" by * read
+access to dn.base="cn=Subschema" by * read
+
+database mdb
+suffix "{base}"
+rootdn "{admin_dn}"
+rootpw "{admin_password}"
+directory "{dir}/db"
+maxsize 1073741824
+
+index objectClass eq
+index uid,memberUid eq
+index member,uniqueMember,memberOf eq
+
+limits dn.exact="{sync_dn}" size=unlimited time=unlimited
+
+access to attrs=userPassword
+    by anonymous auth
+    by * none
+access to *
+    by * read
+
+overlay memberof
+memberof-group-oc groupOfNames
+memberof-member-ad member
+memberof-memberof-ad memberOf
+"""
+
+_SRCH = re.compile(rb" op=\d+ SRCH base=")
+
+
+def missing() -> str | None:
+    """None when slapd can run here, else the reason it cannot."""
+    for tool in ("slapd", "slapadd"):
+        if _which(tool) is None:
+            return f"{tool} is not installed (Debian packages slapd, ldap-utils)"
+    if not (MODULE_PATH / "back_mdb.so").exists():
+        return f"{MODULE_PATH}/back_mdb.so is missing (Debian package slapd)"
+    return None
+
+
+def _which(tool: str) -> str | None:
+    # Debian installs the slap* tools in /usr/sbin, which is not on a user's PATH.
+    return shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/usr/local/sbin")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bulk_users_ldif(n: int, base: str = f"ou=bulk,{BASE}") -> str:
+    """LDIF for an organizationalUnit at `base` holding n plain users bulk00001..."""
+    ou = base.split(",", 1)[0].split("=", 1)[1]
+    parts = [f"dn: {base}\nobjectClass: organizationalUnit\nou: {ou}\n"]
+    for i in range(1, n + 1):
+        uid = f"bulk{i:05d}"
+        parts.append(
+            f"dn: uid={uid},{base}\n"
+            "objectClass: inetOrgPerson\n"
+            f"uid: {uid}\n"
+            f"cn: Bulk User {i}\n"
+            "sn: User\n"
+            f"displayName: Bulk User {i}\n"
+            f"mail: {uid}@example.com\n"
+        )
+    return "\n".join(parts)
+
+
+class Slapd:
+    """One slapd process whose config, database, pid file and log all live in
+    `directory`. The first start() loads the LDIF into a fresh database;
+    restart() keeps the data."""
+
+    def __init__(
+        self,
+        directory: Path,
+        ldif: list[Path] | None = None,
+        extra_ldif_text: str = "",
+        port: int | None = None,
+    ) -> None:
+        self.dir = Path(directory)
+        self.ldif = [Path(p) for p in ldif or []]
+        self.extra_ldif_text = extra_ldif_text
+        self.port = port or free_port()
+        self.url = f"ldap://127.0.0.1:{self.port}"
+        self.config = self.dir / "slapd.conf"
+        self.log_path = self.dir / "slapd.log"
+        self.proc: subprocess.Popen | None = None
+        self._loaded = False
+
+    def __enter__(self) -> Slapd:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        if self.proc is not None:
+            raise RuntimeError("slapd is already running")
+        if not self._loaded:
+            self._load()
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [_which("slapd") or "slapd", "-h", f"{self.url}/", "-f", str(self.config), "-d", "stats"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir,
+            )
+        self._wait_for_port()
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def _load(self) -> None:
+        """Write the config and slapadd every LDIF into an empty database."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        db = self.dir / "db"
+        shutil.rmtree(db, ignore_errors=True)
+        db.mkdir()
+        self.config.write_text(CONFIG.format(
+            schema=SCHEMA_DIR, test_schema=TEST_SCHEMA, dir=self.dir, modules=MODULE_PATH,
+            base=BASE, admin_dn=ADMIN_DN, admin_password=ADMIN_PASSWORD, sync_dn=SYNC_DN,
+        ))
+        files = list(self.ldif)
+        if self.extra_ldif_text:
+            extra = self.dir / "extra.ldif"
+            extra.write_text(self.extra_ldif_text, encoding="utf-8")
+            files.append(extra)
+        for path in files:
+            out = subprocess.run(
+                [_which("slapadd") or "slapadd", "-q", "-f", str(self.config), "-l", str(path)],
+                capture_output=True, text=True, timeout=600,
+            )
+            if out.returncode != 0:
+                raise RuntimeError(f"slapadd {path} failed:\n{out.stdout}{out.stderr}")
+        self._loaded = True
+
+    def _wait_for_port(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.proc = None
+                raise RuntimeError(f"slapd exited at startup:\n{self.log_tail()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"slapd did not answer on port {self.port} within {START_TIMEOUT:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, chars: int = 4000) -> str:
+        if not self.log_path.exists():
+            return ""
+        return self.log_path.read_bytes()[-chars:].decode("utf-8", "replace")
+
+    def mark(self) -> int:
+        """A position in the log, for search_count(); the log survives restarts."""
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def search_count(self, since: int = 0) -> int:
+        """How many search operations slapd received since mark(). Each page of
+        a paged search is one operation; so is each root DSE or schema read."""
+        with self.log_path.open("rb") as log:
+            log.seek(since)
+            return len(_SRCH.findall(log.read()))
+
+    def admin_connection(self):
+        """An ldap3 Connection bound as the rootdn, for changing data online."""
+        import ldap3  # imported here so that `serve` needs only the standard library
+
+        return ldap3.Connection(
+            ldap3.Server(self.url, get_info=ldap3.NONE), ADMIN_DN, ADMIN_PASSWORD,
+            auto_bind=True, raise_exceptions=True,
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devtools.slapd", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="load LDIF, start slapd, print its URL, run until SIGTERM/SIGINT")
+    serve.add_argument("--dir", type=Path, required=True, help="working directory (config, database, log)")
+    serve.add_argument("--ldif", type=Path, action="append", default=[], help="LDIF file to load (repeatable)")
+    serve.add_argument("--port", type=int, help="port on 127.0.0.1 (default: a free one)")
+    args = parser.parse_args(argv)
+
+    reason = missing()
+    if reason:
+        print(reason, file=sys.stderr)
+        return 2
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    with Slapd(args.dir.resolve(), args.ldif, port=args.port) as server:
+        print(server.url, flush=True)
+        while not stopping.wait(0.5):
+            if server.proc.poll() is not None:
+                print(f"slapd exited:\n{server.log_tail()}", file=sys.stderr)
+                return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
