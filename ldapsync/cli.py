@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import shlex
+import shutil
 import sys
-from pathlib import Path
+import traceback
+from collections import Counter
 
 import click
 
@@ -20,20 +25,90 @@ EPILOG = """\b
 Exit codes:
   0  success            1  diff/check found differences or problems
   64 bad command line   65 bad input data     66 input file missing or unreadable
-  69 directory down     70 internal error     73 output cannot be written
+  69 directory unavailable or incomplete       70 internal error (a bug)
+  73 output cannot be written                  75 post-change command failed
   78 invalid configuration
 """
+
+log = logging.getLogger("ldapsync")
+
+CONFIG_OPTION = click.option(
+    "-c", "--config", "config_path", type=click.Path(dir_okay=False), envvar="LDAPSYNC_CONFIG",
+    help="The ldapsync YAML configuration (or $LDAPSYNC_CONFIG).")
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON for scripts.")
 
 
 @click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="ldapsync")
-def cli() -> None:
+@click.option("-v", "--verbose", count=True, help="More detail on stderr; -vv shows every LDAP search "
+                                                   "as the equivalent ldapsearch command.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+def cli(verbose: int, quiet: bool) -> None:
     """Keep Prosody's shared contact groups (mod_groups) in step with a directory.
 
-    ldapsync reads and writes the groups file of Prosody's mod_groups, and
-    knows exactly what Prosody makes of it: which contacts, names, groups and
-    subscriptions each user gets at login.
+    ldapsync reads users and groups from LDAP, maps them to the groups file
+    of Prosody's mod_groups through templates in a YAML config, and writes
+    the file safely. It knows exactly what Prosody makes of that file: which
+    contacts, names, groups and subscriptions each user gets at login.
+
+    \b
+    Typical use:
+      ldapsync check -c ldapsync.yaml --connect    is the config right?
+      ldapsync diff -c ldapsync.yaml               what would change?
+      ldapsync run -c ldapsync.yaml                write it (cron, timer)
+      ldapsync preview -c ldapsync.yaml alice@example.com
     """
+    level = logging.WARNING if quiet else (logging.INFO if verbose == 0 else logging.DEBUG)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_PlainFormatter())
+    root = logging.getLogger("ldapsync")
+    root.handlers[:] = [handler]
+    root.setLevel(level if verbose != 1 else logging.DEBUG)
+    root.propagate = False
+    if verbose == 1:  # -v: details, but not every search
+        logging.getLogger("ldapsync.directory").setLevel(logging.INFO)
+
+
+class _PlainFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            return f"ldapsync: {record.levelname.lower()}: {message}"
+        return message
+
+
+def _load_config(path: str | None):
+    from ldapsync import config as configlib  # pydantic loads only for commands that need a config
+
+    if not path:
+        raise UserError("no configuration: give -c CONFIG or set LDAPSYNC_CONFIG", ExitCode.USAGE)
+    return configlib.load(path)
+
+
+def _fetch(path: str | None):
+    from ldapsync import sync  # ldap3 and jinja2 load only for commands that read the directory
+
+    config = _load_config(path)
+    snapshot = sync.fetch(config, config.bind_password())
+    _report_findings(snapshot)
+    return snapshot
+
+
+# Findings that are the directory working as intended: shown with -v.
+_QUIET_FINDINGS = {"disabled"}
+
+
+def _report_findings(snapshot, limit: int = 20) -> None:
+    findings = [f for f in snapshot.findings if f.kind not in _QUIET_FINDINGS]
+    for f in snapshot.findings:
+        if f.kind in _QUIET_FINDINGS:
+            log.debug("%s", f)
+    for f in findings[:limit]:
+        log.warning("%s", f)
+    if len(findings) > limit:
+        kinds = Counter(f.kind for f in findings)
+        log.warning("... %d more findings (%s); 'ldapsync run --json' lists all", len(findings) - limit,
+                    ", ".join(f"{n} {k}" for k, n in kinds.most_common()))
 
 
 def _read_groups(path: str) -> groupsfile.GroupsFile:
@@ -49,41 +124,155 @@ def _emit_json(data: object) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
+# --- run -----------------------------------------------------------------------
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.option("-n", "--dry-run", is_flag=True, help="Show what would change; write nothing, run no command.")
+@JSON_OPTION
+def run(config_path: str | None, dry_run: bool, as_json: bool) -> None:
+    """Sync: read the directory and write each groups file that changed.
+
+    Every file is rendered, parsed back as Prosody reads it and compared with
+    the intended groups before it is written; it is replaced atomically, and
+    only when its content changed. Then the output's post_change_command runs
+    (e.g. prosodyctl shell module reload groups example.com). Users see the
+    change when they next log in.
+    """
+    from ldapsync import sync
+
+    config = _load_config(config_path)
+    result = sync.run(config, config.bind_password(), dry_run=dry_run)
+    _report_findings(result.snapshot)
+    if as_json:
+        _emit_json(_run_json(result, dry_run))
+    else:
+        _print_run(result, dry_run)
+    sys.exit(result.exit_code)
+
+
+def _counts(snapshot) -> dict:
+    m = snapshot.mapped
+    reasons = Counter(_reason_kind(r) for r in m.left_out.values())
+    return {
+        "users_read": len(snapshot.members.users),
+        "groups_read": len(snapshot.members.groups),
+        "users_in_groups": len({jid for g in m.groups.values() for jid in g.members}),
+        "shared_groups": len(m.groups),
+        "users_left_out": dict(sorted(reasons.items())),
+        "ldap_searches": snapshot.searches,
+        "fetch_seconds": round(snapshot.fetch_seconds, 3),
+    }
+
+
+def _reason_kind(reason: str) -> str:
+    for prefix, kind in (("disabled", "disabled"), ("several entries", "duplicate JID"),
+                         ("mapping.jid gives", "bad JID"), ("mapping.jid failed", "template error"),
+                         ("in no selected group", "in no selected group")):
+        if reason.startswith(prefix):
+            return kind
+    return "other"
+
+
+def _run_json(result, dry_run: bool) -> dict:
+    return {
+        "dry_run": dry_run,
+        "exit_code": int(result.exit_code),
+        "seconds": round(result.seconds, 3),
+        "counts": _counts(result.snapshot),
+        "outputs": [
+            {
+                "path": str(o.output.path),
+                "changed": o.changed,
+                "written": bool(o.written and o.written.changed),
+                "groups": len(o.model.groups),
+                "member_lines": o.model.member_count,
+                "diff": o.diff.as_json() if o.diff else None,
+                "post_change_command": None if o.command is None else {
+                    "ok": o.command.ok, "returncode": o.command.returncode, "summary": o.command.describe()},
+            }
+            for o in result.outputs
+        ],
+        "findings": [{"kind": f.kind, "subject": f.subject, "message": f.message} for f in result.snapshot.findings],
+    }
+
+
+def _print_run(result, dry_run: bool) -> None:
+    for o in result.outputs:
+        size = f"{plural(len(o.model.groups), 'group')}, {plural(o.model.member_count, 'member line')}"
+        if not o.changed:
+            click.echo(f"{o.output.path}: unchanged ({size})")
+            continue
+        verb = "would change" if dry_run else "written"
+        click.echo(f"{o.output.path}: {verb} ({size}): {o.diff.summary() if o.diff else ''}")
+        for u in (o.diff.users[:10] if o.diff else ()):
+            click.echo(f"  {u.sentence()}")
+        if o.diff and len(o.diff.users) > 10:
+            click.echo(f"  ... and {len(o.diff.users) - 10} more users ('ldapsync diff' shows all)")
+        if o.diff and o.diff.others and o.diff.others.changed:
+            click.echo(f"  {o.diff.others.sentence()}")
+        if o.command is not None:
+            click.echo(f"  post-change command: {o.command.describe()}")
+        if not dry_run and o.diff and o.diff.users:
+            click.echo("  users see the change when they next log in")
+    c = _counts(result.snapshot)
+    left = ", ".join(f"{n} {k}" for k, n in c["users_left_out"].items()) or "none"
+    click.echo(f"Summary: {c['users_read']} users and {c['groups_read']} groups read with {c['ldap_searches']} "
+               f"searches in {c['fetch_seconds']:.1f} s; {c['shared_groups']} shared groups, "
+               f"{c['users_in_groups']} users in them; left out: {left}; done in {result.seconds:.1f} s")
+
+
 # --- check ---------------------------------------------------------------------
 
 
 @cli.command()
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-def check(file: str, as_json: bool) -> None:
-    """Lint a groups file the way Prosody reads it.
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@CONFIG_OPTION
+@click.option("--connect", is_flag=True, help="With -c: also bind to the directory and count what it finds.")
+@JSON_OPTION
+def check(file: str | None, config_path: str | None, connect: bool, as_json: bool) -> None:
+    """Lint a groups file, or check a configuration.
 
-    Reports every line that Prosody drops (invalid JIDs) or reads differently
-    from how it looks: comment-looking lines (a groups file has no comments),
-    a byte-order mark, text after a header's ']', CRLF line ends, members
-    without a name (they wipe users' own names), names with stray spaces or
-    control characters, and a contact named differently in two groups.
+    \b
+    ldapsync check FILE
+      Reports every line that Prosody drops (invalid JIDs) or reads
+      differently from how it looks: comment-looking lines (a groups file has
+      no comments), a byte-order mark, text after a header's ']', CRLF line
+      ends, members without a name (they wipe users' own names), names with
+      stray spaces or control characters, a contact named differently in two
+      groups.
+    ldapsync check -c CONFIG [--connect]
+      The config is valid, templates compile, each output's directory is
+      writable and its post-change command exists; with --connect, the bind
+      works and the directory's users and groups are counted.
 
-    Exits 0 when the file is clean and 1 when anything was found.
+    Exits 0 when all is well and 1 when anything was found.
     """
+    if file is not None:
+        _check_file(file, as_json)
+    elif config_path:
+        _check_config(config_path, connect, as_json)
+    else:
+        raise click.UsageError("give a groups FILE, or -c CONFIG")
+
+
+def _check_file(file: str, as_json: bool) -> None:
     parsed = _read_groups(file)
     diags = parsed.diagnostics
+    model = parsed.to_model()
     if as_json:
-        _emit_json(
-            {
-                "file": file,
-                "clean": not diags,
-                "groups": len(parsed.to_model().groups),
-                "diagnostics": [
-                    {"line": d.line, "severity": d.severity, "code": d.code, "message": d.message} for d in diags
-                ],
-            }
-        )
+        _emit_json({
+            "file": file,
+            "clean": not diags,
+            "groups": len(model.groups),
+            "diagnostics": [{"line": d.line, "severity": d.severity, "code": d.code, "message": d.message}
+                            for d in diags],
+        })
     else:
         for d in diags:
             click.echo(f"{file}:{d.line}: {d.severity}: {d.message} [{d.code}]")
         errors = sum(d.severity == "error" for d in diags)
-        model = parsed.to_model()
         summary = f"{plural(len(model.groups), 'group')}, {plural(model.member_count, 'member line')}"
         if diags:
             click.echo(f"{file}: {plural(len(diags), 'problem')} ({plural(errors, 'line')} Prosody skips or "
@@ -91,6 +280,59 @@ def check(file: str, as_json: bool) -> None:
         else:
             click.echo(f"{file}: clean; {summary}")
     sys.exit(ExitCode.CHANGES if diags else ExitCode.OK)
+
+
+def _check_config(path: str, connect: bool, as_json: bool) -> None:
+    from ldapsync import sync
+    from ldapsync.mapping import Templates
+
+    config = _load_config(path)
+    Templates(config.mapping)  # raises ConfigError naming the template
+    problems: list[str] = []
+    notes: list[str] = [f"{path}: configuration valid"]
+    try:
+        password = config.bind_password()
+    except UserError as exc:
+        problems.append(str(exc))
+        password = None
+    for output in config.outputs:
+        directory = output.path.parent
+        if not directory.is_dir():
+            problems.append(f"outputs: {output.path}: the directory {directory} does not exist")
+        elif not os.access(directory, os.W_OK):
+            problems.append(f"outputs: {output.path}: the directory {directory} is not writable")
+        else:
+            notes.append(f"{output.path}: directory writable")
+        command = output.post_change_command
+        if command:
+            argv = shlex.split(command) if isinstance(command, str) else list(command)
+            if shutil.which(argv[0]) is None:
+                problems.append(f"outputs: {output.path}: post_change_command: {argv[0]!r} not found")
+            else:
+                notes.append(f"{output.path}: post-change command {argv[0]} found")
+    counts = None
+    if connect and not problems:
+        snapshot = sync.fetch(config, password)
+        _report_findings(snapshot)
+        counts = _counts(snapshot)
+        notes.append(f"bind as {config.ldap.bind_dn or 'anonymous'} works; {counts['users_read']} users, "
+                     f"{counts['groups_read']} groups; {counts['shared_groups']} shared groups with "
+                     f"{counts['users_in_groups']} users")
+        if not counts["users_read"]:
+            problems.append(f"users: no entries under {config.users.base!r} match {config.users.filter!r}")
+        if not counts["groups_read"]:
+            problems.append(f"groups: no entries under {config.groups.base!r} match {config.groups.filter!r}")
+        for key in snapshot.templates.user_attributes:
+            if not any(e.attrs.get(key.lower()) for e in snapshot.members.users.values()):
+                problems.append(f"mapping: the attribute {key!r} is used by a template but no user has it")
+    if as_json:
+        _emit_json({"config": path, "ok": not problems, "problems": problems, "notes": notes, "counts": counts})
+    else:
+        for n in notes:
+            click.echo(n)
+        for p in problems:
+            click.echo(f"problem: {p}")
+    sys.exit(ExitCode.CHANGES if problems else ExitCode.OK)
 
 
 # --- preview -------------------------------------------------------------------
@@ -108,26 +350,57 @@ def _user_jid(raw: str, host: str | None) -> str:
     return prepared
 
 
+def _pick_output(config, output_path: str | None, user: str | None):
+    if output_path:
+        for o in config.outputs:
+            if str(o.path) == output_path:
+                return o
+        raise UserError(f"--output {output_path}: no such output in the config", ExitCode.USAGE)
+    if user and len(config.outputs) > 1:
+        domain = user.split("@", 1)[-1]
+        for o in config.outputs:
+            if o.host and jidlib.prep(o.host) == domain:
+                return o
+    return config.outputs[0]
+
+
 @cli.command()
 @click.argument("jid")
-@click.option("--groups-file", "groups_file", required=True, type=click.Path(dir_okay=False),
-              help="The groups file Prosody reads (its groups_file option).")
+@click.option("--groups-file", "groups_file", type=click.Path(dir_okay=False),
+              help="Preview from this groups file (the file Prosody reads) instead of the directory.")
+@CONFIG_OPTION
+@click.option("--output", "output_path", help="With -c and several outputs: the output path to preview "
+                                              "(default: the output whose host is JID's domain).")
 @click.option("--host", help="The Prosody host (VirtualHost) the user is on; lets JID be a bare user name.")
 @click.option("--roster", "personal", type=click.Path(dir_okay=False),
               help="The user's personal roster as JSON (the format --json prints).")
-@click.option("--json", "as_json", is_flag=True, help="Print the roster as JSON.")
-def preview(jid: str, groups_file: str, host: str | None, personal: str | None, as_json: bool) -> None:
+@JSON_OPTION
+def preview(jid: str, groups_file: str | None, config_path: str | None, output_path: str | None, host: str | None,
+            personal: str | None, as_json: bool) -> None:
     """Show the roster Prosody sends to JID at login.
 
-    Applies the groups file exactly as mod_groups does: the user's own groups
-    in file order, then the public groups; every shared contact gets
-    subscription "both" and the name from the last group applied, replacing
-    a personal name.  JID is prepared as Prosody prepares it, so
-    ALICE@EXAMPLE.COM means alice@example.com.  Names are shown as the
+    From a groups file (--groups-file), or from the live directory (-c
+    CONFIG) without writing anything. Applies the file exactly as mod_groups
+    does: the user's own groups in file order, then the public groups; every
+    shared contact gets subscription "both" and the name from the last group
+    applied, replacing a personal name. JID is prepared as Prosody prepares
+    it, so ALICE@EXAMPLE.COM means alice@example.com. Names are shown as the
     client reads them (XML turns a carriage return or tab into a space).
     """
     user = _user_jid(jid, host)
-    parsed = _read_groups(groups_file)
+    if groups_file:
+        parsed = _read_groups(groups_file)
+        source = groups_file
+    elif config_path:
+        from ldapsync import sync
+
+        snapshot = _fetch(config_path)
+        output = _pick_output(snapshot.config, output_path, user)
+        _, text = sync.render_output(output, snapshot)
+        parsed = groupsfile.parse(text)
+        source = f"the directory (output {output.path})"
+    else:
+        raise click.UsageError("give --groups-file FILE, or -c CONFIG")
     items: list[rosterlib.RosterItem] = []
     if personal:
         try:
@@ -139,7 +412,7 @@ def preview(jid: str, groups_file: str, host: str | None, personal: str | None, 
     if broken:
         raise UserError(
             f"Prosody cannot send {user} a roster: the name or a group of {', '.join(broken[:5])} holds characters "
-            f"XML cannot carry (run 'ldapsync check {groups_file}')", ExitCode.DATAERR)
+            f"XML cannot carry (run 'ldapsync check' on the groups file)", ExitCode.DATAERR)
     if as_json:
         _emit_json([item.as_json() for item in result])
         return
@@ -149,32 +422,53 @@ def preview(jid: str, groups_file: str, host: str | None, personal: str | None, 
     own = parsed.memberships.get(user, ())
     public = len(set(parsed.public))
     click.echo(f"{user}: {plural(len(result), 'contact')}; member of {plural(len(set(own)), 'group')}, "
-               f"{plural(public, 'public group')} {'applies' if public == 1 else 'apply'}")
+               f"{plural(public, 'public group')} {'applies' if public == 1 else 'apply'} (from {source})")
 
 
 # --- diff ----------------------------------------------------------------------
 
 
 @cli.command("diff")
-@click.argument("old", type=click.Path(dir_okay=False))
-@click.argument("new", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print all changes as JSON.")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@CONFIG_OPTION
+@JSON_OPTION
 @click.option("--limit", default=20, show_default=True, metavar="N",
               help="Show at most N groups and N users in the text output (0: all).")
-def diff_command(old: str, new: str, as_json: bool, limit: int) -> None:
-    """Compare two groups files: groups, members and every user's roster.
+def diff_command(files: tuple[str, ...], config_path: str | None, as_json: bool, limit: int) -> None:
+    """Show what changes: between two files, or pending from the directory.
+
+    \b
+    ldapsync diff OLD NEW         two groups files
+    ldapsync diff -c CONFIG       each output file against the directory
 
     Lists groups added, removed and changed (members added, removed or
     renamed, public or not), then what each user's roster gains, loses or
-    sees renamed, as Prosody would build it.  Exits 0 when the files mean
-    the same to Prosody and 1 when they differ.
+    sees renamed, as Prosody would build it. Exits 0 when nothing changes
+    and 1 when something does (for -c: changes are pending).
     """
-    result = difflib.diff(_read_groups(old), _read_groups(new))
-    if as_json:
-        _emit_json(result.as_json())
+    if len(files) == 2:
+        results = [(None, difflib.diff(_read_groups(files[0]), _read_groups(files[1])))]
+    elif not files and config_path:
+        from ldapsync import sync
+
+        snapshot = _fetch(config_path)
+        results = []
+        for output in snapshot.config.outputs:
+            _, text = sync.render_output(output, snapshot)
+            old = sync.current_text(output) or ""
+            results.append((str(output.path), difflib.diff(groupsfile.parse(old), groupsfile.parse(text))))
     else:
-        _print_diff(result, limit)
-    sys.exit(ExitCode.CHANGES if result.changed else ExitCode.OK)
+        raise click.UsageError("give OLD and NEW groups files, or -c CONFIG")
+    changed = any(r.changed for _, r in results)
+    if as_json:
+        data = [dict(r.as_json(), path=path) for path, r in results]
+        _emit_json(data[0] if files else data)
+    else:
+        for path, r in results:
+            if path:
+                click.echo(f"== {path}")
+            _print_diff(r, limit)
+    sys.exit(ExitCode.CHANGES if changed else ExitCode.OK)
 
 
 def _print_diff(result: difflib.Diff, limit: int) -> None:
@@ -214,6 +508,69 @@ def _print_diff(result: difflib.Diff, limit: int) -> None:
     click.echo(("Summary: " if result.changed else "") + result.summary())
 
 
+# --- explain -------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("jid")
+@CONFIG_OPTION
+@JSON_OPTION
+def explain(jid: str, config_path: str | None, as_json: bool) -> None:
+    """Say why JID is in each shared group, or why it is left out.
+
+    For each group: the directory group(s) behind it, the nesting path from
+    that group down to the group that lists the user, and the rendered JID
+    and display name. For a user in no group: disabled, filtered out, a JID
+    Prosody rejects, or a JID that several entries give.
+    """
+    snapshot = _fetch(config_path)
+    user = jidlib.prep(jid) or jid
+    mapped, members = snapshot.mapped, snapshot.members
+    people = [p for p in mapped.people.values() if p.jid == user]
+    node = user.split("@", 1)[0]
+    uid_attr = snapshot.config.users.uid_attribute
+    related = [k for k, e in members.users.items()
+               if any(v.lower() == node for v in e.attrs.get(uid_attr.lower(), ()))]
+    report: dict = {"jid": user, "entries": [], "groups": [], "left_out": []}
+    for p in people:
+        report["entries"].append({"dn": p.dn, "jid": p.jid, "name": p.name})
+        for shared, group in sorted(mapped.groups.items()):
+            if user not in group.members:
+                continue
+            paths = []
+            for dn_key, entry in members.groups.items():
+                if entry.dn in mapped.sources.get(shared, ()):
+                    chain = members.path(dn_key, p.key, snapshot.config.groups.max_depth)
+                    if chain is not None:
+                        paths.append([members.groups[g].dn for g in chain])
+            report["groups"].append({"group": shared, "public": group.public,
+                                     "from": mapped.sources.get(shared, []), "paths": paths,
+                                     "name_in_group": group.members[user]})
+    for key in related:
+        if key in mapped.left_out and key not in {p.key for p in people}:
+            report["left_out"].append({"dn": members.users[key].dn, "why": mapped.left_out[key]})
+    if as_json:
+        _emit_json(report)
+    else:
+        if not people and not report["left_out"]:
+            click.echo(f"{user}: no directory user gives this JID, and none has {uid_attr}={node!r} "
+                       f"(read {len(members.users)} users under {snapshot.config.users.base})")
+        for e in report["entries"]:
+            click.echo(f"{user} comes from {e['dn']}, shown as {shown(e['name'])}")
+        for g in report["groups"]:
+            kind = "public group" if g["public"] else "group"
+            click.echo(f"  in {kind} {g['group']!r}" + (" (from the config)" if not g["paths"] and any(
+                s.startswith("config") for s in g["from"]) else ""))
+            for path in g["paths"]:
+                via = " -> ".join(path)
+                click.echo(f"    {'listed in' if len(path) == 1 else 'through'} {via}")
+        if people and not report["groups"]:
+            click.echo(f"  in no selected group ({mapped.left_out.get(people[0].key, 'no membership found')})")
+        for item in report["left_out"]:
+            click.echo(f"{item['dn']} is left out: {item['why']}")
+    sys.exit(ExitCode.OK if report["groups"] else ExitCode.CHANGES)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and a documented exit code."""
     try:
@@ -233,6 +590,10 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 0
     except BrokenPipeError:
         return ExitCode.OK
+    except Exception:  # noqa: BLE001 - anything else is a bug: say so, with the traceback
+        traceback.print_exc()
+        click.echo("ldapsync: internal error (a bug); please report it with the traceback above", err=True)
+        return ExitCode.SOFTWARE
     return ExitCode.OK
 
 

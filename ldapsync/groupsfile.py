@@ -31,6 +31,8 @@ __all__ = [
     "sanitise",
     "unrepresentable",
     "xml_safe",
+    "clean_text",
+    "writable_jid",
 ]
 
 DEFAULT_GROUP = "default"
@@ -306,7 +308,7 @@ _BAD_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 _UNWRITABLE_IN_JID = re.compile(r"[=\s\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]|\A\[")
 
 
-def _writable_jid(jid: str) -> bool:
+def writable_jid(jid: str) -> bool:
     """A prepared JID that reads back as itself on a member line: no '=',
     no white space or control characters, and no '[' that would start a header."""
     return _UNWRITABLE_IN_JID.search(jid) is None
@@ -367,7 +369,7 @@ def unrepresentable(model: GroupsModel, *, allow_nameless: bool = False) -> list
                 prepared = jidlib.prep(jid)
                 why = "is not a valid JID" if prepared is None else f"is not in prepared form (Prosody reads {prepared!r})"
                 problems.append(f"{where}: member {jid!r} {why}")
-            elif not _writable_jid(jid):
+            elif not writable_jid(jid):
                 problems.append(f"{where}: member {jid!r} holds '=', white space or control characters, "
                                 "or starts with '[' like a group header")
             if name is None:
@@ -416,7 +418,7 @@ def sanitise(model: GroupsModel) -> tuple[GroupsModel, list[str]]:
     groups = []
     taken: dict[str, str] = {}
     for group in model.groups:
-        group_name = _clean(group.name)
+        group_name = clean_text(group.name)
         if group_name != group.name:
             messages.append(f"group {group.name!r}: name cleaned to {group_name!r}")
         if group_name in taken:
@@ -424,10 +426,10 @@ def sanitise(model: GroupsModel) -> tuple[GroupsModel, list[str]]:
         taken[group_name] = group.name
         members: dict[str, str | None] = {}
         for jid, name in group.members.items():
-            if not jidlib.is_prepared(jid) or not _writable_jid(jid):
+            if not jidlib.is_prepared(jid) or not writable_jid(jid):
                 messages.append(f"group {group.name!r}: member {jid!r} dropped: the JID cannot be written")
                 continue
-            clean = _clean(name) if name is not None else None
+            clean = clean_text(name) if name is not None else None
             if clean != name:
                 messages.append(f"group {group.name!r}: member {jid}: name {name!r} cleaned to {clean!r}")
             members[jid] = clean or None
@@ -438,5 +440,6 @@ def sanitise(model: GroupsModel) -> tuple[GroupsModel, list[str]]:
 _BAD_RUN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]+")
 
 
-def _clean(text: str) -> str:
+def clean_text(text: str) -> str:
+    """Control characters and line breaks become a space; the ends are trimmed."""
     return _BAD_RUN.sub(" ", text).strip(_LUA_SPACE)

@@ -1,0 +1,286 @@
+"""The YAML configuration, validated into typed, immutable values.
+
+pydantic does the type checking; this module adds what a sysadmin needs from
+the messages: every problem at once, each with its path
+(``groups.name_template: ...``), unknown keys with a "did you mean", and
+the rules that span keys (a password in a file others can read, templates
+that name attributes nobody fetches).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import shlex
+import stat
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ldapsync.errors import ExitCode, UserError
+
+__all__ = ["Config", "ConfigError", "load", "parse"]
+
+
+class ConfigError(UserError):
+    """The configuration cannot be used; ``problems`` lists every reason."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.problems = problems
+        text = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"invalid configuration {source}:\n{text}", ExitCode.CONFIG)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+DisabledPreset = Literal["none", "ad", "389ds", "freeipa", "shadow"]
+Scope = Literal["base", "one", "sub"]
+
+# Filters that find disabled accounts, by directory type.
+DISABLED_FILTERS = {
+    "ad": "(userAccountControl:1.2.840.113556.1.4.803:=2)",
+    "389ds": "(nsAccountLock=TRUE)",
+    "freeipa": "(nsAccountLock=TRUE)",
+}
+
+
+class LdapSettings(_Strict):
+    """How to reach and bind to the directory."""
+
+    servers: Annotated[list[str], Field(min_length=1)]
+    start_tls: bool = False
+    ca_file: Path | None = None
+    verify_certificates: bool = True
+    bind_dn: str | None = None
+    bind_password: str | None = None
+    bind_password_env: str | None = None
+    bind_password_file: Path | None = None
+    sasl_external: bool = False
+    client_cert_file: Path | None = None
+    client_key_file: Path | None = None
+    connect_timeout: Annotated[float, Field(gt=0)] = 10.0
+    timeout: Annotated[float, Field(gt=0)] = 120.0
+    page_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+
+    @field_validator("servers")
+    @classmethod
+    def _urls(cls, servers: list[str]) -> list[str]:
+        for url in servers:
+            if not url.lower().startswith(("ldap://", "ldaps://")):
+                raise ValueError(f"{url!r} is not an ldap:// or ldaps:// URL")
+        return servers
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> LdapSettings:
+        given = [k for k in ("bind_password", "bind_password_env", "bind_password_file") if getattr(self, k)]
+        if len(given) > 1:
+            raise ValueError(f"give only one of {', '.join(given)}")
+        if given and not self.bind_dn:
+            raise ValueError(f"{given[0]} is set but bind_dn is not")
+        if self.sasl_external and not (self.client_cert_file and self.client_key_file):
+            raise ValueError("sasl_external needs client_cert_file and client_key_file")
+        return self
+
+
+class UserSettings(_Strict):
+    """Where the people are, and which of them count."""
+
+    base: str
+    filter: str = "(objectClass=inetOrgPerson)"
+    scope: Scope = "sub"
+    attributes: list[str] = Field(default_factory=list)
+    disabled: DisabledPreset = "none"
+    disabled_filter: str | None = None
+    # posixGroup memberUid values name users by this attribute
+    uid_attribute: str = "uid"
+
+
+class GroupSettings(_Strict):
+    """Where the groups are, how they hold their members, and which to use."""
+
+    base: str
+    filter: str = "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup))"
+    scope: Scope = "sub"
+    attributes: list[str] = Field(default_factory=list)
+    # where membership is read from: member attributes on the groups (with
+    # member/uniqueMember/memberUid as found), or memberOf on the users
+    membership: Literal["group", "memberOf"] = "group"
+    nested: bool = True
+    max_depth: Annotated[int, Field(ge=1, le=100)] = 10
+    include: list[str] = Field(default_factory=lambda: ["*"])
+    exclude: list[str] = Field(default_factory=list)
+    public: list[str] = Field(default_factory=list)
+    on_name_collision: Literal["merge", "refuse"] = "refuse"
+
+
+class MappingSettings(_Strict):
+    """jinja2 templates from directory entries to the groups file."""
+
+    jid: str = "{{ uid | lower }}@example.com"
+    name: str = "{{ displayName or cn }}"
+    name_fallback: str = "{{ jid_node }}"
+    group_name: str = "{{ description or cn }}"
+
+
+class StaticGroup(_Strict):
+    """A group kept in the config rather than the directory."""
+
+    name: Annotated[str, Field(min_length=1)]
+    public: bool = False
+    members: dict[str, str] = Field(default_factory=dict)
+
+
+class Output(_Strict):
+    """One groups file: typically one per Prosody VirtualHost."""
+
+    path: Path
+    host: str | None = None
+    include: list[str] = Field(default_factory=lambda: ["*"])
+    exclude: list[str] = Field(default_factory=list)
+    mode: int = 0o640
+    owner: str | None = None
+    group: str | None = None
+    post_change_command: str | list[str] | None = None
+    post_change_timeout: Annotated[float, Field(gt=0)] = 60.0
+
+    @field_validator("post_change_command")
+    @classmethod
+    def _command(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if value is None:
+            return value
+        try:
+            argv = shlex.split(value) if isinstance(value, str) else value
+        except ValueError as exc:
+            raise ValueError(f"cannot split the command: {exc}") from None
+        if not argv or not argv[0]:
+            raise ValueError("the command is empty")
+        return value
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _octal(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return int(value, 8)
+            except ValueError:
+                raise ValueError(f"{value!r} is not an octal file mode such as '0640'") from None
+        return value
+
+
+class Config(_Strict):
+    ldap: LdapSettings
+    users: UserSettings
+    groups: GroupSettings
+    mapping: MappingSettings = MappingSettings()
+    static_groups: list[StaticGroup] = Field(default_factory=list)
+    outputs: Annotated[list[Output], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _distinct_outputs(self) -> Config:
+        paths = [str(o.path) for o in self.outputs]
+        for p in paths:
+            if paths.count(p) > 1:
+                raise ValueError(f"two outputs write {p}")
+        return self
+
+    def bind_password(self) -> str | None:
+        """The bind password from wherever the config says it is."""
+        ldap = self.ldap
+        if ldap.bind_password_env:
+            value = os.environ.get(ldap.bind_password_env)
+            if value is None:
+                raise UserError(f"ldap.bind_password_env: the environment variable {ldap.bind_password_env} "
+                                "is not set", ExitCode.CONFIG)
+            return value
+        if ldap.bind_password_file:
+            try:
+                return ldap.bind_password_file.read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as exc:
+                raise UserError(f"ldap.bind_password_file: cannot read {ldap.bind_password_file}: "
+                                f"{exc.strerror or exc}", ExitCode.CONFIG) from None
+        return ldap.bind_password
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate the config file at ``path``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such configuration file", ExitCode.CONFIG) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read the configuration: {exc}", ExitCode.CONFIG) from None
+    config = parse(text, source=str(path))
+    if config.ldap.bind_password is not None:
+        _refuse_readable_secret(path)
+    if config.ldap.bind_password_file is not None:
+        _refuse_readable_secret(config.ldap.bind_password_file, key="ldap.bind_password_file")
+    return config
+
+
+def parse(text: str, source: str = "<config>") -> Config:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, [f"not valid YAML: {exc}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["expected a mapping of settings at the top level"])
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, [_describe(error) for error in exc.errors()]) from None
+
+
+def _describe(error: dict) -> str:
+    loc = [str(p) for p in error["loc"]]
+    path = ".".join(p if not p.isdigit() else f"[{p}]" for p in loc).replace(".[", "[") or "(top level)"
+    if error["type"] == "extra_forbidden":
+        parent_model = _model_at(error["loc"][:-1])
+        suggestion = ""
+        if parent_model is not None:
+            close = difflib.get_close_matches(loc[-1], list(parent_model.model_fields), n=1)
+            if close:
+                suggestion = f"; did you mean {close[0]!r}?"
+        return f"{path}: unknown key{suggestion}"
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    if error["type"] == "missing":
+        message = "required, but missing"
+    return f"{path}: {message}"
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    model: Any = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return None
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        candidates = [annotation, *args]
+        for a in list(candidates):
+            candidates.extend(getattr(a, "__args__", ()))
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return None
+    return model
+
+
+def _refuse_readable_secret(path: Path, key: str = "ldap.bind_password") -> None:
+    """A password that every user of the machine can read is refused (the
+    service's own group may read it: root:ldapsync 0640 is fine)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & (stat.S_IROTH | stat.S_IWOTH):
+        raise UserError(
+            f"{key}: {path} holds a password but other users can read it (mode {stat.S_IMODE(mode):04o}); "
+            f"run 'chmod 600 {path}'", ExitCode.CONFIG)

@@ -1,0 +1,225 @@
+"""Reading the directory with ldap3: one bound connection, paged searches.
+
+Every failure ends the sync with a :class:`DirectoryError` saying what failed
+and where: an unreachable server, a refused bind, a size, time or admin
+limit, a referral, a dropped connection.  A partial answer is never treated
+as the directory's content, because a truncated directory would wipe
+contacts from everyone's roster.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shlex
+import ssl
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import ldap3
+from ldap3.core import exceptions as ldap_errors
+
+from ldapsync.config import LdapSettings
+from ldapsync.errors import ExitCode, UserError
+
+log = logging.getLogger(__name__)
+
+_SCOPES = {"base": ldap3.BASE, "one": ldap3.LEVEL, "sub": ldap3.SUBTREE}
+
+
+class DirectoryError(UserError):
+    """The directory could not give a complete answer."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, ExitCode.UNAVAILABLE)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A directory entry: its DN as returned and its attributes, keyed by
+    lower-cased attribute name, values decoded as UTF-8 (bytes that are not
+    UTF-8 kept as surrogate escapes, for later checks to catch)."""
+
+    dn: str
+    attrs: dict[str, list[str]]
+
+    def first(self, name: str) -> str:
+        values = self.attrs.get(name.lower())
+        return values[0] if values else ""
+
+
+class Directory:
+    """A bound, read-only connection to the first server that answers."""
+
+    def __init__(self, settings: LdapSettings, password: str | None, *, progress: bool | None = None) -> None:
+        self.settings = settings
+        self._password = password
+        self._conn: ldap3.Connection | None = None
+        self.searches = 0
+        self.progress = sys.stderr.isatty() if progress is None else progress
+
+    def __enter__(self) -> Directory:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _tls(self) -> ldap3.Tls:
+        s = self.settings
+        return ldap3.Tls(
+            validate=ssl.CERT_REQUIRED if s.verify_certificates else ssl.CERT_NONE,
+            ca_certs_file=str(s.ca_file) if s.ca_file else None,
+            local_certificate_file=str(s.client_cert_file) if s.client_cert_file else None,
+            local_private_key_file=str(s.client_key_file) if s.client_key_file else None,
+            version=ssl.PROTOCOL_TLS_CLIENT,
+        )
+
+    def connect(self) -> None:
+        """Try each server in order; the first that connects and binds wins."""
+        s = self.settings
+        problems = []
+        for url in s.servers:
+            server = ldap3.Server(url, get_info=ldap3.NONE, connect_timeout=s.connect_timeout, tls=self._tls())
+            kwargs = dict(
+                receive_timeout=math.ceil(s.timeout), read_only=True, raise_exceptions=True, auto_referrals=False,
+                return_empty_attributes=False,
+            )
+            if s.sasl_external:
+                conn = ldap3.Connection(server, authentication=ldap3.SASL, sasl_mechanism=ldap3.EXTERNAL, **kwargs)
+            elif s.bind_dn:
+                conn = ldap3.Connection(server, user=s.bind_dn, password=self._password or "",
+                                        authentication=ldap3.SIMPLE, **kwargs)
+            else:
+                conn = ldap3.Connection(server, authentication=ldap3.ANONYMOUS, **kwargs)
+            started = time.monotonic()
+            try:
+                conn.open()
+                if s.start_tls and not url.lower().startswith("ldaps://"):
+                    conn.start_tls()
+                conn.bind()
+            except ldap_errors.LDAPInvalidCredentialsResult:
+                raise DirectoryError(f"{url}: bind as {s.bind_dn} refused: invalid credentials") from None
+            except ldap_errors.LDAPException as exc:
+                problems.append(f"{url}: {_reason(exc)}")
+                log.warning("cannot use %s: %s", url, _reason(exc))
+                _quiet_unbind(conn)
+                continue
+            log.debug("connected to %s as %s in %.2f s", url, s.bind_dn or "anonymous", time.monotonic() - started)
+            self._conn = conn
+            self.url = url
+            return
+        raise DirectoryError("directory unavailable: " + "; ".join(problems))
+
+    def close(self) -> None:
+        if self._conn is not None:
+            _quiet_unbind(self._conn)
+            self._conn = None
+
+    def search(self, base: str, filter: str, attributes: Sequence[str], scope: str = "sub",
+               what: str = "entries") -> Iterator[Entry]:
+        """All entries under ``base`` matching ``filter``, page by page.
+
+        Streams: entries are decoded as pages arrive, never the whole result
+        held twice.  Raises :class:`DirectoryError` on any incomplete answer.
+        """
+        assert self._conn is not None, "connect() first"
+        s = self.settings
+        attrs = sorted(set(attributes)) or ["1.1"]
+        log.debug("search: %s", self.ldapsearch_command(base, filter, attrs, scope))
+        started = time.monotonic()
+        self.searches += 1
+        count = 0
+        try:
+            results = self._conn.extend.standard.paged_search(
+                search_base=base, search_filter=filter, search_scope=_SCOPES[scope], attributes=attrs,
+                paged_size=s.page_size, generator=True,
+            )
+            for item in results:
+                kind = item.get("type")
+                if kind == "searchResRef":
+                    raise DirectoryError(
+                        f"search for {what} under {base!r}: the server sent a referral to {item.get('uri')}; "
+                        "point ldapsync at the server that holds the data")
+                if kind != "searchResEntry":
+                    continue
+                count += 1
+                if self.progress and count % 5000 == 0:
+                    print(f"\rfetching {what}: {count:,}", end="", file=sys.stderr, flush=True)
+                yield Entry(item["dn"], _decode(item["raw_attributes"]))
+            # ldap3 does not raise for these results, which end a search early
+            final = self._conn.result or {}
+            code = final.get("result", 0)
+            if code == 4:
+                raise ldap_errors.LDAPSizeLimitExceededResult()
+            if code == 3:
+                raise ldap_errors.LDAPTimeLimitExceededResult()
+            if code == 10:
+                raise DirectoryError(f"search for {what} under {base!r}: the server answered with a referral to "
+                                     f"{final.get('referrals')}; point ldapsync at the server that holds the data")
+            if code != 0:
+                raise DirectoryError(f"search for {what} under {base!r} ended with result {code} "
+                                     f"({final.get('description')}) after {count} entries")
+        except DirectoryError:
+            raise
+        except ldap_errors.LDAPSizeLimitExceededResult:
+            raise DirectoryError(
+                f"search for {what} under {base!r} stopped at the server's size limit after {count} entries; "
+                "give the bind account unlimited results (OpenLDAP: limits dn.exact=\"BIND DN\" size=unlimited)"
+            ) from None
+        except ldap_errors.LDAPTimeLimitExceededResult:
+            raise DirectoryError(f"search for {what} under {base!r} hit the server's time limit after "
+                                 f"{count} entries") from None
+        except ldap_errors.LDAPAdminLimitExceededResult:
+            raise DirectoryError(f"search for {what} under {base!r} hit an administrative limit after "
+                                 f"{count} entries") from None
+        except ldap_errors.LDAPNoSuchObjectResult:
+            raise DirectoryError(f"search for {what}: the base {base!r} does not exist") from None
+        except ldap_errors.LDAPException as exc:
+            raise DirectoryError(f"search for {what} under {base!r} failed after {count} entries: "
+                                 f"{_reason(exc)}") from None
+        finally:
+            if self.progress and count >= 5000:
+                print("", file=sys.stderr)
+        log.debug("search for %s returned %d entries in %.2f s", what, count, time.monotonic() - started)
+
+    def ldapsearch_command(self, base: str, filter: str, attributes: Sequence[str], scope: str) -> str:
+        """The same search as an ``ldapsearch`` command line, to rerun by hand."""
+        s = self.settings
+        cmd = ["ldapsearch", "-LLL", "-H", getattr(self, "url", s.servers[0])]
+        if s.start_tls:
+            cmd.append("-ZZ")
+        if s.sasl_external:
+            cmd += ["-Y", "EXTERNAL"]
+        elif s.bind_dn:
+            cmd += ["-x", "-D", s.bind_dn, "-W"]
+        else:
+            cmd.append("-x")
+        cmd += ["-s", scope, "-b", base, "-E", f"pr={s.page_size}/noprompt", filter, *attributes]
+        return " ".join(shlex.quote(c) for c in cmd)
+
+
+def _decode(raw: dict[str, list[bytes]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for name, values in raw.items():
+        out[name.lower()] = [v.decode("utf-8", "surrogateescape") if isinstance(v, bytes) else str(v)
+                             for v in values]
+    return out
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, ldap_errors.LDAPOperationResult):
+        text = f"{exc.description or type(exc).__name__}" + (f" ({exc.message})" if exc.message else "")
+    if isinstance(exc, ldap_errors.LDAPSocketOpenError) and "certificate" in text.lower():
+        text = f"TLS failed: {text}"
+    return text
+
+
+def _quiet_unbind(conn: ldap3.Connection) -> None:
+    try:
+        conn.unbind()
+    except Exception:  # noqa: BLE001 - closing a broken connection may fail in any way
+        pass

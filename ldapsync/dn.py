@@ -1,0 +1,105 @@
+"""Distinguished names compared the way the directory compares them.
+
+The same entry comes back in several spellings: its own DN hex-escaped
+(``cn=R&D\\2C Europe``), member values as they were stored
+(``cn=R&D\\, Europe``, ``UID=alice,OU=People,DC=Example,DC=COM``,
+``uid=bob, ou=people, dc=example, dc=com``).  :func:`normalize` maps all of
+them to one key: attribute types and values lower-cased, escapes resolved,
+spaces around separators dropped.  (Every naming attribute in common use,
+cn, uid, ou, dc, o, l, is case-insensitive.)
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+_HEX = re.compile(r"\\([0-9A-Fa-f]{2})")
+
+
+def normalize(dn: str) -> str:
+    """A comparison key for ``dn``; equal keys mean the same entry."""
+    if "\\" not in dn and '"' not in dn and "+" not in dn:
+        # the common case: no escapes, no quoting, no multi-valued RDNs
+        return ",".join(_plain_rdn(rdn) for rdn in dn.split(","))
+    return _normalize_escaped(dn)
+
+
+def _plain_rdn(rdn: str) -> str:
+    kind, _, value = rdn.partition("=")
+    return f"{kind.strip().lower()}={value.strip().lower()}"
+
+
+@lru_cache(maxsize=65536)
+def _normalize_escaped(dn: str) -> str:
+    rdns: list[str] = []
+    for rdn in _split(dn, ","):
+        parts = sorted(_ava(ava) for ava in _split(rdn, "+"))
+        rdns.append("+".join(parts))
+    return ",".join(rdns)
+
+
+def _ava(text: str) -> str:
+    kind, _, value = text.partition("=")
+    value = value.strip()
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        value = value[1:-1]
+    plain = _unescape(value).lower()
+    # re-escape the separators so that the key splits like a DN
+    plain = plain.replace("\\", "\\\\").replace(",", "\\,").replace("+", "\\+").replace("=", "\\=")
+    return f"{kind.strip().lower()}={plain}"
+
+
+def _unescape(value: str) -> str:
+    raw = bytearray()
+    i = 0
+    while i < len(value):
+        ch = value[i]
+        if ch == "\\" and i + 1 < len(value):
+            pair = value[i + 1 : i + 3]
+            if len(pair) == 2 and _HEX.fullmatch("\\" + pair):
+                raw.append(int(pair, 16))
+                i += 3
+                continue
+            raw.extend(value[i + 1].encode("utf-8"))
+            i += 2
+            continue
+        raw.extend(ch.encode("utf-8"))
+        i += 1
+    return raw.decode("utf-8", "replace").strip()
+
+
+def _split(text: str, sep: str) -> list[str]:
+    """Split at ``sep`` where it is neither escaped nor quoted."""
+    parts, current, quoted, i = [], [], False, 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            current.append(text[i : i + 2])
+            i += 2
+            continue
+        if ch == '"':
+            quoted = not quoted
+        if ch == sep and not quoted:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+        i += 1
+    parts.append("".join(current))
+    return parts
+
+
+def strip_uid_suffix(value: str) -> str:
+    """``uniqueMember`` may end in an optional ``#'0101'B`` (RFC 4517 Name
+    and Optional UID); the DN is what comes before it."""
+    if value.endswith("'B"):
+        hash_at = value.rfind("#'")
+        if hash_at > 0:
+            return value[:hash_at]
+    return value
+
+
+def is_under(dn_key: str, base_key: str) -> bool:
+    """Whether the normalised ``dn_key`` lies at or below ``base_key``."""
+    return dn_key == base_key or dn_key.endswith("," + base_key)

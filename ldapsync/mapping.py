@@ -1,0 +1,195 @@
+"""From directory entries to shared groups, through the config's jinja2 templates.
+
+Templates are compiled once, sandboxed, and strict: a template that names a
+variable it cannot have fails when the config is loaded, not at 3 a.m.
+Every attribute a template names is fetched from the directory and always
+defined when rendering (an empty string when the entry lacks it), so that
+``{{ displayName or cn }}`` falls back as a sysadmin expects.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from jinja2 import StrictUndefined, TemplateError, meta
+from jinja2.sandbox import SandboxedEnvironment
+
+from ldapsync import jid as jidlib
+from ldapsync.config import Config, MappingSettings, Output
+from ldapsync.directory import Entry
+from ldapsync.errors import ExitCode, UserError
+from ldapsync.groupsfile import clean_text, writable_jid
+from ldapsync.membership import Finding, Memberships
+from ldapsync.model import GroupsModel, SharedGroup
+
+# Names a template may use besides directory attributes.
+_EXTRA = {"dn", "attrs"}
+_FALLBACK_EXTRA = {"jid", "jid_node"}
+
+
+class Templates:
+    """The four mapping templates, compiled, with the attributes they use."""
+
+    def __init__(self, settings: MappingSettings) -> None:
+        self.env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+        problems = []
+        compiled = {}
+        used: dict[str, set[str]] = {}
+        for key in ("jid", "name", "name_fallback", "group_name"):
+            source = getattr(settings, key)
+            try:
+                ast = self.env.parse(source)
+                compiled[key] = self.env.from_string(source)
+            except TemplateError as exc:
+                problems.append(f"mapping.{key}: {exc}")
+                continue
+            names = meta.find_undeclared_variables(ast)
+            extra = _EXTRA | (_FALLBACK_EXTRA if key == "name_fallback" else set())
+            used[key] = {n for n in names if n not in extra}
+        if problems:
+            from ldapsync.config import ConfigError
+            raise ConfigError("(templates)", problems)
+        self.compiled = compiled
+        self.user_attributes = sorted(used["jid"] | used["name"] | used["name_fallback"])
+        self.group_attributes = sorted(used["group_name"])
+
+    def render(self, key: str, entry: Entry, attributes: Iterable[str], **extra: str) -> str:
+        context = {name: entry.first(name) for name in attributes}
+        context["dn"] = entry.dn
+        context["attrs"] = entry.attrs
+        context.update(extra)
+        return self.compiled[key].render(context).strip()
+
+
+@dataclass
+class Person:
+    """A directory user as the groups file sees them."""
+
+    key: str
+    dn: str
+    jid: str
+    name: str | None
+
+
+@dataclass
+class Mapped:
+    """The shared groups the directory implies, before choosing outputs."""
+
+    groups: dict[str, SharedGroup]  # shared name -> group
+    sources: dict[str, list[str]]  # shared name -> group DNs behind it ("config" for static groups)
+    people: dict[str, Person]  # user DN key -> person
+    left_out: dict[str, str]  # user DN key -> why the user is in no group file
+    findings: list[Finding] = field(default_factory=list)
+
+
+def map_directory(config: Config, templates: Templates, members: Memberships) -> Mapped:
+    """Shared groups from resolved memberships, as the config maps them."""
+    findings: list[Finding] = []
+    people: dict[str, Person] = {}
+    left_out: dict[str, str] = dict(members.disabled)
+    by_jid: dict[str, list[str]] = {}
+    for key, entry in members.users.items():
+        if key in members.disabled:
+            continue
+        try:
+            raw_jid = templates.render("jid", entry, templates.user_attributes)
+        except TemplateError as exc:
+            left_out[key] = f"mapping.jid failed: {exc}"
+            findings.append(Finding("template-error", entry.dn, left_out[key]))
+            continue
+        prepared = jidlib.prep(raw_jid)
+        if prepared is None or "@" not in prepared or "/" in prepared or not writable_jid(prepared):
+            left_out[key] = f"mapping.jid gives {raw_jid!r}, which is not a user JID Prosody accepts"
+            findings.append(Finding("bad-jid", entry.dn, left_out[key]))
+            continue
+        name = _display_name(templates, entry, prepared, findings)
+        people[key] = Person(key, entry.dn, prepared, name)
+        by_jid.setdefault(prepared, []).append(key)
+    for jid, keys in by_jid.items():
+        if len(keys) > 1:
+            dns = "; ".join(sorted(members.users[k].dn for k in keys))
+            for k in keys:
+                del people[k]
+                left_out[k] = f"several entries give the JID {jid}: {dns}"
+            findings.append(Finding("jid-collision", jid, f"several entries give this JID, all left out: {dns}"))
+
+    gs = config.groups
+    groups: dict[str, SharedGroup] = {}
+    sources: dict[str, list[str]] = {}
+    for key, entry in members.groups.items():
+        try:
+            shared = clean_text(templates.render("group_name", entry, templates.group_attributes))
+        except TemplateError as exc:
+            findings.append(Finding("template-error", entry.dn, f"mapping.group_name failed: {exc}"))
+            continue
+        if not shared:
+            findings.append(Finding("group-name-empty", entry.dn, "mapping.group_name gives an empty name; group "
+                                                                  "left out"))
+            continue
+        if not _selected(shared, gs.include, gs.exclude):
+            continue
+        people_in = {members_key: people[members_key] for members_key in members.members.get(key, ())
+                     if members_key in people}
+        group = SharedGroup(shared, {p.jid: p.name for p in people_in.values()},
+                            any(fnmatch.fnmatchcase(shared, p) for p in gs.public))
+        if shared.startswith("+") and not group.public:
+            findings.append(Finding("group-name", entry.dn, f"a private group cannot be named {shared!r} "
+                                                            "(a leading '+' makes a group public); left out"))
+            continue
+        if shared in groups:
+            if gs.on_name_collision == "refuse":
+                raise UserError(
+                    f"groups {sources[shared][0]} and {entry.dn} both map to the shared group {shared!r}; "
+                    "change mapping.group_name or set groups.on_name_collision: merge", ExitCode.DATAERR)
+            findings.append(Finding("group-merged", shared, f"{entry.dn} merged with {', '.join(sources[shared])}"))
+            group = SharedGroup(shared, {**groups[shared].members, **group.members}, group.public)
+        groups[shared] = group
+        sources.setdefault(shared, []).append(entry.dn)
+    for static in config.static_groups:
+        extra = {}
+        for raw, name in static.members.items():
+            prepared = jidlib.prep(raw)
+            if prepared is None:
+                raise UserError(f"static_groups: {static.name!r}: {raw!r} is not a valid JID", ExitCode.CONFIG)
+            extra[prepared] = clean_text(name) or None
+        base = groups.get(static.name)
+        merged = {**(base.members if base else {}), **extra}
+        groups[static.name] = SharedGroup(static.name, merged, static.public or bool(base and base.public))
+        sources.setdefault(static.name, []).append("config (static_groups)")
+    in_a_group = {jid for g in groups.values() for jid in g.members}
+    for key, person in people.items():
+        if person.jid not in in_a_group:
+            left_out.setdefault(key, "in no selected group")
+    return Mapped(groups, sources, people, left_out, findings)
+
+
+def _display_name(templates: Templates, entry: Entry, jid: str, findings: list[Finding]) -> str | None:
+    try:
+        raw = templates.render("name", entry, templates.user_attributes)
+    except TemplateError as exc:
+        findings.append(Finding("template-error", entry.dn, f"mapping.name failed: {exc}"))
+        raw = ""
+    name = clean_text(raw)
+    if name != raw:
+        findings.append(Finding("name-cleaned", entry.dn, f"display name {raw!r} cleaned to {name!r}"))
+    if name:
+        return name
+    node = jid.split("@", 1)[0]
+    try:
+        fallback = templates.render("name_fallback", entry, templates.user_attributes, jid=jid, jid_node=node)
+    except TemplateError as exc:
+        findings.append(Finding("template-error", entry.dn, f"mapping.name_fallback failed: {exc}"))
+        fallback = node
+    return clean_text(fallback) or node
+
+
+def _selected(name: str, include: list[str], exclude: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in include) and not any(
+        fnmatch.fnmatchcase(name, p) for p in exclude)
+
+
+def model_for(output: Output, mapped: Mapped) -> GroupsModel:
+    """The groups one output file holds: its own selection of the groups."""
+    return GroupsModel.of(g for name, g in mapped.groups.items() if _selected(name, output.include, output.exclude))

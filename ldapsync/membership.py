@@ -1,0 +1,259 @@
+"""Who is in which directory group: member attributes, nesting, disabled accounts.
+
+Works on the two result sets of a sync (users, groups) without asking the
+directory anything more, so that the number of searches does not grow with
+the number of groups or members.  Everything that is left out is reported,
+never fatal: a member DN that points nowhere, an account that is disabled,
+a nesting cycle, nesting deeper than the limit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ldapsync import dn as dnlib
+from ldapsync.config import GroupSettings, UserSettings
+from ldapsync.directory import Entry
+
+MEMBER_ATTRIBUTES = ("member", "uniquemember", "memberuid")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something left out or worth a look, with the entry it is about."""
+
+    kind: str
+    subject: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.message}"
+
+
+@dataclass
+class Memberships:
+    """The resolved directory: users by DN key, groups by DN key, and for each
+    group its users (direct and through nested groups)."""
+
+    users: dict[str, Entry]
+    disabled: dict[str, str]  # user DN key -> why
+    groups: dict[str, Entry]
+    direct_users: dict[str, set[str]]
+    subgroups: dict[str, list[str]]
+    members: dict[str, set[str]]
+    findings: list[Finding] = field(default_factory=list)
+
+    def path(self, group: str, user: str, max_depth: int) -> list[str] | None:
+        """The nesting path from ``group`` down to the group that lists
+        ``user`` directly (group DN keys), or None."""
+        parents: dict[str, str | None] = {group: None}
+        queue = deque([(group, 0)])
+        while queue:
+            g, depth = queue.popleft()
+            if user in self.direct_users.get(g, ()):
+                chain = [g]
+                while parents[chain[-1]] is not None:
+                    chain.append(parents[chain[-1]])
+                return list(reversed(chain))
+            if depth >= max_depth:
+                continue
+            for sub in self.subgroups.get(g, ()):
+                if sub not in parents:
+                    parents[sub] = g
+                    queue.append((sub, depth + 1))
+        return None
+
+
+def disabled_reason(entry: Entry, preset: str, today: int | None = None) -> str | None:
+    """Why a preset considers ``entry`` disabled, or None."""
+    if preset == "ad":
+        raw = entry.first("userAccountControl")
+        if raw.lstrip("-").isdigit() and int(raw) & 2:
+            return f"disabled (userAccountControl {raw} has the ACCOUNTDISABLE bit)"
+    elif preset in ("389ds", "freeipa"):
+        if entry.first("nsAccountLock").strip().lower() == "true":
+            return "disabled (nsAccountLock: TRUE)"
+    elif preset == "shadow":
+        raw = entry.first("shadowExpire")
+        days = today if today is not None else int(time.time() // 86400)
+        if raw.lstrip("-").isdigit() and 0 <= int(raw) <= days:
+            return f"disabled (shadowExpire {raw} is in the past)"
+    return None
+
+
+PRESET_ATTRIBUTES = {"ad": ["userAccountControl"], "389ds": ["nsAccountLock"], "freeipa": ["nsAccountLock"],
+                     "shadow": ["shadowExpire"], "none": []}
+
+
+def resolve(users: Iterable[Entry], groups: Iterable[Entry], user_settings: UserSettings,
+            group_settings: GroupSettings, disabled_by_filter: set[str] | None = None) -> Memberships:
+    """Index users and groups and work out every group's users."""
+    findings: list[Finding] = []
+    user_index: dict[str, Entry] = {}
+    disabled: dict[str, str] = {}
+    by_uid: dict[str, str] = {}
+    uid_attr = user_settings.uid_attribute.lower()
+    for entry in users:
+        key = dnlib.normalize(entry.dn)
+        user_index[key] = entry
+        for uid in entry.attrs.get(uid_attr, ()):
+            by_uid.setdefault(uid.lower(), key)
+        reason = disabled_reason(entry, user_settings.disabled)
+        if reason is None and disabled_by_filter is not None and key in disabled_by_filter:
+            reason = "disabled (matches users.disabled_filter)"
+        if reason is not None:
+            disabled[key] = reason
+            findings.append(Finding("disabled", entry.dn, reason))
+
+    group_index: dict[str, Entry] = {}
+    for entry in groups:
+        group_index[dnlib.normalize(entry.dn)] = entry
+    users_base = dnlib.normalize(user_settings.base)
+
+    direct_users: dict[str, set[str]] = {}
+    subgroups: dict[str, list[str]] = {}
+
+    def add_member_dn(group_key: str, group_dn: str, value: str) -> None:
+        key = dnlib.normalize(dnlib.strip_uid_suffix(value))
+        if key in user_index:
+            if key not in disabled:
+                direct_users[group_key].add(key)
+        elif key in group_index:
+            subgroups[group_key].append(key)
+        elif dnlib.is_under(key, users_base):
+            findings.append(Finding("member-not-found", group_dn,
+                                    f"member {value!r} is not a user ldapsync found (missing, or not matched "
+                                    "by users.filter)"))
+        else:
+            findings.append(Finding("member-outside-base", group_dn,
+                                    f"member {value!r} is outside users.base and not a group ldapsync read"))
+
+    if group_settings.membership == "memberOf":
+        for key in group_index:
+            direct_users[key] = set()
+            subgroups[key] = []
+        for key, entry in user_index.items():
+            if key in disabled:
+                continue
+            for value in entry.attrs.get("memberof", ()):
+                gkey = dnlib.normalize(value)
+                if gkey in direct_users:
+                    direct_users[gkey].add(key)
+        for key, entry in group_index.items():
+            for value in entry.attrs.get("memberof", ()):
+                parent = dnlib.normalize(value)
+                if parent in subgroups:
+                    subgroups[parent].append(key)
+    else:
+        for key, entry in group_index.items():
+            direct_users[key] = set()
+            subgroups[key] = []
+            for attr in ("member", "uniquemember"):
+                for value in entry.attrs.get(attr, ()):
+                    add_member_dn(key, entry.dn, value)
+            for uid in entry.attrs.get("memberuid", ()):
+                user_key = by_uid.get(uid.lower())
+                if user_key is None:
+                    findings.append(Finding("member-not-found", entry.dn,
+                                            f"memberUid {uid!r} matches no user's {user_settings.uid_attribute}"))
+                elif user_key not in disabled:
+                    direct_users[key].add(user_key)
+
+    if not group_settings.nested:
+        subgroups = {k: [] for k in subgroups}
+    members = _expand(direct_users, subgroups, group_settings.max_depth, group_index, findings)
+    return Memberships(user_index, disabled, group_index, direct_users, subgroups, members, findings)
+
+
+def _expand(direct: dict[str, set[str]], subgroups: dict[str, list[str]], max_depth: int,
+            groups: dict[str, Entry], findings: list[Finding]) -> dict[str, set[str]]:
+    """Every group's users through nesting, breadth first up to ``max_depth``
+    levels; each cycle and each cut-off is reported once."""
+    members: dict[str, set[str]] = {}
+    for cycle in _cycles(subgroups):
+        names = "; ".join(groups[g].dn for g in cycle)
+        findings.append(Finding("nesting-cycle", groups[cycle[0]].dn,
+                                f"these groups contain each other (a nesting cycle): {names}"))
+    cut: set[tuple[str, str]] = set()
+    for group in direct:
+        if not subgroups.get(group):
+            members[group] = direct[group]
+            continue
+        found = set(direct[group])
+        seen = {group}
+        frontier = [group]
+        for depth in range(1, max_depth + 1):
+            nxt = []
+            for g in frontier:
+                for sub in subgroups.get(g, ()):
+                    if sub not in seen:
+                        seen.add(sub)
+                        nxt.append(sub)
+                        found |= direct.get(sub, set())
+            frontier = nxt
+            if not frontier:
+                break
+        else:
+            for g in frontier:
+                for sub in subgroups.get(g, ()):
+                    if sub not in seen and (g, sub) not in cut:
+                        cut.add((g, sub))
+                        findings.append(Finding(
+                            "nesting-too-deep", groups[group].dn,
+                            f"nested group {groups[sub].dn} is more than {max_depth} levels down "
+                            "(groups.max_depth); its members are left out here"))
+        members[group] = found
+    return members
+
+
+def _cycles(subgroups: dict[str, list[str]]) -> list[list[str]]:
+    """The nesting cycles (strongly connected components with a loop), each
+    once, found with Tarjan's algorithm (iterative: nesting can be deep)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+    counter = 0
+    for root in subgroups:
+        if root in index:
+            continue
+        work = [(root, iter(subgroups.get(root, ())))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            advanced = False
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(subgroups.get(child, ()))))
+                    advanced = True
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    top = stack.pop()
+                    on_stack.discard(top)
+                    component.append(top)
+                    if top == node:
+                        break
+                if len(component) > 1 or node in subgroups.get(node, ()):
+                    cycles.append(sorted(component))
+    return cycles

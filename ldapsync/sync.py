@@ -1,0 +1,152 @@
+"""One sync: directory -> memberships -> shared groups -> verified files.
+
+The same pipeline serves ``run``, ``run --dry-run``, ``diff``, ``preview``,
+``explain`` and ``check --connect``: they differ only in what they do with
+the result, so what a dry run shows is what a real run writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from ldapsync import diff as difflib
+from ldapsync import groupsfile
+from ldapsync.config import Config, Output
+from ldapsync.directory import Directory
+from ldapsync.errors import ExitCode, UserError
+from ldapsync.mapping import Mapped, Templates, map_directory, model_for
+from ldapsync.membership import PRESET_ATTRIBUTES, Finding, Memberships, resolve
+from ldapsync import dn as dnlib
+from ldapsync.model import GroupsModel
+from ldapsync.writer import CommandResult, WriteResult, run_post_change, write_if_changed
+
+log = logging.getLogger(__name__)
+changes_log = logging.getLogger("ldapsync.changes")
+
+
+@dataclass
+class Snapshot:
+    """What the directory says, mapped: the input of every command."""
+
+    config: Config
+    templates: Templates
+    members: Memberships
+    mapped: Mapped
+    searches: int
+    fetch_seconds: float
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [*self.members.findings, *self.mapped.findings]
+
+
+@dataclass
+class OutputResult:
+    output: Output
+    model: GroupsModel
+    text: str
+    changed: bool
+    diff: difflib.Diff | None = None
+    written: WriteResult | None = None
+    command: CommandResult | None = None
+
+
+@dataclass
+class RunResult:
+    snapshot: Snapshot
+    outputs: list[OutputResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if any(o.command is not None and not o.command.ok for o in self.outputs):
+            return ExitCode.POST_CHANGE_FAILED
+        return ExitCode.OK
+
+
+def fetch(config: Config, password: str | None, *, progress: bool | None = None) -> Snapshot:
+    """Read users and groups (two paged searches, three with a custom
+    disabled filter) and map them."""
+    templates = Templates(config.mapping)
+    us, gs = config.users, config.groups
+    user_attrs = {*templates.user_attributes, *us.attributes, *PRESET_ATTRIBUTES[us.disabled], us.uid_attribute}
+    group_attrs = {*templates.group_attributes, *gs.attributes, "objectClass"}
+    if gs.membership == "memberOf":
+        user_attrs.add("memberOf")
+        group_attrs.add("memberOf")
+    else:
+        group_attrs |= {"member", "uniqueMember", "memberUid"}
+    started = time.monotonic()
+    with Directory(config.ldap, password, progress=progress) as directory:
+        users = list(directory.search(us.base, us.filter, sorted(user_attrs), us.scope, "users"))
+        groups = list(directory.search(gs.base, gs.filter, sorted(group_attrs), gs.scope, "groups"))
+        disabled = None
+        if us.disabled_filter:
+            found = directory.search(us.base, f"(&{_wrap(us.filter)}{_wrap(us.disabled_filter)})", [], us.scope,
+                                     "disabled users")
+            disabled = {dnlib.normalize(e.dn) for e in found}
+        searches = directory.searches
+    fetch_seconds = time.monotonic() - started
+    log.info("read %d users and %d groups in %.1f s", len(users), len(groups), fetch_seconds)
+    members = resolve(users, groups, us, gs, disabled)
+    mapped = map_directory(config, templates, members)
+    return Snapshot(config, templates, members, mapped, searches, fetch_seconds)
+
+
+def _wrap(text: str) -> str:
+    text = text.strip()
+    return text if text.startswith("(") else f"({text})"
+
+
+def render_output(output: Output, snapshot: Snapshot) -> tuple[GroupsModel, str]:
+    """The verified text of one output file."""
+    model = model_for(output, snapshot.mapped)
+    try:
+        text = groupsfile.render(model)
+    except groupsfile.RenderError as exc:
+        raise UserError(f"{output.path}: {exc}", ExitCode.DATAERR) from None
+    return model, text
+
+
+def current_text(output: Output) -> str | None:
+    try:
+        return output.path.read_bytes().decode("utf-8", "surrogateescape")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UserError(f"cannot read {output.path}: {exc.strerror or exc}", ExitCode.NOINPUT) from None
+
+
+def run(config: Config, password: str | None, *, dry_run: bool = False, progress: bool | None = None) -> RunResult:
+    """Fetch, map, render, verify; write each file that changed and run its
+    post-change command (neither in a dry run)."""
+    started = time.monotonic()
+    snapshot = fetch(config, password, progress=progress)
+    result = RunResult(snapshot)
+    for output in config.outputs:
+        model, text = render_output(output, snapshot)
+        old = current_text(output)
+        changed = old != text
+        out = OutputResult(output, model, text, changed)
+        if changed:
+            out.diff = difflib.diff(groupsfile.parse(old or ""), groupsfile.parse(text))
+            verb = "Would write" if dry_run else "Write"
+            changes_log.log(CHANGE, "%s %s: %s", verb, output.path, out.diff.summary())
+        if not dry_run:
+            out.written = write_if_changed(output.path, text.encode("utf-8"), mode=output.mode,
+                                           owner=output.owner, group=output.group)
+            if out.written.changed and output.post_change_command:
+                out.command = run_post_change(output.post_change_command, timeout=output.post_change_timeout)
+                level = logging.INFO if out.command.ok else logging.ERROR
+                log.log(level, "post-change command: %s", out.command.describe())
+        result.outputs.append(out)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+# Changes are logged at their own level, between INFO and WARNING, so that
+# they stand out in a journal and can be filtered on.
+CHANGE = 25
+logging.addLevelName(CHANGE, "CHANGE")

@@ -1,0 +1,133 @@
+"""The configuration: the shipped example loads, and every mistake names its key."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ldapsync.config import ConfigError, load, parse
+from ldapsync.errors import UserError
+from ldapsync.mapping import Templates
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
+
+MINIMAL = """
+ldap:
+  servers: [ldap://127.0.0.1:3890]
+users:
+  base: ou=people,dc=example,dc=com
+groups:
+  base: ou=groups,dc=example,dc=com
+outputs:
+  - path: /tmp/groups.txt
+"""
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        parse(text)
+    return err.value.problems
+
+
+def test_the_example_config_loads_and_its_templates_compile():
+    config = load(EXAMPLE)
+    assert config.ldap.servers[0] == "ldaps://ldap1.example.com"
+    assert config.outputs[0].mode == 0o640
+    assert config.groups.public == ["All Staff"]
+    templates = Templates(config.mapping)
+    assert templates.user_attributes == ["displayName", "givenName", "sn", "uid"]
+    assert templates.group_attributes == ["cn", "description"]
+
+
+def test_minimal_config_gets_defaults():
+    config = parse(MINIMAL)
+    assert config.users.filter == "(objectClass=inetOrgPerson)"
+    assert config.groups.nested and config.groups.max_depth == 10
+    assert config.ldap.verify_certificates is True
+
+
+def test_unknown_keys_are_errors_with_a_suggestion():
+    found = problems(MINIMAL + "mapping:\n  group_nam: '{{ cn }}'\n")
+    assert found == ["mapping.group_nam: unknown key; did you mean 'group_name'?"]
+    found = problems(MINIMAL.replace("users:\n", "users:\n  fliter: (uid=*)\n"))
+    assert found == ["users.fliter: unknown key; did you mean 'filter'?"]
+
+
+def test_every_problem_is_reported_with_its_path():
+    text = """
+ldap:
+  servers: [http://x]
+  timeout: -1
+users: {}
+groups:
+  base: ou=groups
+  max_depth: 0
+outputs:
+  - path: /tmp/a
+    mode: "rw-r--r--"
+"""
+    found = problems(text)
+    assert "ldap.servers: 'http://x' is not an ldap:// or ldaps:// URL" in found
+    assert any(p.startswith("ldap.timeout: ") for p in found)
+    assert "users.base: required, but missing" in found
+    assert any(p.startswith("groups.max_depth: ") for p in found)
+    assert "outputs[0].mode: 'rw-r--r--' is not an octal file mode such as '0640'" in found
+
+
+def test_cross_key_rules():
+    assert any("give only one of bind_password, bind_password_env" in p for p in problems(
+        MINIMAL.replace("ldap:\n", "ldap:\n  bind_dn: cn=x\n  bind_password: a\n  bind_password_env: B\n")))
+    assert any("bind_password is set but bind_dn is not" in p for p in problems(
+        MINIMAL.replace("ldap:\n", "ldap:\n  bind_password: a\n")))
+    assert any("two outputs write /tmp/groups.txt" in p for p in problems(
+        MINIMAL + "  - path: /tmp/groups.txt\n"))
+    assert problems("just text") == ["expected a mapping of settings at the top level"]
+    assert problems("a: [") [0].startswith("not valid YAML")
+
+
+def test_password_sources(tmp_path, monkeypatch):
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o600)
+    config = parse(MINIMAL.replace("ldap:\n", f"ldap:\n  bind_dn: cn=x\n  bind_password_file: {secret}\n"))
+    assert config.bind_password() == "s3cret"
+    config = parse(MINIMAL.replace("ldap:\n", "ldap:\n  bind_dn: cn=x\n  bind_password_env: LDAPSYNC_TEST_PW\n"))
+    monkeypatch.setenv("LDAPSYNC_TEST_PW", "from-env")
+    assert config.bind_password() == "from-env"
+    monkeypatch.delenv("LDAPSYNC_TEST_PW")
+    with pytest.raises(UserError, match="LDAPSYNC_TEST_PW is not set"):
+        config.bind_password()
+
+
+def test_a_password_others_can_read_is_refused(tmp_path):
+    path = tmp_path / "ldapsync.yaml"
+    path.write_text(MINIMAL.replace("ldap:\n", "ldap:\n  bind_dn: cn=x\n  bind_password: hunter2\n"))
+    os.chmod(path, 0o644)
+    with pytest.raises(UserError) as err:
+        load(path)
+    assert err.value.exit_code == 78
+    assert "other users can read it (mode 0644); run 'chmod 600" in str(err.value)
+    assert "hunter2" not in str(err.value)
+    os.chmod(path, 0o640)
+    assert load(path).bind_password() == "hunter2"
+
+
+def test_a_missing_config_file(tmp_path):
+    with pytest.raises(UserError, match="no such configuration file") as err:
+        load(tmp_path / "nope.yaml")
+    assert err.value.exit_code == 78
+
+
+def test_a_template_that_does_not_compile_names_its_key():
+    config = parse(MINIMAL + "mapping:\n  name: '{{ displayName '\n")
+    with pytest.raises(ConfigError, match="mapping.name: "):
+        Templates(config.mapping)
+
+
+def test_post_change_command_is_checked_at_load():
+    assert any("outputs[0].post_change_command: cannot split the command" in p for p in problems(
+        MINIMAL + "    post_change_command: \"prosodyctl 'unbalanced\"\n"))
+    config = parse(MINIMAL + "    post_change_command: [prosodyctl, shell, module, reload, groups, example.com]\n")
+    assert config.outputs[0].post_change_command[0] == "prosodyctl"
