@@ -40,9 +40,9 @@ JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the re
 
 @click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="ldapsync")
-@click.option("-v", "--verbose", count=True, help="More detail on stderr; -vv shows every LDAP search "
-                                                   "as the equivalent ldapsearch command.")
-@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+@click.option("-v", "--verbose", count=True, help="More detail on stderr: -v what is read and changed, "
+                                                   "-vv every LDAP search as the equivalent ldapsearch command.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
 def cli(verbose: int, quiet: bool) -> None:
     """Keep Prosody's shared contact groups (mod_groups) in step with a directory.
 
@@ -57,16 +57,16 @@ def cli(verbose: int, quiet: bool) -> None:
       ldapsync diff -c ldapsync.yaml               what would change?
       ldapsync run -c ldapsync.yaml                write it (cron, timer)
       ldapsync preview -c ldapsync.yaml alice@example.com
+      ldapsync explain -c ldapsync.yaml alice@example.com
     """
-    level = logging.WARNING if quiet else (logging.INFO if verbose == 0 else logging.DEBUG)
+    levels = {0: logging.WARNING, 1: logging.INFO}
+    level = logging.ERROR if quiet else levels.get(verbose, logging.DEBUG)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_PlainFormatter())
     root = logging.getLogger("ldapsync")
     root.handlers[:] = [handler]
-    root.setLevel(level if verbose != 1 else logging.DEBUG)
+    root.setLevel(level)
     root.propagate = False
-    if verbose == 1:  # -v: details, but not every search
-        logging.getLogger("ldapsync.directory").setLevel(logging.INFO)
 
 
 class _PlainFormatter(logging.Formatter):
@@ -94,7 +94,7 @@ def _fetch(path: str | None):
     return snapshot
 
 
-# Findings that are the directory working as intended: shown with -v.
+# Findings that are the directory working as intended: shown with -vv.
 _QUIET_FINDINGS = {"disabled"}
 
 
