@@ -4,12 +4,19 @@ Data is loaded offline with slapadd before slapd starts (seconds for 100k
 entries, where ldapadd takes minutes). slapadd runs no overlays, so LDIF files
 must already carry the memberOf values the memberof overlay would have written.
 
-    python -m devtools.slapd serve --dir DIR --ldif FILE [--ldif FILE ...] [--port N]
+With tls=True (serve --tls) the openssl command line makes a throwaway CA in
+DIR/tls, a server certificate signed by it and a client certificate whose
+subject slapd maps to the sync account for SASL EXTERNAL; slapd then also
+listens on ldaps://127.0.0.1:TLS_PORT/ and offers StartTLS on the ldap:// port.
+
+    python -m devtools.slapd serve --dir DIR --ldif FILE [--ldif FILE ...] [--port N] [--tls [--tls-port N]]
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import os
 import re
 import shutil
 import signal
@@ -18,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 BASE = "dc=example,dc=com"
@@ -33,6 +41,12 @@ MODULE_PATH = Path("/usr/lib/ldap")
 SCHEMA_DIR = Path("/etc/ldap/schema")
 TEST_SCHEMA = Path(__file__).with_name("ldapsync-test.schema")
 START_TIMEOUT = 10.0
+# The names the server certificate holds by default (subjectAltName DNS and IP).
+TLS_NAMES = ("localhost", "127.0.0.1")
+# The client certificate's subject, as slapd normalises it for SASL EXTERNAL;
+# authz-regexp maps it to SYNC_DN, so it holds no regular expression metacharacters.
+CLIENT_CERT_SUBJECT = "cn=ldapsync-client,o=ldapsync tests"
+CERT_DAYS = 7
 
 CONFIG = """\
 # Written by devtools.slapd: a throwaway slapd for ldapsync's tests.
@@ -80,6 +94,44 @@ memberof-member-ad member
 memberof-memberof-ad memberOf
 """
 
+# Appended before the database section when TLS is on (global directives).
+TLS_CONFIG = """\
+TLSCACertificateFile "{ca_file}"
+TLSCertificateFile "{cert_file}"
+TLSCertificateKeyFile "{key_file}"
+# Ask for a client certificate, accept connections without one.
+TLSVerifyClient allow
+# SASL EXTERNAL over TLS authenticates as the certificate's subject DN.
+authz-regexp "^{client_subject}$" "{sync_dn}"
+
+"""
+
+# Extensions for `openssl req -x509` / `openssl x509 -req`; no system openssl.cnf.
+OPENSSL_CONFIG = """\
+[req]
+distinguished_name = req_dn
+prompt = no
+[req_dn]
+CN = unused
+[ca_ext]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server_ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = {san}
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[client_ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+"""
+
 _SRCH = re.compile(rb" op=\d+ SRCH base=")
 
 
@@ -93,9 +145,63 @@ def missing() -> str | None:
     return None
 
 
+def tls_missing() -> str | None:
+    """None when Slapd(tls=True) can make its certificates here, else why not."""
+    if shutil.which("openssl") is None:
+        return "the openssl command is not installed (Debian package openssl)"
+    return None
+
+
 def _which(tool: str) -> str | None:
     # Debian installs the slap* tools in /usr/sbin, which is not on a user's PATH.
     return shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/usr/local/sbin")
+
+
+def _subject_arg(dn: str) -> str:
+    """"cn=a,o=b" (LDAP order) as openssl's "/O=b/CN=a"."""
+    return "".join("/" + rdn.split("=", 1)[0].upper() + "=" + rdn.split("=", 1)[1] for rdn in reversed(dn.split(",")))
+
+
+def make_certificates(directory: Path, server_names: Sequence[str] = TLS_NAMES,
+                      client_subject: str = CLIENT_CERT_SUBJECT) -> None:
+    """Write ca.pem/ca.key, server.pem/server.key (signed by the CA, for
+    server_names) and client.pem/client.key (subject client_subject) into
+    directory, with the openssl command line. Keys are unencrypted PKCS#8 RSA,
+    which both slapd's GnuTLS and Python's ssl read."""
+    directory.mkdir(parents=True, exist_ok=True)
+    san = ", ".join(("IP:" if _is_ip(n) else "DNS:") + n for n in server_names)
+    cnf = directory / "openssl.cnf"
+    cnf.write_text(OPENSSL_CONFIG.format(san=san))
+
+    def openssl(*args: str) -> None:
+        out = subprocess.run(["openssl", *args], capture_output=True, text=True, cwd=directory, timeout=60)
+        if out.returncode != 0:
+            raise RuntimeError(f"openssl {' '.join(args)} failed:\n{out.stdout}{out.stderr}")
+
+    common = ["-days", str(CERT_DAYS), "-sha256"]
+    openssl("req", "-x509", "-config", str(cnf), "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+            "-out", "ca.pem", "-subj", "/O=ldapsync tests/CN=ldapsync throwaway test CA",
+            "-extensions", "ca_ext", *common)
+    for name, subject, ext in (
+        ("server", f"/O=ldapsync tests/CN={server_names[0] if server_names else 'slapd'}", "server_ext"),
+        ("client", _subject_arg(client_subject), "client_ext"),
+    ):
+        openssl("req", "-new", "-config", str(cnf), "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
+                "-out", f"{name}.csr", "-subj", subject)
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial",
+                str(int.from_bytes(os.urandom(8), "big")), "-extfile", str(cnf),
+                "-extensions", ext, "-out", f"{name}.pem", *common)
+        (directory / f"{name}.csr").unlink()
+    for key in directory.glob("*.key"):
+        key.chmod(0o600)
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def free_port() -> int:
@@ -125,7 +231,13 @@ def bulk_users_ldif(n: int, base: str = f"ou=bulk,{BASE}") -> str:
 class Slapd:
     """One slapd process whose config, database, pid file and log all live in
     `directory`. The first start() loads the LDIF into a fresh database;
-    restart() keeps the data."""
+    restart() keeps the data.
+
+    tls=True also makes certificates in `directory`/tls (see make_certificates;
+    the server's for tls_names), offers StartTLS on `url` and listens on
+    `ldaps_url`; `ca_file`, `client_cert_file` and `client_key_file` name the
+    files a client needs. A client presenting the client certificate over TLS
+    binds with SASL EXTERNAL as SYNC_DN."""
 
     def __init__(
         self,
@@ -133,12 +245,31 @@ class Slapd:
         ldif: list[Path] | None = None,
         extra_ldif_text: str = "",
         port: int | None = None,
+        *,
+        tls: bool = False,
+        tls_port: int | None = None,
+        tls_names: Sequence[str] = TLS_NAMES,
     ) -> None:
         self.dir = Path(directory)
         self.ldif = [Path(p) for p in ldif or []]
         self.extra_ldif_text = extra_ldif_text
         self.port = port or free_port()
         self.url = f"ldap://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.tls_names = tuple(tls_names)
+        self.tls_port: int | None = None
+        self.ldaps_url: str | None = None
+        self.ca_file = self.server_cert_file = self.server_key_file = None
+        self.client_cert_file = self.client_key_file = None
+        if tls:
+            self.tls_port = tls_port or free_port()
+            while self.tls_port == self.port:
+                self.tls_port = free_port()
+            self.ldaps_url = f"ldaps://127.0.0.1:{self.tls_port}"
+            certs = self.dir / "tls"
+            self.ca_file = certs / "ca.pem"
+            self.server_cert_file, self.server_key_file = certs / "server.pem", certs / "server.key"
+            self.client_cert_file, self.client_key_file = certs / "client.pem", certs / "client.key"
         self.config = self.dir / "slapd.conf"
         self.log_path = self.dir / "slapd.log"
         self.proc: subprocess.Popen | None = None
@@ -156,12 +287,15 @@ class Slapd:
             raise RuntimeError("slapd is already running")
         if not self._loaded:
             self._load()
+        listen = f"{self.url}/" + (f" {self.ldaps_url}/" if self.tls else "")
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [_which("slapd") or "slapd", "-h", f"{self.url}/", "-f", str(self.config), "-d", "stats"],
+                [_which("slapd") or "slapd", "-h", listen, "-f", str(self.config), "-d", "stats"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir,
             )
-        self._wait_for_port()
+        self._wait_for_port(self.port)
+        if self.tls:
+            self._wait_for_port(self.tls_port)
 
     def stop(self) -> None:
         if self.proc is None:
@@ -184,10 +318,18 @@ class Slapd:
         db = self.dir / "db"
         shutil.rmtree(db, ignore_errors=True)
         db.mkdir()
-        self.config.write_text(CONFIG.format(
+        config = CONFIG.format(
             schema=SCHEMA_DIR, test_schema=TEST_SCHEMA, dir=self.dir, modules=MODULE_PATH,
             base=BASE, admin_dn=ADMIN_DN, admin_password=ADMIN_PASSWORD, sync_dn=SYNC_DN,
-        ))
+        )
+        if self.tls:
+            make_certificates(self.ca_file.parent, self.tls_names)
+            head, database, tail = config.partition("database mdb\n")
+            config = head + TLS_CONFIG.format(
+                ca_file=self.ca_file, cert_file=self.server_cert_file, key_file=self.server_key_file,
+                client_subject=CLIENT_CERT_SUBJECT, sync_dn=SYNC_DN,
+            ) + database + tail
+        self.config.write_text(config)
         files = list(self.ldif)
         if self.extra_ldif_text:
             extra = self.dir / "extra.ldif"
@@ -202,19 +344,19 @@ class Slapd:
                 raise RuntimeError(f"slapadd {path} failed:\n{out.stdout}{out.stderr}")
         self._loaded = True
 
-    def _wait_for_port(self) -> None:
+    def _wait_for_port(self, port: int) -> None:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 self.proc = None
                 raise RuntimeError(f"slapd exited at startup:\n{self.log_tail()}")
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 return
             except OSError:
                 time.sleep(0.02)
         self.stop()
-        raise RuntimeError(f"slapd did not answer on port {self.port} within {START_TIMEOUT:.0f} s:\n{self.log_tail()}")
+        raise RuntimeError(f"slapd did not answer on port {port} within {START_TIMEOUT:.0f} s:\n{self.log_tail()}")
 
     def log_tail(self, chars: int = 4000) -> str:
         if not self.log_path.exists():
@@ -249,17 +391,25 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--dir", type=Path, required=True, help="working directory (config, database, log)")
     serve.add_argument("--ldif", type=Path, action="append", default=[], help="LDIF file to load (repeatable)")
     serve.add_argument("--port", type=int, help="port on 127.0.0.1 (default: a free one)")
+    serve.add_argument("--tls", action="store_true",
+                       help="also make a throwaway CA and certificates in DIR/tls, offer StartTLS and listen on "
+                            "ldaps://; prints the ldaps:// URL on a second line")
+    serve.add_argument("--tls-port", type=int, help="ldaps:// port on 127.0.0.1 with --tls (default: a free one)")
     args = parser.parse_args(argv)
 
-    reason = missing()
+    reason = missing() or (tls_missing() if args.tls else None)
     if reason:
         print(reason, file=sys.stderr)
         return 2
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
-    with Slapd(args.dir.resolve(), args.ldif, port=args.port) as server:
+    with Slapd(args.dir.resolve(), args.ldif, port=args.port, tls=args.tls, tls_port=args.tls_port) as server:
         print(server.url, flush=True)
+        if server.tls:
+            print(server.ldaps_url, flush=True)
+            print(f"CA {server.ca_file}, client certificate {server.client_cert_file} "
+                  f"(key {server.client_key_file}) binds with SASL EXTERNAL as {SYNC_DN}", file=sys.stderr, flush=True)
         while not stopping.wait(0.5):
             if server.proc.poll() is not None:
                 print(f"slapd exited:\n{server.log_tail()}", file=sys.stderr)

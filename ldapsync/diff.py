@@ -233,10 +233,6 @@ class _Sides:
             if before is not None and after is not None and before != after:
                 self.renamed.add(c)
 
-    def members_either(self, g: str) -> Iterable[str]:
-        a, b = self.old.get(g, _EMPTY), self.new.get(g, _EMPTY)
-        return a.keys() | b.keys() if a is not b and a != b else a.keys()
-
 
 def roster_changes(old: GroupsFile, new: GroupsFile) -> tuple[list[RosterChange], RosterChange | None]:
     """Per-user roster impact of going from ``old`` to ``new``.
