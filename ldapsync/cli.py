@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import shlex
 import shutil
 import sys
+import time
 import traceback
 from collections import Counter
 
@@ -26,7 +28,8 @@ Exit codes:
   0  success            1  diff/check found differences or problems
   64 bad command line   65 bad input data     66 input file missing or unreadable
   69 directory unavailable or incomplete       70 internal error (a bug)
-  73 output cannot be written                  75 post-change command failed
+  73 output cannot be written                  75 busy: another run holds the lock
+  76 written, but the post-change command or its check failed
   78 invalid configuration
 """
 
@@ -43,7 +46,9 @@ JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the re
 @click.option("-v", "--verbose", count=True, help="More detail on stderr: -v what is read and changed, "
                                                    "-vv every LDAP search as the equivalent ldapsearch command.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
-def cli(verbose: int, quiet: bool) -> None:
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one JSON object a line on stderr, for journald or ELK.")
+def cli(verbose: int, quiet: bool, log_format: str) -> None:
     """Keep Prosody's shared contact groups (mod_groups) in step with a directory.
 
     ldapsync reads users and groups from LDAP, maps them to the groups file
@@ -58,15 +63,26 @@ def cli(verbose: int, quiet: bool) -> None:
       ldapsync run -c ldapsync.yaml                write it (cron, timer)
       ldapsync preview -c ldapsync.yaml alice@example.com
       ldapsync explain -c ldapsync.yaml alice@example.com
+      ldapsync serve -c ldapsync.yaml              nightly, as a service
+      ldapsync status -c ldapsync.yaml             for monitoring
     """
     levels = {0: logging.WARNING, 1: logging.INFO}
     level = logging.ERROR if quiet else levels.get(verbose, logging.DEBUG)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_PlainFormatter())
+    handler.setFormatter(_JsonFormatter() if log_format == "json" else _PlainFormatter())
     root = logging.getLogger("ldapsync")
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        data = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"), "level": record.levelname.lower(),
+                "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            data["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False)
 
 
 class _PlainFormatter(logging.Formatter):
@@ -140,39 +156,19 @@ def run(config_path: str | None, dry_run: bool, as_json: bool) -> None:
     (e.g. prosodyctl shell module reload groups example.com). Users see the
     change when they next log in.
     """
-    from ldapsync import sync
+    from ldapsync.service import recorded_run
 
     config = _load_config(config_path)
-    result = sync.run(config, config.bind_password(), dry_run=dry_run)
+    outcome = recorded_run(config, dry_run=dry_run)
+    if outcome.result is None:
+        raise UserError(outcome.error or "the sync failed", ExitCode(outcome.exit_code))
+    result = outcome.result
     _report_findings(result.snapshot)
     if as_json:
         _emit_json(_run_json(result, dry_run))
     else:
         _print_run(result, dry_run)
-    sys.exit(result.exit_code)
-
-
-def _counts(snapshot) -> dict:
-    m = snapshot.mapped
-    reasons = Counter(_reason_kind(r) for r in m.left_out.values())
-    return {
-        "users_read": len(snapshot.members.users),
-        "groups_read": len(snapshot.members.groups),
-        "users_in_groups": len({jid for g in m.groups.values() for jid in g.members}),
-        "shared_groups": len(m.groups),
-        "users_left_out": dict(sorted(reasons.items())),
-        "ldap_searches": snapshot.searches,
-        "fetch_seconds": round(snapshot.fetch_seconds, 3),
-    }
-
-
-def _reason_kind(reason: str) -> str:
-    for prefix, kind in (("disabled", "disabled"), ("several entries", "duplicate JID"),
-                         ("mapping.jid gives", "bad JID"), ("mapping.jid failed", "template error"),
-                         ("in no selected group", "in no selected group")):
-        if reason.startswith(prefix):
-            return kind
-    return "other"
+    sys.exit(outcome.exit_code)
 
 
 def _run_json(result, dry_run: bool) -> dict:
@@ -180,7 +176,7 @@ def _run_json(result, dry_run: bool) -> dict:
         "dry_run": dry_run,
         "exit_code": int(result.exit_code),
         "seconds": round(result.seconds, 3),
-        "counts": _counts(result.snapshot),
+        "counts": result.snapshot.counts(),
         "outputs": [
             {
                 "path": str(o.output.path),
@@ -216,11 +212,104 @@ def _print_run(result, dry_run: bool) -> None:
             click.echo(f"  post-change command: {o.command.describe()}")
         if not dry_run and o.diff and o.diff.users:
             click.echo("  users see the change when they next log in")
-    c = _counts(result.snapshot)
+    c = result.snapshot.counts()
     left = ", ".join(f"{n} {k}" for k, n in c["users_left_out"].items()) or "none"
     click.echo(f"Summary: {c['users_read']} users and {c['groups_read']} groups read with {c['ldap_searches']} "
                f"searches in {c['fetch_seconds']:.1f} s; {c['shared_groups']} shared groups, "
                f"{c['users_in_groups']} users in them; left out: {left}; done in {result.seconds:.1f} s")
+
+
+# --- serve and status ------------------------------------------------------------
+
+
+@cli.command()
+@CONFIG_OPTION
+def serve(config_path: str | None) -> None:
+    """Run as a service: sync on the config's cron schedule.
+
+    One sync at a time (a manual 'ldapsync run' waits for the lock); a failed
+    sync is retried with growing delays before the next scheduled one, and
+    never stops the service. Logs the next run time at start and after each
+    run. SIGTERM or SIGINT: let a sync under way finish (up to
+    schedule.shutdown_timeout), then exit 0. SIGHUP: read the config again;
+    an invalid new config is logged and the old one stays in force.
+    """
+    from ldapsync.service import Service
+
+    if not config_path:
+        raise UserError("no configuration: give -c CONFIG or set LDAPSYNC_CONFIG", ExitCode.USAGE)
+    sys.exit(Service(config_path).serve())
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> float:
+    unit = text[-1:].lower()
+    number = text[:-1] if unit in _UNITS else text
+    try:
+        return float(number) * _UNITS.get(unit, 1)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a duration such as 26h, 90m or 3600") from None
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.option("--max-age", default="26h", show_default=True, help="Critical when the last success is older "
+                                                                  "(s, m, h, d).")
+@JSON_OPTION
+def status(config_path: str | None, max_age: str, as_json: bool) -> None:
+    """Report the last run, as a monitoring check (Nagios/Icinga plugin style).
+
+    \b
+    Exit status: 0 OK; 2 CRITICAL: the last run failed, or the last success
+    is older than --max-age; 3 UNKNOWN: no run has been recorded (or no
+    state.path in the config).
+    """
+    from ldapsync import state as statelib
+
+    limit = _duration(max_age)
+    config = _load_config(config_path)
+    if config.state.path is None:
+        click.echo("LDAPSYNC UNKNOWN - no state.path in the configuration: runs are not recorded")
+        sys.exit(3)
+    state = statelib.load(config.state.path)
+    if state is None:
+        click.echo(f"LDAPSYNC UNKNOWN - no run recorded yet in {config.state.path}")
+        sys.exit(3)
+    now = time.time()
+    success_at = state.last_success_at()
+    age = None if success_at is None else now - success_at
+    problems = []
+    if state.result != "success":
+        problems.append(f"last run failed (exit {state.exit_code}): {state.error}")
+    if age is None:
+        problems.append("no successful run recorded")
+    elif age > limit:
+        problems.append(f"last success {_ago(age)} ago, more than {max_age}")
+    code = 2 if problems else 0
+    if as_json:
+        _emit_json({"status": "CRITICAL" if problems else "OK", "problems": problems,
+                    "last_success_age_seconds": None if age is None else round(age),
+                    "state": dataclasses.asdict(state)})
+    else:
+        word = "CRITICAL" if problems else "OK"
+        detail = "; ".join(problems) if problems else (
+            f"last success {_ago(age)} ago; {state.counts.get('shared_groups', 0)} groups, "
+            f"{state.counts.get('users_in_groups', 0)} users")
+        perf = (f"age={round(age) if age is not None else 'U'}s;;{round(limit)} "
+                f"groups={state.counts.get('shared_groups', 0)} users={state.counts.get('users_in_groups', 0)} "
+                f"failures={state.consecutive_failures}")
+        click.echo(f"LDAPSYNC {word} - {detail} | {perf}")
+    sys.exit(code)
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 # --- check ---------------------------------------------------------------------
@@ -314,7 +403,7 @@ def _check_config(path: str, connect: bool, as_json: bool) -> None:
     if connect and not problems:
         snapshot = sync.fetch(config, password)
         _report_findings(snapshot)
-        counts = _counts(snapshot)
+        counts = snapshot.counts()
         notes.append(f"bind as {config.ldap.bind_dn or 'anonymous'} works; {counts['users_read']} users, "
                      f"{counts['groups_read']} groups; {counts['shared_groups']} shared groups with "
                      f"{counts['users_in_groups']} users")

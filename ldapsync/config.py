@@ -146,8 +146,13 @@ class Output(_Strict):
     group: str | None = None
     post_change_command: str | list[str] | None = None
     post_change_timeout: Annotated[float, Field(gt=0)] = 60.0
+    # After the post-change command: a command whose output must match
+    # reload_check_expect (a regular expression), e.g. that mod_groups is
+    # still loaded: a reload while the file was missing unloads it.
+    reload_check_command: str | list[str] | None = None
+    reload_check_expect: str = r"(?m)^\s*groups\s*$"  # a line "groups" in prosodyctl's module list
 
-    @field_validator("post_change_command")
+    @field_validator("post_change_command", "reload_check_command")
     @classmethod
     def _command(cls, value: str | list[str] | None) -> str | list[str] | None:
         if value is None:
@@ -171,6 +176,66 @@ class Output(_Strict):
         return value
 
 
+class ScheduleSettings(_Strict):
+    """When ``ldapsync serve`` syncs."""
+
+    # Five cron fields (minute hour day month weekday); a sixth field in
+    # front gives seconds, for tests.
+    cron: str = "0 3 * * *"
+    timezone: str | None = None  # default: the machine's
+    jitter: Annotated[int, Field(ge=0)] = 0  # seconds of random delay
+    run_at_start: bool = False
+    misfire_grace_time: Annotated[int, Field(ge=1)] = 3600
+    retries: Annotated[int, Field(ge=0, le=100)] = 3
+    retry_delay: Annotated[float, Field(gt=0)] = 60.0  # seconds, doubled after each failure
+    shutdown_timeout: Annotated[float, Field(gt=0)] = 300.0  # SIGTERM waits this long for a sync
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from ldapsync.schedule import cron_trigger  # apscheduler loads only with a schedule
+
+        cron_trigger(value, None)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r} (e.g. Europe/Berlin, UTC)") from None
+        return value
+
+
+class StateSettings(_Strict):
+    """Where runs leave their record (for ``status`` and metrics), and the
+    lock that ``run`` and ``serve`` share."""
+
+    path: Path | None = None  # e.g. /var/lib/ldapsync/state.json; no record when unset
+    lock_path: Path | None = None  # default: beside the first output file
+    lock_timeout: Annotated[float, Field(ge=0)] = 60.0
+
+
+class MetricsSettings(_Strict):
+    """Prometheus metrics: a node_exporter textfile, an HTTP endpoint, or both."""
+
+    textfile: Path | None = None
+    listen: str | None = None  # "127.0.0.1:9847"; serve only
+
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None:
+            host, _, port = value.rpartition(":")
+            if not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{value!r} is not HOST:PORT, e.g. 127.0.0.1:9847")
+        return value
+
+
 class Config(_Strict):
     ldap: LdapSettings
     users: UserSettings
@@ -178,6 +243,15 @@ class Config(_Strict):
     mapping: MappingSettings = MappingSettings()
     static_groups: list[StaticGroup] = Field(default_factory=list)
     outputs: Annotated[list[Output], Field(min_length=1)]
+    schedule: ScheduleSettings = ScheduleSettings()
+    state: StateSettings = StateSettings()
+    metrics: MetricsSettings = MetricsSettings()
+
+    @model_validator(mode="after")
+    def _metrics_need_state(self) -> Config:
+        if (self.metrics.textfile or self.metrics.listen) and self.state.path is None:
+            raise ValueError("metrics come from the state file: set state.path too")
+        return self
 
     @model_validator(mode="after")
     def _distinct_outputs(self) -> Config:
@@ -186,6 +260,15 @@ class Config(_Strict):
             if paths.count(p) > 1:
                 raise ValueError(f"two outputs write {p}")
         return self
+
+    @property
+    def lock_path(self) -> Path:
+        """The lock file: configured, or hidden beside the first output file
+        (whose directory ldapsync must be able to write anyway)."""
+        if self.state.lock_path is not None:
+            return self.state.lock_path
+        first = self.outputs[0].path
+        return first.with_name(f".{first.name}.ldapsync.lock")
 
     def bind_password(self) -> str | None:
         """The bind password from wherever the config says it is."""

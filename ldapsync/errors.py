@@ -16,7 +16,8 @@ class ExitCode(IntEnum):
     UNAVAILABLE = 69  # the directory cannot be reached
     SOFTWARE = 70  # a bug in ldapsync
     CANTCREAT = 73  # the output cannot be written
-    POST_CHANGE_FAILED = 75  # the file was written, but the post-change command failed
+    BUSY = 75  # another ldapsync run holds the lock (try again later)
+    POST_CHANGE_FAILED = 76  # the file was written, but the post-change command or its check failed
     CONFIG = 78  # the configuration is invalid
 
 

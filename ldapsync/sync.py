@@ -8,7 +8,9 @@ the result, so what a dry run shows is what a real run writes.
 from __future__ import annotations
 
 import logging
+import re
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from ldapsync import diff as difflib
@@ -41,6 +43,29 @@ class Snapshot:
     def findings(self) -> list[Finding]:
         return [*self.members.findings, *self.mapped.findings]
 
+    def counts(self) -> dict:
+        """The figures a run reports (summary, --json, state file)."""
+        m = self.mapped
+        reasons = Counter(_reason_kind(r) for r in m.left_out.values())
+        return {
+            "users_read": len(self.members.users),
+            "groups_read": len(self.members.groups),
+            "users_in_groups": len({jid for g in m.groups.values() for jid in g.members}),
+            "shared_groups": len(m.groups),
+            "users_left_out": dict(sorted(reasons.items())),
+            "ldap_searches": self.searches,
+            "fetch_seconds": round(self.fetch_seconds, 3),
+        }
+
+
+def _reason_kind(reason: str) -> str:
+    for prefix, kind in (("disabled", "disabled"), ("several entries", "duplicate JID"),
+                         ("mapping.jid gives", "bad JID"), ("mapping.jid failed", "template error"),
+                         ("in no selected group", "in no selected group")):
+        if reason.startswith(prefix):
+            return kind
+    return "other"
+
 
 @dataclass
 class OutputResult:
@@ -51,6 +76,7 @@ class OutputResult:
     diff: difflib.Diff | None = None
     written: WriteResult | None = None
     command: CommandResult | None = None
+    check_problem: str | None = None  # the reload check found Prosody not as it should be
 
 
 @dataclass
@@ -61,7 +87,7 @@ class RunResult:
 
     @property
     def exit_code(self) -> ExitCode:
-        if any(o.command is not None and not o.command.ok for o in self.outputs):
+        if any((o.command is not None and not o.command.ok) or o.check_problem for o in self.outputs):
             return ExitCode.POST_CHANGE_FAILED
         return ExitCode.OK
 
@@ -141,9 +167,28 @@ def run(config: Config, password: str | None, *, dry_run: bool = False, progress
                 out.command = run_post_change(output.post_change_command, timeout=output.post_change_timeout)
                 level = logging.INFO if out.command.ok else logging.ERROR
                 log.log(level, "post-change command: %s", out.command.describe())
+                if out.command.ok and output.reload_check_command:
+                    out.check_problem = check_reload(output)
         result.outputs.append(out)
     result.seconds = time.monotonic() - started
     return result
+
+
+def check_reload(output: Output) -> str | None:
+    """Run the output's reload check; a problem sentence, or None when the
+    output matches (e.g. mod_groups is still loaded after the reload)."""
+    check = run_post_change(output.reload_check_command, timeout=output.post_change_timeout)
+    if not check.ok:
+        problem = f"reload check failed: {check.describe()}"
+    elif re.search(output.reload_check_expect, check.stdout) is None:
+        first = next((line.strip() for line in check.stdout.splitlines() if line.strip()), "(no output)")
+        problem = (f"reload check: the output of {' '.join(check.command)!r} does not match "
+                   f"{output.reload_check_expect!r} ({first!r}); is mod_groups still loaded? "
+                   "A reload while the groups file was missing unloads it")
+    else:
+        return None
+    log.error("%s: %s", output.path, problem)
+    return problem
 
 
 # Changes are logged at their own level, between INFO and WARNING, so that

@@ -198,7 +198,7 @@ def test_unchanged_runs_do_not_touch_the_file_and_the_command_runs_only_on_chang
 def test_a_failing_post_change_command_sets_the_exit_status(capsys, make_config, tmp_path):
     outputs = [{"path": str(tmp_path / "groups.txt"), "post_change_command": ["sh", "-c", "echo no >&2; exit 3"]}]
     code, out, err = run(capsys, "run", "-c", make_config(outputs=outputs))
-    assert code == 75
+    assert code == 76
     assert "exited 3" in out + err
     assert (tmp_path / "groups.txt").exists()  # written; only the reload failed
 

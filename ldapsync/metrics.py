@@ -1,0 +1,65 @@
+"""Prometheus metrics from the state file: a node_exporter textfile and an HTTP endpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Gauge, start_http_server, write_to_textfile
+
+from ldapsync.state import State
+
+
+class Metrics:
+    """Gauges that mirror the last run; the totals come from the state file,
+    so that a one-shot ``run`` reports them too."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.last_success = Gauge("ldapsync_last_success_timestamp_seconds",
+                                  "When the last successful sync finished (Unix time).", registry=r)
+        self.last_run = Gauge("ldapsync_last_run_timestamp_seconds", "When the last sync finished (Unix time).",
+                              registry=r)
+        self.duration = Gauge("ldapsync_last_run_duration_seconds", "How long the last sync took.", registry=r)
+        self.result = Gauge("ldapsync_last_run_success", "1 when the last sync succeeded, else 0.", registry=r)
+        self.exit_code = Gauge("ldapsync_last_run_exit_code", "The exit code of the last sync (see README).",
+                               registry=r)
+        self.groups = Gauge("ldapsync_groups", "Shared groups in the last sync.", registry=r)
+        self.users = Gauge("ldapsync_users", "Users in the shared groups in the last sync.", registry=r)
+        self.members = Gauge("ldapsync_member_lines", "Member lines written in the last sync, all outputs.",
+                             registry=r)
+        self.changed = Gauge("ldapsync_last_run_changed_files", "Files the last sync changed.", registry=r)
+        self.added = Gauge("ldapsync_last_run_member_lines_added", "Member lines the last sync added.", registry=r)
+        self.removed = Gauge("ldapsync_last_run_member_lines_removed", "Member lines the last sync removed.",
+                             registry=r)
+        self.runs = Gauge("ldapsync_runs_total", "Syncs recorded in the state file.", registry=r)
+        self.failures = Gauge("ldapsync_failures_total", "Failed syncs recorded in the state file.", registry=r)
+        self.consecutive = Gauge("ldapsync_consecutive_failures", "Failed syncs since the last success.",
+                                 registry=r)
+
+    def update(self, state: State) -> None:
+        if state.last_success_at() is not None:
+            self.last_success.set(state.last_success_at())
+        if state.finished_at() is not None:
+            self.last_run.set(state.finished_at())
+        self.duration.set(state.last_duration or 0)
+        self.result.set(1 if state.result == "success" else 0)
+        self.exit_code.set(state.exit_code or 0)
+        if state.result == "success":
+            self.groups.set(state.counts.get("shared_groups", 0))
+            self.users.set(state.counts.get("users_in_groups", 0))
+            self.members.set(sum(o.get("member_lines", 0) for o in state.outputs))
+        self.changed.set(sum(1 for o in state.outputs if o.get("written")))
+        self.added.set(sum(o.get("member_lines_added", 0) for o in state.outputs))
+        self.removed.set(sum(o.get("member_lines_removed", 0) for o in state.outputs))
+        self.runs.set(state.runs_total)
+        self.failures.set(state.failures_total)
+        self.consecutive.set(state.consecutive_failures)
+
+    def write_textfile(self, path: Path) -> None:
+        """node_exporter's textfile collector reads this (written atomically)."""
+        write_to_textfile(str(path), self.registry)
+
+    def serve_http(self, listen: str) -> None:
+        host, _, port = listen.rpartition(":")
+        start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1", registry=self.registry)

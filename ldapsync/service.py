@@ -1,0 +1,225 @@
+"""Running unattended: one recorded run (lock, sync, state, metrics) and ``serve``.
+
+``ldapsync run`` and every run of ``ldapsync serve`` go through
+:func:`recorded_run`: both take the same lock, so they never write at once,
+and both leave the same state file and metrics, so monitoring does not care
+which of them a site uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ldapsync import config as configlib
+from ldapsync import state as statelib
+from ldapsync.errors import ExitCode, UserError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Recorded:
+    """The outcome of one recorded run."""
+
+    exit_code: int
+    result: object | None  # sync.RunResult when the sync got that far
+    error: str | None
+    state: statelib.State | None
+
+
+def recorded_run(config: configlib.Config, *, dry_run: bool = False) -> Recorded:
+    """Lock, sync, then record the outcome in the state file and metrics
+    (a dry run records nothing).  Never raises for a failed sync: the error
+    is in the result, with its exit code."""
+    from ldapsync import sync  # ldap3 and jinja2 load only when a sync runs
+
+    started = time.time()
+    result = None
+    error = None
+    try:
+        with statelib.locked(config.lock_path, config.state.lock_timeout):
+            result = sync.run(config, config.bind_password(), dry_run=dry_run)
+            exit_code = int(result.exit_code)
+            if exit_code:
+                error = "; ".join(o.check_problem or o.command.describe() for o in result.outputs
+                                  if o.check_problem or (o.command and not o.command.ok))
+    except statelib.Busy as exc:
+        # not a run: another one is under way and will leave its own record
+        return Recorded(exc.exit_code, None, str(exc), None)
+    except UserError as exc:
+        exit_code, error = int(exc.exit_code), str(exc)
+    if dry_run or config.state.path is None:
+        return Recorded(exit_code, result, error, None)
+    outputs = []
+    counts: dict = {}
+    if result is not None:
+        counts = result.snapshot.counts()
+        for o in result.outputs:
+            t = o.diff.totals if o.diff else {}
+            outputs.append({"path": str(o.output.path), "written": bool(o.written and o.written.changed),
+                            "groups": len(o.model.groups), "member_lines": o.model.member_count,
+                            "member_lines_added": t.get("members_added", 0),
+                            "member_lines_removed": t.get("members_removed", 0),
+                            "summary": o.diff.summary() if o.diff else "unchanged"})
+    try:
+        new_state = statelib.record(config.state.path, started, time.time(), exit_code, error, counts, outputs)
+        publish(config, new_state)
+    except UserError as exc:
+        log.error("cannot record the run: %s", exc)
+        return Recorded(exit_code or int(exc.exit_code), result, error or str(exc), None)
+    return Recorded(exit_code, result, error, new_state)
+
+
+_metrics = None
+
+
+def metrics():
+    global _metrics
+    if _metrics is None:
+        from ldapsync.metrics import Metrics
+
+        _metrics = Metrics()
+    return _metrics
+
+
+def publish(config: configlib.Config, state: statelib.State) -> None:
+    """Update the metrics from ``state`` and write the textfile, if configured."""
+    if config.metrics.textfile is None and config.metrics.listen is None:
+        return
+    m = metrics()
+    m.update(state)
+    if config.metrics.textfile is not None:
+        try:
+            m.write_textfile(config.metrics.textfile)
+        except OSError as exc:
+            log.error("cannot write the metrics file %s: %s", config.metrics.textfile, exc)
+
+
+class Service:
+    """``ldapsync serve``: APScheduler runs the sync on the config's cron
+    schedule; signals stop it cleanly or reload the config."""
+
+    def __init__(self, config_path: str) -> None:
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self.config_path = config_path
+        self.config = configlib.load(config_path)
+        self.stop_requested = threading.Event()
+        self.reload_requested = threading.Event()
+        self.idle = threading.Event()
+        self.idle.set()
+        self.running = threading.Lock()
+        self.attempt = 0
+        zone = self.config.schedule.timezone
+        self.scheduler = BackgroundScheduler(timezone=zone) if zone else BackgroundScheduler()
+
+    def _trigger(self, config: configlib.Config):
+        from ldapsync.schedule import cron_trigger
+
+        s = config.schedule
+        return cron_trigger(s.cron, s.timezone, s.jitter)
+
+    def serve(self) -> int:
+        signal.signal(signal.SIGTERM, lambda *_: self.stop_requested.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stop_requested.set())
+        signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
+        s = self.config.schedule
+        self.scheduler.add_job(self.scheduled_run, self._trigger(self.config), id="sync", max_instances=1,
+                               coalesce=True, misfire_grace_time=s.misfire_grace_time)
+        if self.config.metrics.listen:
+            metrics().serve_http(self.config.metrics.listen)
+            log.info("metrics on http://%s/metrics", self.config.metrics.listen)
+        previous = statelib.load(self.config.state.path) if self.config.state.path else None
+        if previous is not None:
+            metrics_needed = self.config.metrics.textfile or self.config.metrics.listen
+            if metrics_needed:
+                metrics().update(previous)
+        self.scheduler.start()
+        log.info("ldapsync serve started (schedule %r, %s)", s.cron, s.timezone or "local time")
+        if s.run_at_start:
+            self.scheduler.add_job(self.scheduled_run, id="start", max_instances=1)
+        else:
+            self._log_next()
+        while not self.stop_requested.wait(0.2):
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self.reload()
+        return self.shutdown()
+
+    def shutdown(self) -> int:
+        self.scheduler.pause()
+        timeout = self.config.schedule.shutdown_timeout
+        if not self.idle.is_set():
+            log.info("stopping: waiting up to %.0f s for the sync under way", timeout)
+        finished = self.idle.wait(timeout)
+        self.scheduler.shutdown(wait=False)
+        if not finished:
+            log.error("stopping although a sync is still under way after %.0f s", timeout)
+            return ExitCode.SOFTWARE
+        log.info("ldapsync serve stopped")
+        return ExitCode.OK
+
+    def reload(self) -> None:
+        """SIGHUP: use the new config if it is valid, else keep the old one."""
+        try:
+            new = configlib.load(self.config_path)
+            from ldapsync.mapping import Templates
+
+            Templates(new.mapping)
+        except UserError as exc:
+            log.error("SIGHUP: the new configuration is not used, the old one stays in force: %s", exc)
+            return
+        self.config = new
+        self.scheduler.reschedule_job("sync", trigger=self._trigger(new))
+        log.info("SIGHUP: configuration reloaded from %s", self.config_path)
+        self._log_next()
+
+    def scheduled_run(self) -> None:
+        if self.stop_requested.is_set() or not self.running.acquire(blocking=False):
+            return
+        self.idle.clear()
+        try:
+            config = self.config
+            outcome = recorded_run(config)
+            if outcome.exit_code == ExitCode.OK:
+                self.attempt = 0
+                log.info("sync finished")
+            else:
+                log.error("sync failed (exit %d): %s", outcome.exit_code, outcome.error)
+                self._retry_later(config)
+        except Exception:  # noqa: BLE001 - the service must outlive any one run
+            log.exception("sync failed with an internal error")
+            self._retry_later(self.config)
+        finally:
+            self.running.release()
+            self.idle.set()
+        self._log_next()
+
+    def _retry_later(self, config: configlib.Config) -> None:
+        s = config.schedule
+        if self.attempt >= s.retries:
+            log.error("giving up after %d retries until the next scheduled run", self.attempt)
+            self.attempt = 0
+            return
+        delay = s.retry_delay * (2 ** self.attempt)
+        self.attempt += 1
+        when = datetime.now().astimezone() + timedelta(seconds=delay)
+        job = self.scheduler.get_job("sync")
+        if job is not None and job.next_run_time is not None and job.next_run_time <= when:
+            log.info("not retrying: the next scheduled run comes first")
+            self.attempt = 0
+            return
+        log.info("retry %d of %d in %.0f s", self.attempt, s.retries, delay)
+        self.scheduler.add_job(self.scheduled_run, "date", run_date=when, id="retry", replace_existing=True,
+                               max_instances=1)
+
+    def _log_next(self) -> None:
+        jobs = [j for j in self.scheduler.get_jobs() if j.next_run_time is not None]
+        if jobs:
+            nxt = min(j.next_run_time for j in jobs)
+            log.info("next sync at %s", nxt.isoformat(timespec="seconds"))

@@ -1,0 +1,248 @@
+"""ldapsync serve as a real process against a real slapd: schedule, signals,
+failures and recovery, state, status, metrics, the shared lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from devtools import slapd as harness
+from tests.conftest import need
+from tests.ldap.conftest import run
+from tests.ldap.directory import LDIF
+
+EVERY_SECOND = "* * * * * *"
+
+
+@pytest.fixture(scope="module")
+def own_slapd(tmp_path_factory):
+    """A slapd of this module's own, since these tests stop and start it."""
+    need(harness.missing())
+    server = harness.Slapd(tmp_path_factory.mktemp("slapd-service"), [LDIF])
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def service_config(make_config, tmp_path, own_slapd):
+    def make(*, schedule=None, outputs=None, state=None, metrics=True, **kwargs) -> Path:
+        path = make_config(ldap={"servers": [own_slapd.url], "connect_timeout": 2, "timeout": 5},
+                           outputs=outputs, **kwargs)
+        data = yaml.safe_load(path.read_text())
+        data["schedule"] = {"cron": EVERY_SECOND, "retries": 0, "shutdown_timeout": 30, **(schedule or {})}
+        data["state"] = {"path": str(tmp_path / "state.json"), "lock_timeout": 30, **(state or {})}
+        if metrics:
+            data["metrics"] = {"textfile": str(tmp_path / "ldapsync.prom")}
+        path.write_text(yaml.safe_dump(data, allow_unicode=True))
+        return path
+
+    return make
+
+
+class Serve:
+    """``ldapsync -v serve`` as a subprocess, its log in a file."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.log_path = log
+        self.proc = subprocess.Popen([sys.executable, "-m", "ldapsync", "-v", "serve", "-c", str(config)],
+                                     stdout=log.open("w"), stderr=subprocess.STDOUT,
+                                     cwd=Path(__file__).resolve().parents[2])
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 40) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+
+@pytest.fixture
+def serve(tmp_path):
+    started = []
+
+    def start(config: Path) -> Serve:
+        s = Serve(config, tmp_path / f"serve{len(started)}.log")
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        if s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait()
+
+
+def wait_for(predicate, timeout: float = 20, what: str = "condition", log=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}" + (f"; log:\n{log()}" if log else ""))
+
+
+def state_of(tmp_path: Path) -> dict:
+    try:
+        return json.loads((tmp_path / "state.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def metric(tmp_path: Path, name: str) -> float | None:
+    try:
+        text = (tmp_path / "ldapsync.prom").read_text()
+    except FileNotFoundError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def test_serve_syncs_on_schedule_and_records_state_and_metrics(capsys, service_config, serve, tmp_path):
+    config = service_config()
+    s = serve(config)
+    wait_for(lambda: state_of(tmp_path).get("result") == "success", what="a successful run", log=s.log)
+    assert "Engineering" in (tmp_path / "groups.txt").read_text()
+    state = state_of(tmp_path)
+    assert state["counts"]["shared_groups"] == 22 and state["outputs"][0]["written"] is True
+    assert metric(tmp_path, "ldapsync_last_run_success") == 1.0
+    assert metric(tmp_path, "ldapsync_groups") == 22.0
+    assert abs(metric(tmp_path, "ldapsync_last_success_timestamp_seconds") - time.time()) < 30
+    code, out, _ = run(capsys, "status", "-c", config)
+    assert code == 0 and out.startswith("LDAPSYNC OK - last success") and "| age=" in out
+    wait_for(lambda: state_of(tmp_path).get("runs_total", 0) >= 2, what="a second run", log=s.log)
+    assert state_of(tmp_path)["outputs"][0]["written"] is False  # nothing changed
+    assert s.stop() == 0
+    log = s.log()
+    assert "next sync at" in log and "ldapsync serve stopped" in log
+
+
+def test_sighup_with_a_broken_config_keeps_serving(service_config, serve, tmp_path):
+    config = service_config()
+    s = serve(config)
+    wait_for(lambda: (tmp_path / "groups.txt").exists(), what="the first run", log=s.log)
+    good = config.read_text()
+    config.write_text(good + "\nunknown_section: {}\n")
+    s.signal(signal.SIGHUP)
+    wait_for(lambda: "the old one stays in force" in s.log(), what="the reload to be refused", log=s.log)
+    assert "unknown_section: unknown key" in s.log()
+    (tmp_path / "groups.txt").unlink()
+    wait_for(lambda: (tmp_path / "groups.txt").exists(), what="a run with the old config", log=s.log)
+    config.write_text(good)
+    s.signal(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in s.log(), what="the reload", log=s.log)
+    assert s.proc.poll() is None
+    assert s.stop() == 0
+
+
+def test_sigterm_lets_the_sync_under_way_finish(service_config, serve, tmp_path):
+    marker = tmp_path / "reloaded"
+    outputs = [{"path": str(tmp_path / "groups.txt"),
+                "post_change_command": ["sh", "-c", f"sleep 2; echo done > {marker}"]}]
+    s = serve(service_config(outputs=outputs))
+    wait_for(lambda: (tmp_path / "groups.txt").exists(), what="the file", log=s.log)
+    assert not marker.exists()  # the post-change command is still sleeping
+    started = time.monotonic()
+    assert s.stop() == 0
+    assert marker.read_text() == "done\n"
+    assert time.monotonic() - started > 0.5
+    assert state_of(tmp_path)["result"] == "success"
+    assert "waiting up to 30 s for the sync under way" in s.log()
+
+
+def test_a_directory_outage_fails_runs_then_they_recover(capsys, service_config, serve, tmp_path, own_slapd):
+    config = service_config()
+    s = serve(config)
+    wait_for(lambda: state_of(tmp_path).get("result") == "success", what="a first success", log=s.log)
+    before = (tmp_path / "groups.txt").read_bytes()
+    own_slapd.stop()
+    try:
+        wait_for(lambda: state_of(tmp_path).get("result") == "failed", what="a failed run", log=s.log)
+        state = state_of(tmp_path)
+        assert "directory unavailable" in state["error"] and state["exit_code"] == 69
+        code, out, _ = run(capsys, "status", "-c", config)
+        assert code == 2 and out.startswith("LDAPSYNC CRITICAL - last run failed (exit 69)")
+        assert metric(tmp_path, "ldapsync_last_run_success") == 0.0
+        assert (tmp_path / "groups.txt").read_bytes() == before  # the file is left alone
+        assert s.proc.poll() is None  # the service lives on
+    finally:
+        own_slapd.start()
+    wait_for(lambda: state_of(tmp_path).get("result") == "success", what="recovery", log=s.log)
+    assert run(capsys, "status", "-c", config)[0] == 0
+    assert state_of(tmp_path)["consecutive_failures"] == 0
+    assert s.stop() == 0
+
+
+def test_a_manual_run_waits_for_the_lock_or_gives_up(capsys, service_config, serve, tmp_path):
+    marker = tmp_path / "reloaded"
+    outputs = [{"path": str(tmp_path / "groups.txt"),
+                "post_change_command": ["sh", "-c", f"sleep 3; echo done > {marker}"]}]
+    config = service_config(outputs=outputs)
+    s = serve(config)
+    wait_for(lambda: (tmp_path / "groups.txt").exists(), what="the service's run", log=s.log)
+    impatient = service_config(outputs=outputs, state={"lock_timeout": 0.5})
+    code, _, err = run(capsys, "run", "-c", impatient)
+    assert code == 75 and "another ldapsync run holds the lock" in err
+    assert s.stop() == 0
+    patient = service_config(outputs=outputs, state={"lock_timeout": 30})
+    s = serve(patient)
+    (tmp_path / "groups.txt").unlink()
+    wait_for(lambda: (tmp_path / "groups.txt").exists(), what="the service's run", log=s.log)
+    s.signal(signal.SIGTERM)  # no more scheduled runs once this one ends
+    code, out, _ = run(capsys, "run", "-c", patient)
+    assert code == 0 and "unchanged" in out  # it waited, then found nothing to do
+    assert s.proc.wait(40) == 0
+
+
+def test_failed_runs_are_retried_before_the_next_slot(service_config, serve, tmp_path, own_slapd):
+    config = service_config(schedule={"cron": "0 3 1 1 *", "run_at_start": True, "retries": 2,
+                                      "retry_delay": 0.5})
+    own_slapd.stop()
+    try:
+        s = serve(config)
+        wait_for(lambda: state_of(tmp_path).get("runs_total", 0) >= 3, what="the first run and 2 retries",
+                 log=s.log)
+        log = s.log()
+        assert "retry 1 of 2 in 0 s" in log or "retry 1 of 2 in 1 s" in log
+        assert "giving up after 2 retries until the next scheduled run" in log
+    finally:
+        own_slapd.start()
+    assert s.stop() == 0
+
+
+def test_status_without_state_and_when_stale(capsys, service_config, tmp_path):
+    config = service_config()
+    code, out, _ = run(capsys, "status", "-c", config)
+    assert code == 3 and out.startswith("LDAPSYNC UNKNOWN - no run recorded yet")
+    assert run(capsys, "run", "-c", config)[0] == 0
+    time.sleep(1.1)
+    code, out, _ = run(capsys, "status", "-c", config, "--max-age", "1s")
+    assert code == 2 and "last success" in out and "more than 1s" in out
+    code, out, _ = run(capsys, "status", "-c", config, "--max-age", "1h", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["status"] == "OK" and data["state"]["runs_total"] == 1
+
+
+def test_json_logs(service_config, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "ldapsync", "-v", "--log-format", "json", "run", "-c",
+                          str(service_config()), "--dry-run"], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[2], env={**os.environ})
+    assert out.returncode == 0, out.stderr
+    records = [json.loads(line) for line in out.stderr.splitlines()]
+    assert any(r["level"] == "change" and "Would write" in r["message"] for r in records)
+    assert all({"time", "level", "logger", "message"} <= r.keys() for r in records)
