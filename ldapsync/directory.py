@@ -9,8 +9,10 @@ contacts from everyone's roster.
 
 from __future__ import annotations
 
+import ast
 import logging
 import math
+import re
 import shlex
 import ssl
 import sys
@@ -69,6 +71,12 @@ class Directory:
 
     def _tls(self) -> ldap3.Tls:
         s = self.settings
+        # ldap3 opens these only when it connects (or, for ca_file, raises an
+        # exception that is no UserError): say which setting names a missing file.
+        for key in ("ca_file", "client_cert_file", "client_key_file"):
+            path = getattr(s, key)
+            if path is not None and not path.is_file():
+                raise UserError(f"ldap.{key}: {path} does not exist or is not a file", ExitCode.NOINPUT)
         return ldap3.Tls(
             validate=ssl.CERT_REQUIRED if s.verify_certificates else ssl.CERT_NONE,
             ca_certs_file=str(s.ca_file) if s.ca_file else None,
@@ -81,14 +89,19 @@ class Directory:
         """Try each server in order; the first that connects and binds wins."""
         s = self.settings
         problems = []
+        tls = self._tls()
         for url in s.servers:
-            server = ldap3.Server(url, get_info=ldap3.NONE, connect_timeout=s.connect_timeout, tls=self._tls())
+            server = ldap3.Server(url, get_info=ldap3.NONE, connect_timeout=s.connect_timeout, tls=tls)
             kwargs = dict(
                 receive_timeout=math.ceil(s.timeout), read_only=True, raise_exceptions=True, auto_referrals=False,
                 return_empty_attributes=False,
             )
             if s.sasl_external:
-                conn = ldap3.Connection(server, authentication=ldap3.SASL, sasl_mechanism=ldap3.EXTERNAL, **kwargs)
+                # Empty credentials, not none: "authorize as the certificate's identity" in the
+                # first message. Without them slapd answers saslBindInProgress (an empty
+                # challenge) and ldap3 stops there, unbound.
+                conn = ldap3.Connection(server, authentication=ldap3.SASL, sasl_mechanism=ldap3.EXTERNAL,
+                                        sasl_credentials="", **kwargs)
             elif s.bind_dn:
                 conn = ldap3.Connection(server, user=s.bind_dn, password=self._password or "",
                                         authentication=ldap3.SIMPLE, **kwargs)
@@ -99,15 +112,24 @@ class Directory:
                 conn.open()
                 if s.start_tls and not url.lower().startswith("ldaps://"):
                     conn.start_tls()
-                conn.bind()
+                if not conn.bind():
+                    # ldap3 does not raise for every unsuccessful bind (saslBindInProgress)
+                    result = conn.result or {}
+                    message = f" ({result['message']})" if result.get("message") else ""
+                    raise ldap_errors.LDAPBindError(f"bind failed: {result.get('description')}{message}")
             except ldap_errors.LDAPInvalidCredentialsResult:
                 raise DirectoryError(f"{url}: bind as {s.bind_dn} refused: invalid credentials") from None
             except ldap_errors.LDAPException as exc:
-                problems.append(f"{url}: {_reason(exc)}")
-                log.warning("cannot use %s: %s", url, _reason(exc))
+                reason = _reason(exc)
+                if s.sasl_external and isinstance(exc, ldap_errors.LDAPAuthMethodNotSupportedResult):
+                    reason += ("; SASL EXTERNAL needs TLS (an ldaps:// URL or start_tls: true) and a client "
+                               "certificate the server asks for and accepts")
+                problems.append(f"{url}: {reason}")
+                log.warning("cannot use %s: %s", url, reason)
                 _quiet_unbind(conn)
                 continue
-            log.debug("connected to %s as %s in %.2f s", url, s.bind_dn or "anonymous", time.monotonic() - started)
+            log.debug("connected to %s as %s in %.2f s", url,
+                      "SASL EXTERNAL" if s.sasl_external else s.bind_dn or "anonymous", time.monotonic() - started)
             self._conn = conn
             self.url = url
             return
@@ -213,9 +235,43 @@ def _reason(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     if isinstance(exc, ldap_errors.LDAPOperationResult):
         text = f"{exc.description or type(exc).__name__}" + (f" ({exc.message})" if exc.message else "")
+    tls = _tls_reason(exc, text)
+    if tls:
+        return tls
     if isinstance(exc, ldap_errors.LDAPSocketOpenError) and "certificate" in text.lower():
         text = f"TLS failed: {text}"
     return text
+
+
+# ldap3 wraps ssl errors in exceptions whose text may be the repr of a tuple of
+# their text; the OpenSSL message inside reads "[SSL: CODE] message (_ssl.c:N)".
+_SSL_MESSAGE = re.compile(r"\[SSL(?:: (?P<code>[A-Z0-9_]+))?\] (?P<message>.*?)(?: \(_ssl\.c:\d+\)|['\"]|$)")
+# ldap3's own host name check: "certificate {getpeercert() dict} doesn't match any name in [names]"
+_NAME_MISMATCH = re.compile(r"certificate (?P<cert>\{.*\}) doesn't match any name in (?P<names>\[.*?\])")
+
+
+def _tls_reason(exc: Exception, text: str) -> str | None:
+    """One line for a failed TLS handshake (ldaps:// or StartTLS), else None."""
+    mismatch = _NAME_MISMATCH.search(text)
+    if mismatch or isinstance(exc, ldap_errors.LDAPCertificateError):
+        try:
+            cert = ast.literal_eval(mismatch["cert"])
+            wanted = ", ".join(ast.literal_eval(mismatch["names"]))
+            alt = [f"{kind}:{value}" for kind, value in cert.get("subjectAltName", ())]
+            cns = [f"CN={value}" for rdn in cert.get("subject", ()) for key, value in rdn if key == "commonName"]
+            return (f"TLS failed: the server's certificate is for {', '.join(alt or cns) or 'no host name'}, "
+                    f"not for {wanted}; connect by a name the certificate holds")
+        except (TypeError, ValueError, SyntaxError, AttributeError):
+            return "TLS failed: the server's certificate does not hold the host name of the URL"
+    found = _SSL_MESSAGE.search(text)
+    if found is None and not isinstance(exc, ssl.SSLError):
+        return None
+    message = found["message"] if found else text
+    if (found and found["code"] == "CERTIFICATE_VERIFY_FAILED") or isinstance(exc, ssl.SSLCertVerificationError):
+        detail = message.split("certificate verify failed: ", 1)[-1]
+        return (f"TLS failed: the server's certificate is not trusted ({detail}); set ldap.ca_file to the "
+                "CA certificate that issued it")
+    return f"TLS failed: {message}"
 
 
 def _quiet_unbind(conn: ldap3.Connection) -> None:
