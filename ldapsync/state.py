@@ -75,7 +75,8 @@ def record(path: Path, started: float, finished: float, exit_code: int, error: s
     ok = exit_code == 0
     state = State(
         started=now_iso(started), finished=now_iso(finished), result="success" if ok else "failed",
-        exit_code=exit_code, error=error, counts=counts, outputs=outputs,
+        # a failed run has no counts of its own: keep those of the last one
+        exit_code=exit_code, error=error, counts=counts or (previous.counts if not ok else {}), outputs=outputs,
         last_success=now_iso(finished) if ok else previous.last_success,
         last_duration=round(finished - started, 3),
         runs_total=previous.runs_total + 1,

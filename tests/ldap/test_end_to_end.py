@@ -30,3 +30,28 @@ def test_a_client_sees_the_contacts_and_names_the_directory_implies(capsys, make
     assert alice["bob@example.com"]["name"] == "Bob Builder"
     assert "dave@example.com" not in alice  # disabled in the directory
     assert "alice@example.com" not in alice
+
+
+def test_the_reload_is_checked_against_the_real_prosody(capsys, make_config, prosody):
+    """After writing, ldapsync reloads mod_groups with prosodyctl and checks that
+    the module is still loaded; a module that is gone is reported (exit 76)."""
+    ctl = ["prosodyctl", "--config", str(prosody.config), "shell", "module"]
+    prosody.groups_file.write_text("")
+    outputs = [{"path": str(prosody.groups_file), "host": "example.com",
+                "post_change_command": [*ctl, "reload", "groups", "example.com"],
+                "reload_check_command": [*ctl, "list", "example.com"]}]
+    code, out, err = run(capsys, "run", "-c", make_config(outputs=outputs))
+    assert code == 0, out + err
+    assert "succeeded" in out
+    prosody.register("alice")
+    assert any(i["jid"] == "carol@example.com" for i in prosody.fetch_roster("alice"))
+    # mod_groups gone (as after a reload while the file was missing): the check says so
+    prosody.prosodyctl("shell", "module", "unload", "groups", "example.com")
+    try:
+        outputs[0]["post_change_command"] = ["true"]
+        prosody.groups_file.write_text("")
+        code, out, err = run(capsys, "run", "-c", make_config(outputs=outputs))
+        assert code == 76
+        assert "is mod_groups still loaded?" in out + err
+    finally:
+        prosody.prosodyctl("shell", "module", "load", "groups", "example.com")
