@@ -246,3 +246,27 @@ def test_json_logs(service_config, tmp_path):
     records = [json.loads(line) for line in out.stderr.splitlines()]
     assert any(r["level"] == "change" and "Would write" in r["message"] for r in records)
     assert all({"time", "level", "logger", "message"} <= r.keys() for r in records)
+
+
+def test_metrics_over_http(service_config, serve, tmp_path):
+    import urllib.request
+
+    port = harness.free_port()
+    config = service_config()
+    data = yaml.safe_load(config.read_text())
+    data["metrics"]["listen"] = f"127.0.0.1:{port}"
+    config.write_text(yaml.safe_dump(data, allow_unicode=True))
+    s = serve(config)
+    wait_for(lambda: state_of(tmp_path).get("result") == "success", what="a run", log=s.log)
+
+    def scrape() -> str:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+                return response.read().decode()
+        except OSError:
+            return ""
+
+    body = wait_for(lambda: "ldapsync_last_run_success 1.0" in scrape() and scrape(), what="the metrics",
+                    log=s.log)
+    assert "ldapsync_groups 22.0" in body and "ldapsync_runs_total" in body
+    assert s.stop() == 0
