@@ -146,20 +146,29 @@ def _emit_json(data: object) -> None:
 @cli.command()
 @CONFIG_OPTION
 @click.option("-n", "--dry-run", is_flag=True, help="Show what would change; write nothing, run no command.")
+@click.option("--force", is_flag=True, help="Write even past the safety limits, this once (needs --reason).")
+@click.option("--reason", help="Why --force: logged with the change.")
 @JSON_OPTION
-def run(config_path: str | None, dry_run: bool, as_json: bool) -> None:
+def run(config_path: str | None, dry_run: bool, force: bool, reason: str | None, as_json: bool) -> None:
     """Sync: read the directory and write each groups file that changed.
 
     Every file is rendered, parsed back as Prosody reads it and compared with
     the intended groups before it is written; it is replaced atomically, and
-    only when its content changed. Then the output's post_change_command runs
-    (e.g. prosodyctl shell module reload groups example.com). Users see the
-    change when they next log in.
+    only when its content changed, keeping the old one as a backup (see
+    'rollback'). Then the output's post_change_command runs (e.g. prosodyctl
+    shell module reload groups example.com). Users see the change when they
+    next log in.
+
+    A change that removes more than the output's safety limits allow (by
+    default 20% of the groups or of the member lines, or everything) writes
+    nothing and exits 77; --force --reason TEXT accepts it once.
     """
     from ldapsync.service import recorded_run
 
+    if force and not (reason and reason.strip()):
+        raise click.UsageError("--force needs --reason TEXT: say why the safety limits do not apply")
     config = _load_config(config_path)
-    outcome = recorded_run(config, dry_run=dry_run)
+    outcome = recorded_run(config, dry_run=dry_run, force=reason.strip() if force else None)
     if outcome.result is None:
         raise UserError(outcome.error or "the sync failed", ExitCode(outcome.exit_code))
     result = outcome.result
@@ -217,6 +226,61 @@ def _print_run(result, dry_run: bool) -> None:
     click.echo(f"Summary: {c['users_read']} users and {c['groups_read']} groups read with {c['ldap_searches']} "
                f"searches in {c['fetch_seconds']:.1f} s; {c['shared_groups']} shared groups, "
                f"{c['users_in_groups']} users in them; left out: {left}; done in {result.seconds:.1f} s")
+
+
+# --- rollback --------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("version", type=int, required=False, default=1)
+@CONFIG_OPTION
+@click.option("--output", "output_path", help="With several outputs: the output path to roll back.")
+@click.option("--list", "list_only", is_flag=True, help="List the backups instead.")
+def rollback(version: int, config_path: str | None, output_path: str | None, list_only: bool) -> None:
+    """Put back an earlier version of a groups file (1, the default: the newest
+    backup), atomically, then run its post-change command and check.
+
+    Every run that changes a file keeps the old one (outputs[].backups, 5 by
+    default). The file replaced by the rollback is kept as a backup too, so a
+    rollback can be undone the same way. The next run writes the directory's
+    view again, unless its safety limits refuse it.
+    """
+    from ldapsync import backups, state as statelib, sync
+
+    config = _load_config(config_path)
+    output = _pick_output(config, output_path, None)
+    if list_only:
+        rows = [(str(b.number), b.taken.isoformat(timespec="seconds"), str(b.path.stat().st_size), str(b.path))
+                for b in backups.listing(output)]
+        if rows:
+            click.echo(table(("VERSION", "TAKEN", "BYTES", "FILE"), rows))
+        else:
+            click.echo(f"{output.path}: no backups in {backups.directory(output)}")
+        return
+    chosen = backups.pick(output, version)
+    data = chosen.path.read_bytes()
+    parsed = groupsfile.parse(data.decode("utf-8", "surrogateescape"))
+    with statelib.locked(config.lock_path, config.state.lock_timeout):
+        current = sync.current_bytes(output)
+        if current == data:
+            click.echo(f"{output.path} already holds backup {version}; nothing to do")
+            return
+        if current is not None:
+            backups.keep(output, current)
+        from ldapsync.writer import run_post_change, write_if_changed
+
+        write_if_changed(output.path, data, mode=output.mode, owner=output.owner, group=output.group)
+        log.warning("rolled %s back to the backup of %s", output.path, chosen.taken.isoformat(timespec="seconds"))
+        click.echo(f"{output.path}: restored backup {version} of {chosen.taken.isoformat(timespec='seconds')} "
+                   f"({plural(len(parsed.to_model().groups), 'group')})")
+        code = ExitCode.OK
+        if output.post_change_command:
+            result = run_post_change(output.post_change_command, timeout=output.post_change_timeout)
+            click.echo(f"  post-change command: {result.describe()}")
+            problem = None if not result.ok or not output.reload_check_command else sync.check_reload(output)
+            if not result.ok or problem:
+                code = ExitCode.POST_CHANGE_FAILED
+    sys.exit(code)
 
 
 # --- serve and status ------------------------------------------------------------

@@ -62,6 +62,9 @@ class LdapSettings(_Strict):
     sasl_external: bool = False
     client_cert_file: Path | None = None
     client_key_file: Path | None = None
+    # A password sent in clear text (simple bind over ldap:// without
+    # start_tls) to a host other than this machine is refused unless true.
+    allow_insecure: bool = False
     connect_timeout: Annotated[float, Field(gt=0)] = 10.0
     timeout: Annotated[float, Field(gt=0)] = 120.0
     page_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
@@ -83,7 +86,27 @@ class LdapSettings(_Strict):
             raise ValueError(f"{given[0]} is set but bind_dn is not")
         if self.sasl_external and not (self.client_cert_file and self.client_key_file):
             raise ValueError("sasl_external needs client_cert_file and client_key_file")
+        if given and not self.start_tls and not self.allow_insecure:
+            exposed = [u for u in self.servers if u.lower().startswith("ldap://") and not _loopback(u)]
+            if exposed:
+                raise ValueError(
+                    f"the bind password would cross the network in clear text to {', '.join(exposed)}; use "
+                    "ldaps:// or start_tls: true (or, knowingly, allow_insecure: true)")
         return self
+
+
+def _loopback(url: str) -> bool:
+    """Whether an LDAP URL points at this machine."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class UserSettings(_Strict):
@@ -134,6 +157,24 @@ class StaticGroup(_Strict):
     members: dict[str, str] = Field(default_factory=dict)
 
 
+Percent = Annotated[float, Field(ge=0, le=100)]
+
+
+class Safety(_Strict):
+    """Limits that stop a write which would remove much at once: a wrong
+    filter or a half-empty directory answer must not wipe rosters.  Counts
+    are absolute, percentages are of what the current file holds; None
+    turns a limit off.  ``ldapsync run --force --reason TEXT`` passes once."""
+
+    max_groups_removed: Annotated[int, Field(ge=0)] | None = None
+    max_groups_removed_percent: Percent | None = 20.0
+    max_members_removed: Annotated[int, Field(ge=0)] | None = None
+    max_members_removed_percent: Percent | None = 20.0
+    max_contacts_lost: Annotated[int, Field(ge=0)] | None = None
+    # an answer without groups, or without members, never replaces a file that has them
+    refuse_empty: bool = True
+
+
 class Output(_Strict):
     """One groups file: typically one per Prosody VirtualHost."""
 
@@ -151,6 +192,11 @@ class Output(_Strict):
     # still loaded: a reload while the file was missing unloads it.
     reload_check_command: str | list[str] | None = None
     reload_check_expect: str = r"(?m)^\s*groups\s*$"  # a line "groups" in prosodyctl's module list
+    safety: Safety = Safety()
+    # Previous versions kept for 'ldapsync rollback' (0: none), in
+    # backup_dir or beside the file.
+    backups: Annotated[int, Field(ge=0, le=1000)] = 5
+    backup_dir: Path | None = None
 
     @field_validator("post_change_command", "reload_check_command")
     @classmethod

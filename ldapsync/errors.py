@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     CANTCREAT = 73  # the output cannot be written
     BUSY = 75  # another ldapsync run holds the lock (try again later)
     POST_CHANGE_FAILED = 76  # the file was written, but the post-change command or its check failed
+    REFUSED = 77  # a safety limit stopped the write (nothing written); --force overrides
     CONFIG = 78  # the configuration is invalid
 
 

@@ -326,9 +326,10 @@ def xml_safe(text: str) -> bool:
 
 
 def _printable(text: str) -> bool:
-    """No control characters, line or paragraph separators, or bytes that
-    were not UTF-8 (surrogate escapes)."""
-    return text.isprintable() or not any(unicodedata.category(c) in _BAD_CATEGORIES for c in text)
+    """No control characters, line or paragraph separators, bytes that were
+    not UTF-8 (surrogate escapes), or anything else XML cannot carry."""
+    return text.isprintable() or (
+        not any(unicodedata.category(c) in _BAD_CATEGORIES for c in text) and xml_safe(text))
 
 
 class RenderError(ValueError):
@@ -437,7 +438,9 @@ def sanitise(model: GroupsModel) -> tuple[GroupsModel, list[str]]:
     return GroupsModel.of(groups), messages
 
 
-_BAD_RUN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]+")
+# control characters, line and paragraph separators, bytes that were not
+# UTF-8, and the two non-characters XML cannot carry
+_BAD_RUN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]+")
 
 
 def clean_text(text: str) -> str:

@@ -120,10 +120,14 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
     sources: dict[str, list[str]] = {}
     for key, entry in members.groups.items():
         try:
-            shared = clean_text(templates.render("group_name", entry, templates.group_attributes))
+            raw = templates.render("group_name", entry, templates.group_attributes)
         except TemplateError as exc:
             findings.append(Finding("template-error", entry.dn, f"mapping.group_name failed: {exc}"))
             continue
+        shared = _bounded(clean_text(raw))
+        if shared != raw:
+            findings.append(Finding("name-cleaned", entry.dn, f"group name {_short(raw)!r} cleaned to "
+                                                              f"{_short(shared)!r}"))
         if not shared:
             findings.append(Finding("group-name-empty", entry.dn, "mapping.group_name gives an empty name; group "
                                                                   "left out"))
@@ -171,9 +175,10 @@ def _display_name(templates: Templates, entry: Entry, jid: str, findings: list[F
     except TemplateError as exc:
         findings.append(Finding("template-error", entry.dn, f"mapping.name failed: {exc}"))
         raw = ""
-    name = clean_text(raw)
+    name = _bounded(clean_text(raw))
     if name != raw:
-        findings.append(Finding("name-cleaned", entry.dn, f"display name {raw!r} cleaned to {name!r}"))
+        findings.append(Finding("name-cleaned", entry.dn, f"display name {_short(raw)!r} cleaned to "
+                                                          f"{_short(name)!r}"))
     if name:
         return name
     node = jid.split("@", 1)[0]
@@ -182,7 +187,18 @@ def _display_name(templates: Templates, entry: Entry, jid: str, findings: list[F
     except TemplateError as exc:
         findings.append(Finding("template-error", entry.dn, f"mapping.name_fallback failed: {exc}"))
         fallback = node
-    return clean_text(fallback) or node
+    return _bounded(clean_text(fallback)) or node
+
+
+MAX_NAME = 256  # characters: a 1 MB display name would reach every roster
+
+
+def _bounded(text: str) -> str:
+    return text if len(text) <= MAX_NAME else text[:MAX_NAME].rstrip()
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _selected(name: str, include: list[str], exclude: list[str]) -> bool:

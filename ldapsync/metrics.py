@@ -36,6 +36,10 @@ class Metrics:
         self.failures = Gauge("ldapsync_failures_total", "Failed syncs recorded in the state file.", registry=r)
         self.consecutive = Gauge("ldapsync_consecutive_failures", "Failed syncs since the last success.",
                                  registry=r)
+        self.refusals = Gauge("ldapsync_refusals_total", "Syncs a safety limit stopped (nothing written).",
+                              registry=r)
+        self.refused = Gauge("ldapsync_last_run_refused", "1 when a safety limit stopped the last sync.",
+                             registry=r)
 
     def update(self, state: State) -> None:
         if state.last_success_at() is not None:
@@ -55,6 +59,8 @@ class Metrics:
         self.runs.set(state.runs_total)
         self.failures.set(state.failures_total)
         self.consecutive.set(state.consecutive_failures)
+        self.refusals.set(state.refusals_total)
+        self.refused.set(1 if state.result == "refused" else 0)
 
     def write_textfile(self, path: Path) -> None:
         """node_exporter's textfile collector reads this (written atomically)."""

@@ -32,7 +32,7 @@ class Recorded:
     state: statelib.State | None
 
 
-def recorded_run(config: configlib.Config, *, dry_run: bool = False) -> Recorded:
+def recorded_run(config: configlib.Config, *, dry_run: bool = False, force: str | None = None) -> Recorded:
     """Lock, sync, then record the outcome in the state file and metrics
     (a dry run records nothing).  Never raises for a failed sync: the error
     is in the result, with its exit code."""
@@ -43,7 +43,7 @@ def recorded_run(config: configlib.Config, *, dry_run: bool = False) -> Recorded
     error = None
     try:
         with statelib.locked(config.lock_path, config.state.lock_timeout):
-            result = sync.run(config, config.bind_password(), dry_run=dry_run)
+            result = sync.run(config, config.bind_password(), dry_run=dry_run, force=force)
             exit_code = int(result.exit_code)
             if exit_code:
                 error = "; ".join(o.check_problem or o.command.describe() for o in result.outputs

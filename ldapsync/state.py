@@ -24,7 +24,7 @@ class State:
 
     started: str | None = None  # ISO 8601, UTC
     finished: str | None = None
-    result: str = "never"  # "success", "failed" or "never"
+    result: str = "never"  # "success", "failed", "refused" (a safety limit) or "never"
     exit_code: int | None = None
     error: str | None = None
     counts: dict = field(default_factory=dict)
@@ -33,6 +33,7 @@ class State:
     last_duration: float | None = None
     runs_total: int = 0
     failures_total: int = 0
+    refusals_total: int = 0
     consecutive_failures: int = 0
 
     def finished_at(self) -> float | None:
@@ -73,14 +74,17 @@ def record(path: Path, started: float, finished: float, exit_code: int, error: s
     """Add one run to the state file and return the new state."""
     previous = load(path) or State()
     ok = exit_code == 0
+    refused = exit_code == ExitCode.REFUSED
     state = State(
-        started=now_iso(started), finished=now_iso(finished), result="success" if ok else "failed",
+        started=now_iso(started), finished=now_iso(finished),
+        result="success" if ok else "refused" if refused else "failed",
         # a failed run has no counts of its own: keep those of the last one
         exit_code=exit_code, error=error, counts=counts or (previous.counts if not ok else {}), outputs=outputs,
         last_success=now_iso(finished) if ok else previous.last_success,
         last_duration=round(finished - started, 3),
         runs_total=previous.runs_total + 1,
         failures_total=previous.failures_total + (0 if ok else 1),
+        refusals_total=previous.refusals_total + refused,
         consecutive_failures=0 if ok else previous.consecutive_failures + 1,
     )
     save(path, state)

@@ -13,8 +13,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ldapsync import backups, groupsfile, safety
 from ldapsync import diff as difflib
-from ldapsync import groupsfile
 from ldapsync.config import Config, Output
 from ldapsync.directory import Directory
 from ldapsync.errors import ExitCode, UserError
@@ -136,32 +136,56 @@ def render_output(output: Output, snapshot: Snapshot) -> tuple[GroupsModel, str]
     return model, text
 
 
-def current_text(output: Output) -> str | None:
+def current_bytes(output: Output) -> bytes | None:
+    """The output file as it is now; None when there is none yet."""
     try:
-        return output.path.read_bytes().decode("utf-8", "surrogateescape")
+        return output.path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise UserError(f"cannot read {output.path}: {exc.strerror or exc}", ExitCode.NOINPUT) from None
 
 
-def run(config: Config, password: str | None, *, dry_run: bool = False, progress: bool | None = None) -> RunResult:
-    """Fetch, map, render, verify; write each file that changed and run its
-    post-change command (neither in a dry run)."""
+def current_text(output: Output) -> str | None:
+    data = current_bytes(output)
+    return None if data is None else data.decode("utf-8", "surrogateescape")
+
+
+def run(config: Config, password: str | None, *, dry_run: bool = False, progress: bool | None = None,
+        force: str | None = None) -> RunResult:
+    """Fetch, map, render, verify and check every output against its safety
+    limits; then write each file that changed (keeping a backup of the old
+    one) and run its post-change command.  A dry run stops before writing.
+    When a limit is exceeded nothing is written, unless ``force`` gives the
+    reason to go ahead."""
     started = time.monotonic()
     snapshot = fetch(config, password, progress=progress)
     result = RunResult(snapshot)
+    planned: list[tuple[OutputResult, bytes | None]] = []
+    problems: list[str] = []
     for output in config.outputs:
         model, text = render_output(output, snapshot)
-        old = current_text(output)
-        changed = old != text
-        out = OutputResult(output, model, text, changed)
-        if changed:
-            out.diff = difflib.diff(groupsfile.parse(old or ""), groupsfile.parse(text))
+        old_bytes = current_bytes(output)
+        old = None if old_bytes is None else old_bytes.decode("utf-8", "surrogateescape")
+        out = OutputResult(output, model, text, old != text)
+        if out.changed:
+            old_file = groupsfile.parse(old or "")
+            out.diff = difflib.diff(old_file, groupsfile.parse(text))
+            problems += safety.check(output.path, output.safety, None if old is None else old_file.to_model(),
+                                     model, out.diff)
             verb = "Would write" if dry_run else "Write"
             changes_log.log(CHANGE, "%s %s: %s", verb, output.path, out.diff.summary())
+        planned.append((out, old_bytes))
+    if problems:
+        if force is None:
+            raise safety.Refused(problems)
+        log.warning("going past the safety limits (--force): %s; the limits: %s", force, "; ".join(problems))
+    for out, old_bytes in planned:
+        output = out.output
         if not dry_run:
-            out.written = write_if_changed(output.path, text.encode("utf-8"), mode=output.mode,
+            if out.changed and old_bytes is not None:
+                backups.keep(output, old_bytes)
+            out.written = write_if_changed(output.path, out.text.encode("utf-8"), mode=output.mode,
                                            owner=output.owner, group=output.group)
             if out.written.changed and output.post_change_command:
                 out.command = run_post_change(output.post_change_command, timeout=output.post_change_timeout)

@@ -74,9 +74,11 @@ def test_nesting_cycles_and_depth_are_reported_once(capsys, make_config, tmp_pat
     groups = groups_of(tmp_path / "groups.txt")
     assert "jmueller@example.com" not in groups["chain01"]  # 11 levels down: cut at max_depth 10
     assert set(groups["chain02"]) == jids("jmueller")
+    (tmp_path / "groups.txt").unlink()  # each config below makes a different file from scratch
     code, report = sync_json(capsys, make_config(groups={"public": [], "max_depth": 11}))
     assert findings(report, "nesting-too-deep") == []
     assert set(groups_of(tmp_path / "groups.txt")["chain01"]) == jids("jmueller")
+    (tmp_path / "groups.txt").unlink()
     code, report = sync_json(capsys, make_config(groups={"nested": False}))
     assert groups_of(tmp_path / "groups.txt")["Engineering"].keys() == jids("alice", "bob")
 

@@ -1,0 +1,257 @@
+"""Never lose or corrupt a roster: safety limits, backups and rollback, and
+every way the directory can fail, injected against the real slapd."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ldapsync.config import ConfigError, parse
+from tests.ldap.conftest import run
+from tests.ldap.directory import BULK, SYNC_PASSWORD
+
+OLD = b"[Old]\nkeep@example.com=Keep me\n"
+
+
+def write_old(tmp_path: Path) -> Path:
+    target = tmp_path / "groups.txt"
+    target.write_bytes(OLD)
+    return target
+
+
+def state(tmp_path: Path) -> dict:
+    return json.loads((tmp_path / "state.json").read_text())
+
+
+@pytest.fixture
+def config_with_state(make_config, tmp_path):
+    def make(**kwargs) -> Path:
+        path = make_config(**kwargs)
+        data = yaml.safe_load(path.read_text())
+        data["state"] = {"path": str(tmp_path / "state.json")}
+        data["metrics"] = {"textfile": str(tmp_path / "ldapsync.prom")}
+        path.write_text(yaml.safe_dump(data, allow_unicode=True))
+        return path
+
+    return make
+
+
+# --- safety limits ---------------------------------------------------------------------
+
+
+def test_a_filter_that_drops_40_percent_of_members_is_refused_and_force_passes(capsys, config_with_state,
+                                                                              tmp_path):
+    target = tmp_path / "groups.txt"
+    assert run(capsys, "run", "-c", config_with_state())[0] == 0
+    before = target.read_bytes()
+    # a narrower user filter: everyone but alice, bob and carol drops out of every group
+    narrow = config_with_state(users={"filter": "(|(uid=alice)(uid=bob)(uid=carol))"})
+    code, out, err = run(capsys, "run", "-c", narrow)
+    assert code == 77
+    assert "refused to write, a safety limit was exceeded (nothing written)" in err
+    assert "member lines removed" in err and "the limit is 20% (safety.max_members_removed_percent)" in err
+    assert target.read_bytes() == before
+    assert state(tmp_path)["result"] == "refused" and state(tmp_path)["refusals_total"] == 1
+    assert "ldapsync_last_run_refused 1.0" in (tmp_path / "ldapsync.prom").read_text()
+    code, out, err = run(capsys, "run", "-c", narrow, "--dry-run")
+    assert code == 77  # a dry run says so too
+    assert run(capsys, "run", "-c", narrow, "--force")[0] == 64  # --force needs a reason
+    code, out, err = run(capsys, "-v", "run", "-c", narrow, "--force", "--reason", "contractors moved out")
+    assert code == 0
+    assert "going past the safety limits (--force): contractors moved out" in err
+    assert target.read_bytes() != before
+    assert state(tmp_path)["result"] == "success"
+
+
+def test_the_empty_result_guard(capsys, make_config, tmp_path):
+    target = write_old(tmp_path)
+    code, _, err = run(capsys, "run", "-c", make_config(groups={"filter": "(cn=no-such-group)"}))
+    assert code == 77 and "the directory gives no groups at all; the current file has 1" in err
+    assert target.read_bytes() == OLD
+    code, _, err = run(capsys, "run", "-c", make_config(users={"filter": "(uid=nobody)"},
+                                                       groups={"include": ["Engineering"]}))
+    assert code == 77 and "the directory gives no members at all" in err
+    assert target.read_bytes() == OLD
+
+
+def test_the_first_run_on_a_missing_file_is_allowed(capsys, make_config, tmp_path):
+    assert run(capsys, "run", "-c", make_config(groups={"include": ["Engineering"]}))[0] == 0
+    assert (tmp_path / "groups.txt").exists()
+
+
+def test_absolute_limits(capsys, make_config, tmp_path):
+    outputs = [{"path": str(tmp_path / "groups.txt"),
+                "safety": {"max_groups_removed": 0, "max_members_removed_percent": None,
+                           "max_groups_removed_percent": None}}]
+    assert run(capsys, "run", "-c", make_config(outputs=outputs))[0] == 0
+    code, _, err = run(capsys, "run", "-c", make_config(outputs=outputs, groups={"exclude": ["chain*"]}))
+    assert code == 77 and "12 groups removed; the limit is 0 (safety.max_groups_removed)" in err
+    outputs[0]["safety"] = {"max_contacts_lost": 10, "max_groups_removed_percent": None,
+                            "max_members_removed_percent": None}
+    code, _, err = run(capsys, "run", "-c", make_config(outputs=outputs, groups={"exclude": ["All Staff"]}))
+    assert code == 77 and "contacts would disappear from users' rosters; the limit is 10" in err
+
+
+# --- backups and rollback --------------------------------------------------------------
+
+
+def test_backups_are_kept_and_rollback_restores_one(capsys, make_config, tmp_path):
+    target = write_old(tmp_path)
+    outputs = [{"path": str(target), "backups": 2, "mode": "0600",
+                "safety": {"max_groups_removed_percent": None, "max_members_removed_percent": None},
+                "post_change_command": ["sh", "-c", f"echo reloaded >> {tmp_path / 'reloads'}"]}]
+    assert run(capsys, "run", "-c", make_config(outputs=outputs))[0] == 0
+    full = target.read_bytes()
+    assert run(capsys, "run", "-c", make_config(outputs=outputs, groups={"include": ["Engineering"]}))[0] == 0
+    assert run(capsys, "run", "-c", make_config(outputs=outputs, groups={"include": ["sales"]}))[0] == 0
+    backups = sorted(tmp_path.glob("groups.txt.*.bak"))
+    assert len(backups) == 2  # only the newest two are kept
+    assert all(b.stat().st_mode & 0o777 == 0o600 for b in backups)
+    code, out, _ = run(capsys, "rollback", "-c", make_config(outputs=outputs), "--list")
+    assert code == 0 and out.splitlines()[0].split() == ["VERSION", "TAKEN", "BYTES", "FILE"]
+    code, out, _ = run(capsys, "rollback", "-c", make_config(outputs=outputs), "2")
+    assert code == 0 and "restored backup 2" in out
+    assert target.read_bytes() == full
+    assert (tmp_path / "reloads").read_text().count("reloaded") == 4  # three runs and the rollback
+    code, _, err = run(capsys, "rollback", "-c", make_config(outputs=outputs), "9")
+    assert code == 64 and "no backup number 9" in err
+
+
+# --- the directory failing in every way ------------------------------------------------
+
+
+class CuttingProxy:
+    """A TCP proxy to slapd that drops both connections after passing
+    ``limit`` bytes from the server: a connection reset in the middle of a
+    paged search, at a byte count the test chooses."""
+
+    def __init__(self, target_port: int, limit: int) -> None:
+        self.target_port, self.limit = target_port, limit
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target_port))
+            threading.Thread(target=self._pipe, args=(client, server, None), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, self.limit), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket, limit: int | None) -> None:
+        passed = 0
+        try:
+            while True:
+                data = src.recv(4096)
+                if not data:
+                    break
+                if limit is not None and passed + len(data) > limit:
+                    dst.sendall(data[: limit - passed])
+                    break
+                passed += len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_connection_dropped_in_the_middle_of_a_paged_search(capsys, make_config, tmp_path, slapd):
+    target = write_old(tmp_path)
+    proxy = CuttingProxy(slapd.port, limit=20_000)  # the bind passes; the 600 bulk users do not
+    try:
+        config = make_config(ldap={"servers": [f"ldap://127.0.0.1:{proxy.port}"], "page_size": 50,
+                                   "timeout": 5}, users={"base": BULK})
+        code, _, err = run(capsys, "run", "-c", config)
+    finally:
+        proxy.close()
+    assert code == 69
+    assert "search for users under 'ou=bulk,dc=example,dc=com' failed after" in err
+    assert target.read_bytes() == OLD
+    assert list(tmp_path.glob(".groups.txt.*.tmp")) == []
+
+
+def test_a_server_that_accepts_but_never_answers(capsys, make_config, tmp_path):
+    target = write_old(tmp_path)
+    silent = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(silent.accept()), daemon=True).start()
+    try:
+        config = make_config(ldap={"servers": [f"ldap://127.0.0.1:{silent.getsockname()[1]}"],
+                                   "connect_timeout": 1, "timeout": 2})
+        code, _, err = run(capsys, "run", "-c", config)
+    finally:
+        silent.close()
+    assert code == 69 and "directory unavailable" in err
+    assert target.read_bytes() == OLD
+
+
+def test_wrong_password_does_not_leak_and_keeps_the_file(capsys, config_with_state, tmp_path):
+    target = write_old(tmp_path)
+    secret = "S3cret-that-must-not-leak"
+    code, out, err = run(capsys, "-vv", "run", "-c", config_with_state(password=secret))
+    assert code == 69 and "invalid credentials" in err
+    assert target.read_bytes() == OLD
+    for text in (out, err, (tmp_path / "state.json").read_text(), (tmp_path / "ldapsync.prom").read_text()):
+        assert secret not in text and SYNC_PASSWORD not in text
+
+
+def test_a_full_disk_leaves_the_old_file(capsys, make_config, tmp_path):
+    disk = tmp_path / "tiny"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        target = disk / "groups.txt"
+        target.write_bytes(OLD)
+        filler = disk / "filler"
+        filler.write_bytes(b"x" * 4096)
+        config = make_config(outputs=[{"path": str(target), "backups": 0,
+                                       "safety": {"max_groups_removed_percent": None,
+                                                  "max_members_removed_percent": None}}])
+        code, _, err = run(capsys, "run", "-c", config)
+        assert code == 73 and "No space left on device" in err and str(target) in err
+        assert target.read_bytes() == OLD
+        assert sorted(p.name for p in disk.iterdir()) == [".groups.txt.ldapsync.lock", "filler", "groups.txt"]
+    finally:
+        subprocess.run(["umount", str(disk)])
+
+
+# --- security ---------------------------------------------------------------------------
+
+
+def test_a_clear_text_password_to_another_host_is_refused():
+    base = """
+ldap:
+  servers: [{url}]
+  bind_dn: cn=x
+  bind_password_env: PW
+{extra}
+users: {{base: ou=people}}
+groups: {{base: ou=groups}}
+outputs: [{{path: /tmp/g.txt}}]
+"""
+    with pytest.raises(ConfigError, match="would cross the network in clear text to ldap://ldap.example.com"):
+        parse(base.format(url="ldap://ldap.example.com", extra=""))
+    parse(base.format(url="ldap://127.0.0.1:389", extra=""))  # loopback is fine
+    parse(base.format(url="ldaps://ldap.example.com", extra=""))
+    parse(base.format(url="ldap://ldap.example.com", extra="  start_tls: true"))
+    parse(base.format(url="ldap://ldap.example.com", extra="  allow_insecure: true"))
