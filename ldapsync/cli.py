@@ -30,6 +30,7 @@ Exit codes:
   69 directory unavailable or incomplete       70 internal error (a bug)
   73 output cannot be written                  75 busy: another run holds the lock
   76 written, but the post-change command or its check failed
+  77 refused by a safety limit (nothing written)
   78 invalid configuration
 """
 

@@ -255,3 +255,25 @@ outputs: [{{path: /tmp/g.txt}}]
     parse(base.format(url="ldaps://ldap.example.com", extra=""))
     parse(base.format(url="ldap://ldap.example.com", extra="  start_tls: true"))
     parse(base.format(url="ldap://ldap.example.com", extra="  allow_insecure: true"))
+
+
+def test_a_frozen_slapd_times_out(capsys, make_config, tmp_path, tmp_path_factory):
+    """A real slapd that accepts connections but never answers (SIGSTOP)."""
+    import os
+    import signal
+
+    from devtools import slapd as harness
+    from tests.ldap.directory import LDIF
+
+    target = write_old(tmp_path)
+    frozen = harness.Slapd(tmp_path_factory.mktemp("frozen"), [LDIF])
+    frozen.start()
+    try:
+        os.kill(frozen.proc.pid, signal.SIGSTOP)
+        config = make_config(ldap={"servers": [frozen.url], "connect_timeout": 1, "timeout": 2})
+        code, _, err = run(capsys, "run", "-c", config)
+    finally:
+        os.kill(frozen.proc.pid, signal.SIGCONT)
+        frozen.stop()
+    assert code == 69 and "directory unavailable" in err and frozen.url in err
+    assert target.read_bytes() == OLD
