@@ -268,7 +268,7 @@ def rollback(version: int, config_path: str | None, output_path: str | None, lis
             return
         if current is not None:
             backups.keep(output, current)
-        from ldapsync.writer import run_post_change, write_if_changed
+        from ldapsync.writer import write_if_changed
 
         write_if_changed(output.path, data, mode=output.mode, owner=output.owner, group=output.group)
         log.warning("rolled %s back to the backup of %s", output.path, chosen.taken.isoformat(timespec="seconds"))
@@ -276,9 +276,8 @@ def rollback(version: int, config_path: str | None, output_path: str | None, lis
                    f"({plural(len(parsed.to_model().groups), 'group')})")
         code = ExitCode.OK
         if output.post_change_command:
-            result = run_post_change(output.post_change_command, timeout=output.post_change_timeout)
+            result, problem = sync.after_change(output)
             click.echo(f"  post-change command: {result.describe()}")
-            problem = None if not result.ok or not output.reload_check_command else sync.check_reload(output)
             if not result.ok or problem:
                 code = ExitCode.POST_CHANGE_FAILED
     sys.exit(code)

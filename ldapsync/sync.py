@@ -188,14 +188,19 @@ def run(config: Config, password: str | None, *, dry_run: bool = False, progress
             out.written = write_if_changed(output.path, out.text.encode("utf-8"), mode=output.mode,
                                            owner=output.owner, group=output.group)
             if out.written.changed and output.post_change_command:
-                out.command = run_post_change(output.post_change_command, timeout=output.post_change_timeout)
-                level = logging.INFO if out.command.ok else logging.ERROR
-                log.log(level, "post-change command: %s", out.command.describe())
-                if out.command.ok and output.reload_check_command:
-                    out.check_problem = check_reload(output)
+                out.command, out.check_problem = after_change(output)
         result.outputs.append(out)
     result.seconds = time.monotonic() - started
     return result
+
+
+def after_change(output: Output) -> tuple[CommandResult, str | None]:
+    """Run the output's post-change command and then, when it succeeded, its
+    reload check: the command's result and the check's problem, if any."""
+    command = run_post_change(output.post_change_command, timeout=output.post_change_timeout)
+    log.log(logging.INFO if command.ok else logging.ERROR, "post-change command: %s", command.describe())
+    problem = check_reload(output) if command.ok and output.reload_check_command else None
+    return command, problem
 
 
 def check_reload(output: Output) -> str | None:
