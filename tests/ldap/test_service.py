@@ -120,7 +120,8 @@ def test_serve_syncs_on_schedule_and_records_state_and_metrics(capsys, service_c
     assert "Engineering" in (tmp_path / "groups.txt").read_text()
     state = state_of(tmp_path)
     assert state["counts"]["shared_groups"] == 22 and state["outputs"][0]["written"] is True
-    assert metric(tmp_path, "ldapsync_last_run_success") == 1.0
+    # the state file is written first, the metrics right after it
+    wait_for(lambda: metric(tmp_path, "ldapsync_last_run_success") == 1.0, what="the metrics", log=s.log)
     assert metric(tmp_path, "ldapsync_groups") == 22.0
     assert abs(metric(tmp_path, "ldapsync_last_success_timestamp_seconds") - time.time()) < 30
     code, out, _ = run(capsys, "status", "-c", config)
@@ -177,7 +178,7 @@ def test_a_directory_outage_fails_runs_then_they_recover(capsys, service_config,
         assert "directory unavailable" in state["error"] and state["exit_code"] == 69
         code, out, _ = run(capsys, "status", "-c", config)
         assert code == 2 and out.startswith("LDAPSYNC CRITICAL - last run failed (exit 69)")
-        assert metric(tmp_path, "ldapsync_last_run_success") == 0.0
+        wait_for(lambda: metric(tmp_path, "ldapsync_last_run_success") == 0.0, what="the metrics", log=s.log)
         assert (tmp_path / "groups.txt").read_bytes() == before  # the file is left alone
         assert s.proc.poll() is None  # the service lives on
     finally:
