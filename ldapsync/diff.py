@@ -12,7 +12,7 @@ that the user's small groups also hold.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ldapsync.groupsfile import GroupsFile
@@ -448,15 +448,17 @@ class _Moving:
     def __init__(self, sides: _Sides, old: GroupsFile, new: GroupsFile) -> None:
         self.sides = sides
         self.public_old, self.public_new = list(old.public), list(new.public)
-        self._outside_cache: dict[tuple[str, ...], list[str]] = {}
+        self._outside_cache: dict[tuple[str, ...], frozenset[str]] = {}
 
-    def _outside(self, key: str, items: Iterable[str], groups: list[Mapping[str, str]], names: list[str]) -> set[str]:
+    def _outside(self, key: str, items: Collection[str], groups: list[Mapping[str, str]],
+                 names: list[str]) -> Collection[str]:
         """The items in none of ``groups``, filtering by the largest group
-        first.  Filtering by large groups is cached under ``key`` (which names
-        the items and the side of ``groups``) and the groups so far: many users
-        share their largest groups (all staff, their division)."""
+        first, as a collection that answers ``in`` quickly (never a copy of
+        a large member list).  Filtering by large groups is cached under
+        ``key`` (which names the items and the side of ``groups``) and the
+        groups so far: many users share their largest groups."""
         order = sorted(range(len(groups)), key=lambda i: len(groups[i]), reverse=True)
-        rest: Iterable[str] = items
+        rest: Collection[str] = items
         prefix: tuple[str, ...] = (key,)
         for i in order:
             group = groups[i]
@@ -464,14 +466,14 @@ class _Moving:
                 prefix = (*prefix, names[i])
                 hit = self._outside_cache.get(prefix)
                 if hit is None:
-                    hit = self._outside_cache[prefix] = [c for c in rest if c not in group]
+                    hit = self._outside_cache[prefix] = frozenset(c for c in rest if c not in group)
                 rest = hit
             else:
                 prefix = ()
-                rest = [c for c in rest if c not in group]
+                rest = {c for c in rest if c not in group}
             if not rest:
                 break
-        return set(rest)
+        return rest
 
     def counts(self, user: str | None, own_old: Sequence[str], own_new: Sequence[str]) -> list[int]:
         sides = self.sides
@@ -483,41 +485,40 @@ class _Moving:
         groups_old = [sides.old[g] for g in names_old]
         groups_new = [sides.new[g] for g in names_new]
         common = set_old & set_new
-        # parts: (cache key or None, members)
+        # parts: (cache key, members)
         gain_parts = [("+" + g, sides.new[g].keys()) for g in set_new - common if g in sides.new]
         gain_parts += [("+=" + g, sides.added[g]) for g in common if g in sides.added]
         lose_parts = [("-" + g, sides.old[g].keys()) for g in set_old - common if g in sides.old]
         lose_parts += [("-=" + g, sides.removed[g]) for g in common if g in sides.removed]
-        gained: set[str] = set()
-        for key, part in gain_parts:
-            gained |= self._outside(key, part, groups_old, names_old)
-        lost: set[str] = set()
-        for key, part in lose_parts:
-            lost |= self._outside(key, part, groups_new, names_new)
+        # only sizes are needed: a first run, where every user gains an
+        # all-staff group of 100,000, must not copy it per user
+        gained = _union_size([self._outside(k, p, groups_old, names_old) for k, p in gain_parts], user)
+        lost = _union_size([self._outside(k, p, groups_new, names_new) for k, p in lose_parts], user)
         candidates = _union_size([p for _, p in gain_parts + lose_parts], user)
-        gained.discard(user)
-        lost.discard(user)
-        regrouped = candidates - len(gained) - len(lost)
+        regrouped = candidates - gained - lost
         renamed = 0
         if sides.renamed:
-            gone = self._outside("renamed-before", sides.renamed, groups_old, names_old)
-            gone |= self._outside("renamed-after", sides.renamed, groups_new, names_new)
+            gone = {*self._outside("renamed-before", sides.renamed, groups_old, names_old),
+                    *self._outside("renamed-after", sides.renamed, groups_new, names_new)}
             renamed = len(sides.renamed) - len(gone) - (user in sides.renamed and user not in gone)
         for c in sides.by_order:
             if c != user:
                 before, after = _state(sides.old, applied_old, c), _state(sides.new, applied_new, c)
                 if before is not None and after is not None and before[0] != after[0]:
                     renamed += 1
-        return [len(gained), len(lost), renamed, regrouped]
+        return [gained, lost, renamed, regrouped]
 
 
-def _union_size(parts: list[Iterable[str]], leave_out: str | None) -> int:
+def _union_size(parts: list[Collection[str]], leave_out: str | None) -> int:
     """Size of the union of ``parts`` without ``leave_out``, without building
     a copy of the largest part."""
+    parts = [p for p in parts if p]
     if not parts:
         return 0
-    parts = sorted(parts, key=len, reverse=True)
+    parts.sort(key=len, reverse=True)
     largest = parts[0]
+    if len(parts) == 1:
+        return len(largest) - (leave_out is not None and leave_out in largest)
     rest: set[str] = set()
     for p in parts[1:]:
         rest.update(p)
