@@ -449,14 +449,16 @@ class _Moving:
         self.sides = sides
         self.public_old, self.public_new = list(old.public), list(new.public)
         self._outside_cache: dict[tuple[str, ...], frozenset[str]] = {}
+        self._beyond_cache: dict[tuple[object, object], frozenset[str]] = {}
 
     def _outside(self, key: str, items: Collection[str], groups: list[Mapping[str, str]],
-                 names: list[str]) -> Collection[str]:
+                 names: list[str]) -> tuple[object, Collection[str]]:
         """The items in none of ``groups``, filtering by the largest group
         first, as a collection that answers ``in`` quickly (never a copy of
-        a large member list).  Filtering by large groups is cached under
-        ``key`` (which names the items and the side of ``groups``) and the
-        groups so far: many users share their largest groups."""
+        a large member list), with a key naming it when it is shared (None
+        when it is this user's own).  Filtering by large groups is cached
+        under ``key`` (which names the items and the side of ``groups``) and
+        the groups so far: many users share their largest groups."""
         order = sorted(range(len(groups)), key=lambda i: len(groups[i]), reverse=True)
         rest: Collection[str] = items
         prefix: tuple[str, ...] = (key,)
@@ -473,7 +475,28 @@ class _Moving:
                 rest = {c for c in rest if c not in group}
             if not rest:
                 break
-        return rest
+        return (prefix or None), rest
+
+    def _union_size(self, parts: list[tuple[object, Collection[str]]], leave_out: str | None) -> int:
+        """Size of the union of ``parts`` without ``leave_out``.  The largest
+        part is never copied; what the others add to it is cached for shared
+        parts (a division's members beyond all-staff: none, every time)."""
+        parts = [kp for kp in parts if kp[1]]
+        if not parts:
+            return 0
+        parts.sort(key=lambda kp: len(kp[1]), reverse=True)
+        largest_key, largest = parts[0]
+        extra: set[str] = set()
+        for key, part in parts[1:]:
+            if key is not None and largest_key is not None:
+                cache_key = (key, largest_key)
+                beyond = self._beyond_cache.get(cache_key)
+                if beyond is None:
+                    beyond = self._beyond_cache[cache_key] = frozenset(c for c in part if c not in largest)
+            else:
+                beyond = [c for c in part if c not in largest]
+            extra.update(beyond)
+        return len(largest) + len(extra) - (leave_out is not None and (leave_out in largest or leave_out in extra))
 
     def counts(self, user: str | None, own_old: Sequence[str], own_new: Sequence[str]) -> list[int]:
         sides = self.sides
@@ -492,14 +515,14 @@ class _Moving:
         lose_parts += [("-=" + g, sides.removed[g]) for g in common if g in sides.removed]
         # only sizes are needed: a first run, where every user gains an
         # all-staff group of 100,000, must not copy it per user
-        gained = _union_size([self._outside(k, p, groups_old, names_old) for k, p in gain_parts], user)
-        lost = _union_size([self._outside(k, p, groups_new, names_new) for k, p in lose_parts], user)
-        candidates = _union_size([p for _, p in gain_parts + lose_parts], user)
+        gained = self._union_size([self._outside(k, p, groups_old, names_old) for k, p in gain_parts], user)
+        lost = self._union_size([self._outside(k, p, groups_new, names_new) for k, p in lose_parts], user)
+        candidates = self._union_size(gain_parts + lose_parts, user)
         regrouped = candidates - gained - lost
         renamed = 0
         if sides.renamed:
-            gone = {*self._outside("renamed-before", sides.renamed, groups_old, names_old),
-                    *self._outside("renamed-after", sides.renamed, groups_new, names_new)}
+            gone = {*self._outside("renamed-before", sides.renamed, groups_old, names_old)[1],
+                    *self._outside("renamed-after", sides.renamed, groups_new, names_new)[1]}
             renamed = len(sides.renamed) - len(gone) - (user in sides.renamed and user not in gone)
         for c in sides.by_order:
             if c != user:
@@ -508,19 +531,3 @@ class _Moving:
                     renamed += 1
         return [gained, lost, renamed, regrouped]
 
-
-def _union_size(parts: list[Collection[str]], leave_out: str | None) -> int:
-    """Size of the union of ``parts`` without ``leave_out``, without building
-    a copy of the largest part."""
-    parts = [p for p in parts if p]
-    if not parts:
-        return 0
-    parts.sort(key=len, reverse=True)
-    largest = parts[0]
-    if len(parts) == 1:
-        return len(largest) - (leave_out is not None and leave_out in largest)
-    rest: set[str] = set()
-    for p in parts[1:]:
-        rest.update(p)
-    total = len(largest) + sum(1 for c in rest if c not in largest)
-    return total - (leave_out is not None and (leave_out in largest or leave_out in rest))
