@@ -149,6 +149,7 @@ def main() -> None:
     ap.add_argument("--groups", type=int, default=5_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--backend", choices=["auto", "ldap3", "python-ldap"], default="auto")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -165,7 +166,8 @@ def main() -> None:
         try:
             config = tmp / "ldapsync.yaml"
             config.write_text(f"""
-ldap: {{servers: ["{slapd.url}"], bind_dn: "{SYNC_DN}", bind_password_env: LDAPSYNC_BIND_PASSWORD}}
+ldap: {{servers: ["{slapd.url}"], bind_dn: "{SYNC_DN}", bind_password_env: LDAPSYNC_BIND_PASSWORD,
+       backend: {args.backend}}}
 users: {{base: "{PEOPLE}", disabled: 389ds}}
 groups: {{base: "{GROUPS}", public: ["All Staff"]}}
 mapping: {{jid: "{{{{ uid }}}}@example.com", name: "{{{{ displayName or cn }}}}"}}
@@ -212,7 +214,7 @@ outputs: [{{path: "{tmp / 'groups.txt'}", backups: 1}}]
             slapd.stop()
 
     print(f"# directory benchmark, {date.today()}, {platform.node()}, {platform.machine()}, "
-          f"Python {platform.python_version()}, {os.cpu_count()} cores")
+          f"Python {platform.python_version()}, {os.cpu_count()} cores, backend {args.backend}")
     print(f"# {args.users} users, {args.groups} groups, {member_values} member values; generated in "
           f"{generate_s:.1f} s, loaded with slapadd and started in {load_s:.1f} s; "
           f"{modify.count('changetype')} changes applied in {modify_s:.1f} s; medians of {args.repeat}")

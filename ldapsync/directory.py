@@ -208,19 +208,39 @@ class Directory:
         log.debug("search for %s returned %d entries in %.2f s", what, count, time.monotonic() - started)
 
     def ldapsearch_command(self, base: str, filter: str, attributes: Sequence[str], scope: str) -> str:
-        """The same search as an ``ldapsearch`` command line, to rerun by hand."""
-        s = self.settings
-        cmd = ["ldapsearch", "-LLL", "-H", getattr(self, "url", s.servers[0])]
-        if s.start_tls:
-            cmd.append("-ZZ")
-        if s.sasl_external:
-            cmd += ["-Y", "EXTERNAL"]
-        elif s.bind_dn:
-            cmd += ["-x", "-D", s.bind_dn, "-W"]
+        return ldapsearch_command(self.settings, getattr(self, "url", self.settings.servers[0]), base, filter,
+                                  attributes, scope)
+
+
+def ldapsearch_command(s: LdapSettings, url: str, base: str, filter: str, attributes: Sequence[str],
+                       scope: str) -> str:
+    """The same search as an ``ldapsearch`` command line, to rerun by hand."""
+    cmd = ["ldapsearch", "-LLL", "-H", url]
+    if s.start_tls:
+        cmd.append("-ZZ")
+    if s.sasl_external:
+        cmd += ["-Y", "EXTERNAL"]
+    elif s.bind_dn:
+        cmd += ["-x", "-D", s.bind_dn, "-W"]
+    else:
+        cmd.append("-x")
+    cmd += ["-s", scope, "-b", base, "-E", f"pr={s.page_size}/noprompt", filter, *attributes]
+    return " ".join(shlex.quote(c) for c in cmd)
+
+
+def open_directory(settings: LdapSettings, password: str | None, *, progress: bool | None = None):
+    """The configured backend: python-ldap (C, like ldapsearch) when
+    ``backend`` says so, or with ``auto`` when it is installed; else ldap3."""
+    if settings.backend in ("auto", "python-ldap"):
+        try:
+            from ldapsync.directory_pyldap import PythonLdapDirectory
+        except ImportError:
+            if settings.backend == "python-ldap":
+                raise UserError("ldap.backend: python-ldap is not installed (pip install 'ldapsync[fast]')",
+                                ExitCode.CONFIG) from None
         else:
-            cmd.append("-x")
-        cmd += ["-s", scope, "-b", base, "-E", f"pr={s.page_size}/noprompt", filter, *attributes]
-        return " ".join(shlex.quote(c) for c in cmd)
+            return PythonLdapDirectory(settings, password, progress=progress)
+    return Directory(settings, password, progress=progress)
 
 
 def _decode(raw: dict[str, list[bytes]]) -> dict[str, list[str]]:

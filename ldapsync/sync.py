@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from ldapsync import backups, groupsfile, safety
 from ldapsync import diff as difflib
 from ldapsync.config import Config, Output
-from ldapsync.directory import Directory
+from ldapsync.directory import open_directory
 from ldapsync.errors import ExitCode, UserError
 from ldapsync.mapping import Mapped, Templates, map_directory, model_for
 from ldapsync.membership import PRESET_ATTRIBUTES, Finding, Memberships, resolve
@@ -105,7 +105,7 @@ def fetch(config: Config, password: str | None, *, progress: bool | None = None)
     else:
         group_attrs |= {"member", "uniqueMember", "memberUid"}
     started = time.monotonic()
-    with Directory(config.ldap, password, progress=progress) as directory:
+    with open_directory(config.ldap, password, progress=progress) as directory:
         users = list(directory.search(us.base, us.filter, sorted(user_attrs), us.scope, "users"))
         groups = list(directory.search(gs.base, gs.filter, sorted(group_attrs), gs.scope, "groups"))
         disabled = None

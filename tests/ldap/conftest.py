@@ -29,8 +29,19 @@ def slapd(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(params=["ldap3", "python-ldap"])
+def backend(request):
+    """Every test that reads the directory runs with both backends."""
+    if request.param == "python-ldap":
+        try:
+            import ldap  # noqa: F401
+        except ImportError:
+            need("python-ldap is not installed (pip install -e '.[test]')")
+    return request.param
+
+
 @pytest.fixture
-def make_config(tmp_path, slapd):
+def make_config(tmp_path, slapd, backend):
     """Write a config for the test slapd; keyword arguments override sections."""
 
     def make(*, ldap=None, users=None, groups=None, mapping=None, outputs=None, static_groups=None,
@@ -40,7 +51,7 @@ def make_config(tmp_path, slapd):
         secret.chmod(0o600)
         data = {
             "ldap": {"servers": [slapd.url], "bind_dn": SYNC_DN, "bind_password_file": str(secret),
-                     "page_size": 100, **(ldap or {})},
+                     "page_size": 100, "backend": backend, **(ldap or {})},
             "users": {"base": PEOPLE, **(users or {})},
             "groups": {"base": GROUPS, "public": ["All Staff"], **(groups or {})},
             "mapping": {"jid": "{{ uid | lower }}@example.com",

@@ -1,0 +1,191 @@
+"""The accelerated directory backend: python-ldap, C over the same libldap as
+``ldapsearch`` (``pip install ldapsync[fast]``).
+
+Same interface and the same promises as :class:`ldapsync.directory.Directory`:
+a bound, read-only connection to the first server that answers, paged
+searches streamed page by page, and a :class:`DirectoryError` for every
+incomplete answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterator, Sequence
+
+import ldap
+from ldap.controls import SimplePagedResultsControl
+
+from ldapsync.config import LdapSettings
+from ldapsync.directory import DirectoryError, Entry, ldapsearch_command
+from ldapsync.errors import ExitCode, UserError
+
+log = logging.getLogger("ldapsync.directory")
+
+_SCOPES = {"base": ldap.SCOPE_BASE, "one": ldap.SCOPE_ONELEVEL, "sub": ldap.SCOPE_SUBTREE}
+
+
+class PythonLdapDirectory:
+    """A bound, read-only python-ldap connection."""
+
+    def __init__(self, settings: LdapSettings, password: str | None, *, progress: bool | None = None) -> None:
+        self.settings = settings
+        self._password = password
+        self._conn = None
+        self.searches = 0
+        self.url = settings.servers[0]
+        self.progress = sys.stderr.isatty() if progress is None else progress
+
+    def __enter__(self) -> PythonLdapDirectory:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _open(self, url: str):
+        s = self.settings
+        for key in ("ca_file", "client_cert_file", "client_key_file"):
+            path = getattr(s, key)
+            if path is not None and not path.is_file():
+                raise UserError(f"ldap.{key}: {path} does not exist or is not a file", ExitCode.NOINPUT)
+        conn = ldap.initialize(url, bytes_mode=False)
+        conn.set_option(ldap.OPT_PROTOCOL_VERSION, 3)
+        conn.set_option(ldap.OPT_REFERRALS, 0)
+        conn.set_option(ldap.OPT_NETWORK_TIMEOUT, s.connect_timeout)
+        conn.set_option(ldap.OPT_TIMEOUT, s.timeout)
+        conn.set_option(ldap.OPT_X_TLS_REQUIRE_CERT,
+                        ldap.OPT_X_TLS_DEMAND if s.verify_certificates else ldap.OPT_X_TLS_NEVER)
+        if s.ca_file:
+            conn.set_option(ldap.OPT_X_TLS_CACERTFILE, str(s.ca_file))
+        if s.client_cert_file:
+            conn.set_option(ldap.OPT_X_TLS_CERTFILE, str(s.client_cert_file))
+            conn.set_option(ldap.OPT_X_TLS_KEYFILE, str(s.client_key_file))
+        conn.set_option(ldap.OPT_X_TLS_NEWCTX, 0)  # apply the TLS options to this connection
+        return conn
+
+    def connect(self) -> None:
+        s = self.settings
+        problems = []
+        for url in s.servers:
+            started = time.monotonic()
+            try:
+                conn = self._open(url)
+                if s.start_tls and not url.lower().startswith("ldaps://"):
+                    conn.start_tls_s()
+                if s.sasl_external:
+                    conn.sasl_non_interactive_bind_s("EXTERNAL")
+                elif s.bind_dn:
+                    conn.simple_bind_s(s.bind_dn, self._password or "")
+                else:
+                    conn.simple_bind_s("", "")
+            except ldap.INVALID_CREDENTIALS:
+                raise DirectoryError(f"{url}: bind as {s.bind_dn} refused: invalid credentials") from None
+            except ldap.LDAPError as exc:
+                reason = _reason(exc)
+                tls = s.start_tls or url.lower().startswith("ldaps://")
+                if tls and isinstance(exc, (ldap.SERVER_DOWN, ldap.CONNECT_ERROR)) and _port_open(url):
+                    reason = ("TLS failed: the TLS handshake did not complete (libldap gives no reason): an "
+                              "untrusted certificate (set ldap.ca_file), a certificate for another name, or a "
+                              "server that does not speak TLS there")
+                elif s.sasl_external and isinstance(exc, (ldap.AUTH_METHOD_NOT_SUPPORTED, ldap.AUTH_UNKNOWN)):
+                    reason += ("; SASL EXTERNAL needs TLS (an ldaps:// URL or start_tls: true) and a client "
+                               "certificate the server asks for and accepts")
+                problems.append(f"{url}: {reason}")
+                log.warning("cannot use %s: %s", url, reason)
+                continue
+            log.debug("connected to %s (python-ldap) in %.2f s", url, time.monotonic() - started)
+            self._conn = conn
+            self.url = url
+            return
+        raise DirectoryError("directory unavailable: " + "; ".join(problems))
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.unbind_s()
+            except ldap.LDAPError:
+                pass
+            self._conn = None
+
+    def ldapsearch_command(self, base: str, filter: str, attributes: Sequence[str], scope: str) -> str:
+        return ldapsearch_command(self.settings, self.url, base, filter, attributes, scope)
+
+    def search(self, base: str, filter: str, attributes: Sequence[str], scope: str = "sub",
+               what: str = "entries") -> Iterator[Entry]:
+        assert self._conn is not None, "connect() first"
+        attrs = sorted(set(attributes)) or ["1.1"]
+        log.debug("search: %s", self.ldapsearch_command(base, filter, attrs, scope))
+        started = time.monotonic()
+        self.searches += 1
+        count = 0
+        page = SimplePagedResultsControl(True, size=self.settings.page_size, cookie="")
+        try:
+            while True:
+                msgid = self._conn.search_ext(base, _SCOPES[scope], filter, attrs, serverctrls=[page])
+                _, data, _, controls = self._conn.result3(msgid, timeout=self.settings.timeout)
+                for dn, entry in data:
+                    if dn is None:  # a search continuation reference
+                        raise DirectoryError(f"search for {what} under {base!r}: the server sent a referral "
+                                             f"to {entry}; point ldapsync at the server that holds the data")
+                    count += 1
+                    if self.progress and count % 5000 == 0:
+                        print(f"\rfetching {what}: {count:,}", end="", file=sys.stderr, flush=True)
+                    yield Entry(dn, {k.lower(): [v.decode("utf-8", "surrogateescape") for v in values]
+                                     for k, values in entry.items()})
+                cookie = next((c.cookie for c in controls if c.controlType == SimplePagedResultsControl.controlType),
+                              b"")
+                if not cookie:
+                    break
+                page.cookie = cookie
+        except DirectoryError:
+            raise
+        except ldap.SIZELIMIT_EXCEEDED:
+            raise DirectoryError(
+                f"search for {what} under {base!r} stopped at the server's size limit after {count} entries; "
+                "give the bind account unlimited results (OpenLDAP: limits dn.exact=\"BIND DN\" size=unlimited)"
+            ) from None
+        except ldap.TIMELIMIT_EXCEEDED:
+            raise DirectoryError(f"search for {what} under {base!r} hit the server's time limit after "
+                                 f"{count} entries") from None
+        except ldap.ADMINLIMIT_EXCEEDED:
+            raise DirectoryError(f"search for {what} under {base!r} hit an administrative limit after "
+                                 f"{count} entries") from None
+        except ldap.NO_SUCH_OBJECT:
+            raise DirectoryError(f"search for {what}: the base {base!r} does not exist") from None
+        except ldap.REFERRAL as exc:
+            raise DirectoryError(f"search for {what} under {base!r}: the server answered with a referral "
+                                 f"({_reason(exc)}); point ldapsync at the server that holds the data") from None
+        except ldap.LDAPError as exc:
+            raise DirectoryError(f"search for {what} under {base!r} failed after {count} entries: "
+                                 f"{_reason(exc)}") from None
+        finally:
+            if self.progress and count >= 5000:
+                print("", file=sys.stderr)
+        log.debug("search for %s returned %d entries in %.2f s", what, count, time.monotonic() - started)
+
+
+def _port_open(url: str) -> bool:
+    """Whether the server's port accepts TCP connections (to tell a TLS
+    failure from an unreachable server)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or (636 if parts.scheme.lower() == "ldaps" else 389)
+    try:
+        socket.create_connection((parts.hostname or "localhost", port), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def _reason(exc: Exception) -> str:
+    info = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+    desc = info.get("desc") or type(exc).__name__
+    extra = info.get("info")
+    text = f"{desc} ({extra})" if extra else desc
+    if "certificate" in text.lower() or "tls" in text.lower():
+        text = f"TLS failed: {text}"
+    return text
