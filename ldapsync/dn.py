@@ -17,10 +17,16 @@ from functools import lru_cache
 _HEX = re.compile(r"\\([0-9A-Fa-f]{2})")
 
 
+# Anything that needs more than lower-casing: escapes, quotes, multi-valued
+# RDNs, white space around a separator or at either end.
+_NOT_PLAIN = re.compile(r'[\\"+]|\s[,=]|[,=]\s|^\s|\s$')
+
+
 def normalize(dn: str) -> str:
     """A comparison key for ``dn``; equal keys mean the same entry."""
+    if _NOT_PLAIN.search(dn) is None:
+        return dn.lower()  # by far the most common case
     if "\\" not in dn and '"' not in dn and "+" not in dn:
-        # the common case: no escapes, no quoting, no multi-valued RDNs
         return ",".join(_plain_rdn(rdn) for rdn in dn.split(","))
     return _normalize_escaped(dn)
 

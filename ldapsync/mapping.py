@@ -52,15 +52,33 @@ class Templates:
             from ldapsync.config import ConfigError
             raise ConfigError("(templates)", problems)
         self.compiled = compiled
+        # jid and name rendered in one pass: building a template context is
+        # most of the cost of a render, and there is one per user
+        self.person = self.env.from_string(settings.jid + _SEPARATOR + settings.name)
         self.user_attributes = sorted(used["jid"] | used["name"] | used["name_fallback"])
         self.group_attributes = sorted(used["group_name"])
 
     def render(self, key: str, entry: Entry, attributes: Iterable[str], **extra: str) -> str:
+        return self.compiled[key].render(self._context(entry, attributes, extra)).strip()
+
+    def render_person(self, entry: Entry) -> tuple[str, str]:
+        """The rendered jid and name templates of a user entry."""
+        both = self.person.render(self._context(entry, self.user_attributes, {})).split(_SEPARATOR)
+        if len(both) == 2:
+            return both[0].strip(), both[1].strip()
+        # the separator came from the data itself: render the two apart
+        return (self.render("jid", entry, self.user_attributes), self.render("name", entry, self.user_attributes))
+
+    @staticmethod
+    def _context(entry: Entry, attributes: Iterable[str], extra: dict) -> dict:
         context = {name: entry.first(name) for name in attributes}
         context["dn"] = entry.dn
         context["attrs"] = entry.attrs
         context.update(extra)
-        return self.compiled[key].render(context).strip()
+        return context
+
+
+_SEPARATOR = "\x00\x1fldapsync\x1f\x00"
 
 
 @dataclass
@@ -94,17 +112,21 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
         if key in members.disabled:
             continue
         try:
-            raw_jid = templates.render("jid", entry, templates.user_attributes)
-        except TemplateError as exc:
-            left_out[key] = f"mapping.jid failed: {exc}"
-            findings.append(Finding("template-error", entry.dn, left_out[key]))
-            continue
+            raw_jid, raw_name = templates.render_person(entry)
+        except TemplateError:
+            try:  # which of the two failed?
+                raw_jid = templates.render("jid", entry, templates.user_attributes)
+            except TemplateError as exc:
+                left_out[key] = f"mapping.jid failed: {exc}"
+                findings.append(Finding("template-error", entry.dn, left_out[key]))
+                continue
+            raw_name = None
         prepared = jidlib.prep(raw_jid)
         if prepared is None or "@" not in prepared or "/" in prepared or not writable_jid(prepared):
             left_out[key] = f"mapping.jid gives {raw_jid!r}, which is not a user JID Prosody accepts"
             findings.append(Finding("bad-jid", entry.dn, left_out[key]))
             continue
-        name = _display_name(templates, entry, prepared, findings)
+        name = _display_name(templates, entry, prepared, raw_name, findings)
         people[key] = Person(key, entry.dn, prepared, name)
         by_jid.setdefault(prepared, []).append(key)
     for jid, keys in by_jid.items():
@@ -169,12 +191,14 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
     return Mapped(groups, sources, people, left_out, findings)
 
 
-def _display_name(templates: Templates, entry: Entry, jid: str, findings: list[Finding]) -> str | None:
-    try:
-        raw = templates.render("name", entry, templates.user_attributes)
-    except TemplateError as exc:
-        findings.append(Finding("template-error", entry.dn, f"mapping.name failed: {exc}"))
-        raw = ""
+def _display_name(templates: Templates, entry: Entry, jid: str, raw: str | None,
+                  findings: list[Finding]) -> str | None:
+    if raw is None:  # rendering the name failed
+        try:
+            raw = templates.render("name", entry, templates.user_attributes)
+        except TemplateError as exc:
+            findings.append(Finding("template-error", entry.dn, f"mapping.name failed: {exc}"))
+            raw = ""
     name = _bounded(clean_text(raw))
     if name != raw:
         findings.append(Finding("name-cleaned", entry.dn, f"display name {_short(raw)!r} cleaned to "

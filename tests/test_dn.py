@@ -1,0 +1,32 @@
+"""DN comparison keys: every spelling of one entry gives one key."""
+
+import pytest
+
+from ldapsync.dn import is_under, normalize, strip_uid_suffix
+
+
+@pytest.mark.parametrize(
+    "spellings",
+    [
+        ["uid=alice,ou=people,dc=example,dc=com", "UID=alice,OU=People,DC=Example,DC=COM",
+         "uid=alice, ou=people, dc=example, dc=com", " uid = alice ,ou=people,dc=example,dc=com "],
+        ["cn=R&D\\2C Europe,ou=groups,dc=example,dc=com", "cn=R&D\\, Europe,ou=Groups,dc=example,dc=com",
+         'cn="R&D, Europe",ou=groups,dc=example,dc=com'],
+        ["cn=J\\C3\\BCrgen,dc=x", "cn=Jürgen,dc=x", "CN=JÜRGEN,DC=X"],
+        ["cn=a+uid=b,dc=x", "uid=b+cn=a,dc=x"],
+    ],
+)
+def test_spellings_of_one_entry_share_a_key(spellings):
+    assert len({normalize(s) for s in spellings}) == 1
+
+
+def test_different_entries_differ():
+    assert normalize("cn=a\\,b,dc=x") != normalize("cn=a,b=,dc=x")
+    assert normalize("cn=a b,dc=x") != normalize("cn=ab,dc=x")
+
+
+def test_uid_suffix_and_subtree():
+    assert strip_uid_suffix("uid=carol,ou=people,dc=example,dc=com#'0101'B") == "uid=carol,ou=people,dc=example,dc=com"
+    assert strip_uid_suffix("cn=a#b,dc=x") == "cn=a#b,dc=x"
+    assert is_under(normalize("uid=a,OU=People,dc=x"), normalize("ou=people,dc=x"))
+    assert not is_under(normalize("uid=a,ou=peoplex,dc=x"), normalize("ou=people,dc=x"))
