@@ -116,11 +116,21 @@ def resolve(users: Iterable[Entry], groups: Iterable[Entry], user_settings: User
     direct_users: dict[str, set[str]] = {}
     subgroups: dict[str, list[str]] = {}
 
+    # A user is a member of several groups, spelled the same way each time:
+    # each spelling is resolved once, to the one key object the index holds.
+    user_keys = {k: k for k in user_index}
+    seen_values: dict[str, str] = {}
+
     def add_member_dn(group_key: str, group_dn: str, value: str) -> None:
+        known = seen_values.get(value)
+        if known is not None:
+            direct_users[group_key].add(known)
+            return
         key = dnlib.normalize(dnlib.strip_uid_suffix(value))
         if key in user_index:
             if key not in disabled:
-                direct_users[group_key].add(key)
+                seen_values[value] = user_keys[key]
+                direct_users[group_key].add(user_keys[key])
         elif key in group_index:
             subgroups[group_key].append(key)
         elif dnlib.is_under(key, users_base):
@@ -148,7 +158,7 @@ def resolve(users: Iterable[Entry], groups: Iterable[Entry], user_settings: User
                 if parent in subgroups:
                     subgroups[parent].append(key)
     else:
-        for key, entry in group_index.items():
+        for key, entry in list(group_index.items()):
             direct_users[key] = set()
             subgroups[key] = []
             for attr in ("member", "uniquemember"):
@@ -161,6 +171,8 @@ def resolve(users: Iterable[Entry], groups: Iterable[Entry], user_settings: User
                                             f"memberUid {uid!r} matches no user's {user_settings.uid_attribute}"))
                 elif user_key not in disabled:
                     direct_users[key].add(user_key)
+            # the member values are resolved: keep the group's other attributes only
+            group_index[key] = Entry(entry.dn, {a: v for a, v in entry.attrs.items() if a not in MEMBER_ATTRIBUTES})
 
     if not group_settings.nested:
         subgroups = {k: [] for k in subgroups}
