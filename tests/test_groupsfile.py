@@ -297,8 +297,23 @@ def test_what_the_writer_accepts_reads_back_identically(m, allow_nameless):
         text = render(m, allow_nameless=allow_nameless)
     except RenderError:
         assume(False)
-    assert parse(text).to_model() == m
+    back = parse(text)
+    assert back.to_model() == m
+    assert back.means(m)
     assert text.encode("utf-8") == render(m, allow_nameless=allow_nameless).encode("utf-8")
+
+
+@settings(max_examples=300, deadline=None)
+@given(models(), models())
+def test_means_agrees_with_comparing_models(a, b):
+    for m in (a, b):
+        try:
+            text = render(m, allow_nameless=True)
+        except RenderError:
+            continue
+        back = parse(text)
+        assert back.means(a) == (back.to_model() == a)
+        assert back.means(b) == (back.to_model() == b)
 
 
 @settings(max_examples=300, deadline=None)
