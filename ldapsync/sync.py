@@ -43,8 +43,24 @@ class Snapshot:
     def findings(self) -> list[Finding]:
         return [*self.members.findings, *self.mapped.findings]
 
+    _counts: dict | None = field(default=None, init=False, repr=False)
+
+    def shed(self) -> None:
+        """Let go of the entries and memberships once the shared groups are
+        made: a run needs only its counts and findings from here on, and on
+        a 100,000-user directory they are a good part of its memory."""
+        self._counts = self.counts()
+        self.members.users.clear()
+        self.members.groups.clear()
+        self.members.direct_users.clear()
+        self.members.subgroups.clear()
+        self.members.members.clear()
+        self.mapped.people.clear()
+
     def counts(self) -> dict:
         """The figures a run reports (summary, --json, state file)."""
+        if self._counts is not None:
+            return self._counts
         m = self.mapped
         reasons = Counter(_reason_kind(r) for r in m.left_out.values())
         return {
@@ -127,13 +143,16 @@ def _wrap(text: str) -> str:
 
 
 def render_output(output: Output, snapshot: Snapshot) -> tuple[GroupsModel, str]:
-    """The verified text of one output file."""
+    """The groups and the verified text of one output file."""
     model = model_for(output, snapshot.mapped)
+    return model, render_model(output, model)
+
+
+def render_model(output: Output, model: GroupsModel) -> str:
     try:
-        text = groupsfile.render(model)
+        return groupsfile.render(model)
     except groupsfile.RenderError as exc:
         raise UserError(f"{output.path}: {exc}", ExitCode.DATAERR) from None
-    return model, text
 
 
 def current_bytes(output: Output) -> bytes | None:
@@ -163,8 +182,10 @@ def run(config: Config, password: str | None, *, dry_run: bool = False, progress
     result = RunResult(snapshot)
     planned: list[tuple[OutputResult, bytes | None]] = []
     problems: list[str] = []
-    for output in config.outputs:
-        model, text = render_output(output, snapshot)
+    models = [model_for(output, snapshot.mapped) for output in config.outputs]
+    snapshot.shed()
+    for output, model in zip(config.outputs, models):
+        text = render_model(output, model)
         old_bytes = current_bytes(output)
         old = None if old_bytes is None else old_bytes.decode("utf-8", "surrogateescape")
         out = OutputResult(output, model, text, old != text)
