@@ -28,8 +28,10 @@ __all__ = [
     "parse",
     "read",
     "render",
+    "render_unverified",
     "sanitise",
     "unrepresentable",
+    "verify",
     "xml_safe",
     "clean_text",
     "writable_jid",
@@ -405,16 +407,29 @@ def render(model: GroupsModel, *, allow_nameless: bool = False) -> str:
     text with LF line ends and nothing else.  Raises :class:`RenderError`
     when a value cannot be written faithfully, or when the text read back as
     Prosody reads it differs from the model (a bug, never a written file)."""
+    text = render_unverified(model, allow_nameless=allow_nameless)
+    verify(text, model, allow_nameless=allow_nameless)
+    return text
+
+
+def render_unverified(model: GroupsModel, *, allow_nameless: bool = False) -> str:
+    """:func:`render` without reading the text back: for a caller that
+    verifies it with :func:`verify` only when it is about to be written."""
     problems = unrepresentable(model, allow_nameless=allow_nameless)
     if problems:
         raise RenderError(problems)
-    text = "".join(_lines(model))
+    return "".join(_lines(model))
+
+
+def verify(text: str, model: GroupsModel, *, allow_nameless: bool = False) -> GroupsFile:
+    """Read ``text`` as Prosody does and check that it means exactly
+    ``model``; returns what was read.  Raises :class:`RenderError` if not."""
     back = parse(text)
     leftovers = [d for d in back.diagnostics if not (allow_nameless and d.code == "nameless")]
     if leftovers or not back.means(model):
         detail = [str(d) for d in leftovers] or ["the text read back differs from the intended groups"]
         raise RenderError(["verification failed: " + p for p in detail])
-    return text
+    return back
 
 
 def _lines(model: GroupsModel) -> Iterable[str]:

@@ -149,8 +149,13 @@ def render_output(output: Output, snapshot: Snapshot) -> tuple[GroupsModel, str]
 
 
 def render_model(output: Output, model: GroupsModel) -> str:
+    return _guard(output, groupsfile.render, model)
+
+
+def _guard(output: Output, step, *args):
+    """A writer step whose refusal becomes a user error naming the output."""
     try:
-        return groupsfile.render(model)
+        return step(*args)
     except groupsfile.RenderError as exc:
         raise UserError(f"{output.path}: {exc}", ExitCode.DATAERR) from None
 
@@ -185,13 +190,16 @@ def run(config: Config, password: str | None, *, dry_run: bool = False, progress
     models = [model_for(output, snapshot.mapped) for output in config.outputs]
     snapshot.shed()
     for output, model in zip(config.outputs, models):
-        text = render_model(output, model)
+        # An unchanged file is not written, so it needs no reading back; a
+        # changed one is verified, and what was read serves the diff too.
+        text = _guard(output, groupsfile.render_unverified, model)
         old_bytes = current_bytes(output)
         old = None if old_bytes is None else old_bytes.decode("utf-8", "surrogateescape")
         out = OutputResult(output, model, text, old != text)
         if out.changed:
+            new_file = _guard(output, groupsfile.verify, text, model)
             old_file = groupsfile.parse(old or "")
-            out.diff = difflib.diff(old_file, groupsfile.parse(text))
+            out.diff = difflib.diff(old_file, new_file)
             problems += safety.check(output.path, output.safety, None if old is None else old_file.to_model(),
                                      model, out.diff)
             verb = "Would write" if dry_run else "Write"
