@@ -174,34 +174,23 @@ class Directory:
             # ldap3 does not raise for these results, which end a search early
             final = self._conn.result or {}
             code = final.get("result", 0)
-            if code == 4:
-                raise ldap_errors.LDAPSizeLimitExceededResult()
-            if code == 3:
-                raise ldap_errors.LDAPTimeLimitExceededResult()
-            if code == 10:
-                raise DirectoryError(f"search for {what} under {base!r}: the server answered with a referral to "
-                                     f"{final.get('referrals')}; point ldapsync at the server that holds the data")
+            kind = {4: "size", 3: "time", 11: "admin", 10: "referral"}.get(code, "other")
             if code != 0:
-                raise DirectoryError(f"search for {what} under {base!r} ended with result {code} "
-                                     f"({final.get('description')}) after {count} entries")
+                detail = (f"to {final.get('referrals')}" if kind == "referral"
+                          else f"result {code}, {final.get('description')}")
+                raise search_failed(kind, what, base, count, detail)
         except DirectoryError:
             raise
         except ldap_errors.LDAPSizeLimitExceededResult:
-            raise DirectoryError(
-                f"search for {what} under {base!r} stopped at the server's size limit after {count} entries; "
-                "give the bind account unlimited results (OpenLDAP: limits dn.exact=\"BIND DN\" size=unlimited)"
-            ) from None
+            raise search_failed("size", what, base, count) from None
         except ldap_errors.LDAPTimeLimitExceededResult:
-            raise DirectoryError(f"search for {what} under {base!r} hit the server's time limit after "
-                                 f"{count} entries") from None
+            raise search_failed("time", what, base, count) from None
         except ldap_errors.LDAPAdminLimitExceededResult:
-            raise DirectoryError(f"search for {what} under {base!r} hit an administrative limit after "
-                                 f"{count} entries") from None
+            raise search_failed("admin", what, base, count) from None
         except ldap_errors.LDAPNoSuchObjectResult:
-            raise DirectoryError(f"search for {what}: the base {base!r} does not exist") from None
+            raise search_failed("no-base", what, base, count) from None
         except ldap_errors.LDAPException as exc:
-            raise DirectoryError(f"search for {what} under {base!r} failed after {count} entries: "
-                                 f"{_reason(exc)}") from None
+            raise search_failed("other", what, base, count, _reason(exc)) from None
         finally:
             if self.progress and count >= 5000:
                 print("", file=sys.stderr)
@@ -210,6 +199,22 @@ class Directory:
     def ldapsearch_command(self, base: str, filter: str, attributes: Sequence[str], scope: str) -> str:
         return ldapsearch_command(self.settings, getattr(self, "url", self.settings.servers[0]), base, filter,
                                   attributes, scope)
+
+
+def search_failed(kind: str, what: str, base: str, count: int, detail: str = "") -> DirectoryError:
+    """The error for a search that ended early, the same for every backend."""
+    where = f"search for {what} under {base!r}"
+    messages = {
+        "size": f"{where} stopped at the server's size limit after {count} entries; give the bind account "
+                "unlimited results (OpenLDAP: limits dn.exact=\"BIND DN\" size=unlimited)",
+        "time": f"{where} hit the server's time limit after {count} entries",
+        "admin": f"{where} hit an administrative limit after {count} entries",
+        "no-base": f"search for {what}: the base {base!r} does not exist",
+        "referral": f"{where}: the server answered with a referral ({detail}); point ldapsync at the server "
+                    "that holds the data",
+        "other": f"{where} failed after {count} entries: {detail}",
+    }
+    return DirectoryError(messages[kind])
 
 
 def ldapsearch_command(s: LdapSettings, url: str, base: str, filter: str, attributes: Sequence[str],

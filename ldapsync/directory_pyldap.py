@@ -18,7 +18,7 @@ import ldap
 from ldap.controls import SimplePagedResultsControl
 
 from ldapsync.config import LdapSettings
-from ldapsync.directory import DirectoryError, Entry, ldapsearch_command
+from ldapsync.directory import DirectoryError, Entry, ldapsearch_command, search_failed
 from ldapsync.errors import ExitCode, UserError
 
 log = logging.getLogger("ldapsync.directory")
@@ -142,24 +142,17 @@ class PythonLdapDirectory:
         except DirectoryError:
             raise
         except ldap.SIZELIMIT_EXCEEDED:
-            raise DirectoryError(
-                f"search for {what} under {base!r} stopped at the server's size limit after {count} entries; "
-                "give the bind account unlimited results (OpenLDAP: limits dn.exact=\"BIND DN\" size=unlimited)"
-            ) from None
+            raise search_failed("size", what, base, count) from None
         except ldap.TIMELIMIT_EXCEEDED:
-            raise DirectoryError(f"search for {what} under {base!r} hit the server's time limit after "
-                                 f"{count} entries") from None
+            raise search_failed("time", what, base, count) from None
         except ldap.ADMINLIMIT_EXCEEDED:
-            raise DirectoryError(f"search for {what} under {base!r} hit an administrative limit after "
-                                 f"{count} entries") from None
+            raise search_failed("admin", what, base, count) from None
         except ldap.NO_SUCH_OBJECT:
-            raise DirectoryError(f"search for {what}: the base {base!r} does not exist") from None
+            raise search_failed("no-base", what, base, count) from None
         except ldap.REFERRAL as exc:
-            raise DirectoryError(f"search for {what} under {base!r}: the server answered with a referral "
-                                 f"({_reason(exc)}); point ldapsync at the server that holds the data") from None
+            raise search_failed("referral", what, base, count, _reason(exc)) from None
         except ldap.LDAPError as exc:
-            raise DirectoryError(f"search for {what} under {base!r} failed after {count} entries: "
-                                 f"{_reason(exc)}") from None
+            raise search_failed("other", what, base, count, _reason(exc)) from None
         finally:
             if self.progress and count >= 5000:
                 print("", file=sys.stderr)
