@@ -10,7 +10,7 @@ defined when rendering (an empty string when the entry lacks it), so that
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from jinja2 import StrictUndefined, TemplateError, meta
@@ -52,22 +52,60 @@ class Templates:
             from ldapsync.config import ConfigError
             raise ConfigError("(templates)", problems)
         self.compiled = compiled
-        # jid and name rendered in one pass: building a template context is
-        # most of the cost of a render, and there is one per user
-        self.person = self.env.from_string(settings.jid + _SEPARATOR + settings.name)
         self.user_attributes = sorted(used["jid"] | used["name"] | used["name_fallback"])
         self.group_attributes = sorted(used["group_name"])
+        # jid and name in one pass, and many entries per render: setting up a
+        # template context is most of the cost of a render
+        self._people = self._batch(settings.jid + _SEPARATOR + settings.name, self.user_attributes)
+        self._group_names = self._batch(settings.group_name, self.group_attributes)
 
     def render(self, key: str, entry: Entry, attributes: Iterable[str], **extra: str) -> str:
         return self.compiled[key].render(self._context(entry, attributes, extra)).strip()
 
-    def render_person(self, entry: Entry) -> tuple[str, str]:
-        """The rendered jid and name templates of a user entry."""
-        both = self.person.render(self._context(entry, self.user_attributes, {})).split(_SEPARATOR)
-        if len(both) == 2:
-            return both[0].strip(), both[1].strip()
-        # the separator came from the data itself: render the two apart
-        return (self.render("jid", entry, self.user_attributes), self.render("name", entry, self.user_attributes))
+    def render_people(self, entries: Sequence[Entry]) -> list[tuple[str, str] | None]:
+        """The rendered jid and name templates of each user entry; None
+        where the entry needs rendering on its own (a template failed, or
+        the data held the separator)."""
+        out: list[tuple[str, str] | None] = []
+        for record in self._render_batch(self._people, entries, self.user_attributes):
+            parts = None if record is None else record.split(_SEPARATOR)
+            out.append((parts[0].strip(), parts[1].strip()) if parts is not None and len(parts) == 2 else None)
+        return out
+
+    def render_group_names(self, entries: Sequence[Entry]) -> list[str | None]:
+        """The rendered group_name template of each group entry; None where
+        the entry needs rendering on its own."""
+        return [None if r is None else r.strip()
+                for r in self._render_batch(self._group_names, entries, self.group_attributes)]
+
+    def _batch(self, source: str, attributes: list[str]):
+        """``source`` inside a for loop whose targets are the template's
+        variables: a render then costs one context for many entries.  None
+        if the template does not fit in a loop (it falls back to one render
+        per entry)."""
+        targets = ", ".join([*attributes, "dn", "attrs"])
+        try:
+            return self.env.from_string(f"{{% for {targets} in {_ROWS} %}}{source}{_RECORD}{{% endfor %}}")
+        except TemplateError:
+            return None
+
+    def _render_batch(self, template, entries: Sequence[Entry], attributes: list[str]) -> list[str | None]:
+        keys = [a.lower() for a in attributes]
+        out: list[str | None] = []
+        for start in range(0, len(entries), _CHUNK):
+            chunk = entries[start:start + _CHUNK]
+            records = None
+            if template is not None:
+                rows = [(*[(e.attrs.get(k) or _EMPTY)[0] for k in keys], e.dn, e.attrs) for e in chunk]
+                try:
+                    records = template.render({_ROWS: rows}).split(_RECORD)
+                except TemplateError:
+                    pass  # some entry fails: the caller renders each on its own and reports which
+            if records is not None and len(records) == len(chunk) + 1:
+                out += records[:-1]
+            else:
+                out += [None] * len(chunk)
+        return out
 
     @staticmethod
     def _context(entry: Entry, attributes: Iterable[str], extra: dict) -> dict:
@@ -78,6 +116,10 @@ class Templates:
         return context
 
 
+_ROWS = "_ldapsync_rows"
+_RECORD = "\x00\x1eldapsync\x1e\x00"
+_CHUNK = 2000
+_EMPTY = ("",)
 _SEPARATOR = "\x00\x1fldapsync\x1f\x00"
 
 
@@ -108,19 +150,19 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
     people: dict[str, Person] = {}
     left_out: dict[str, str] = dict(members.disabled)
     by_jid: dict[str, list[str]] = {}
-    for key, entry in members.users.items():
-        if key in members.disabled:
-            continue
-        try:
-            raw_jid, raw_name = templates.render_person(entry)
-        except TemplateError:
-            try:  # which of the two failed?
+    enabled = [(key, entry) for key, entry in members.users.items() if key not in members.disabled]
+    rendered = templates.render_people([entry for _, entry in enabled])
+    for (key, entry), both in zip(enabled, rendered):
+        if both is not None:
+            raw_jid, raw_name = both
+        else:
+            try:
                 raw_jid = templates.render("jid", entry, templates.user_attributes)
             except TemplateError as exc:
                 left_out[key] = f"mapping.jid failed: {exc}"
                 findings.append(Finding("template-error", entry.dn, left_out[key]))
                 continue
-            raw_name = None
+            raw_name = None  # rendered again below, to report a failure
         prepared = jidlib.prep(raw_jid)
         if prepared is None or "@" not in prepared or "/" in prepared or not writable_jid(prepared):
             left_out[key] = f"mapping.jid gives {raw_jid!r}, which is not a user JID Prosody accepts"
@@ -140,12 +182,14 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
     gs = config.groups
     groups: dict[str, SharedGroup] = {}
     sources: dict[str, list[str]] = {}
-    for key, entry in members.groups.items():
-        try:
-            raw = templates.render("group_name", entry, templates.group_attributes)
-        except TemplateError as exc:
-            findings.append(Finding("template-error", entry.dn, f"mapping.group_name failed: {exc}"))
-            continue
+    group_names = templates.render_group_names(list(members.groups.values()))
+    for (key, entry), raw in zip(members.groups.items(), group_names):
+        if raw is None:
+            try:
+                raw = templates.render("group_name", entry, templates.group_attributes)
+            except TemplateError as exc:
+                findings.append(Finding("template-error", entry.dn, f"mapping.group_name failed: {exc}"))
+                continue
         shared = _bounded(clean_text(raw))
         if shared != raw:
             findings.append(Finding("name-cleaned", entry.dn, f"group name {_short(raw)!r} cleaned to "

@@ -22,6 +22,7 @@ from ldapsync.mapping import Mapped, Templates, map_directory, model_for
 from ldapsync.membership import PRESET_ATTRIBUTES, Finding, Memberships, resolve
 from ldapsync import dn as dnlib
 from ldapsync.model import GroupsModel
+from ldapsync.speed import without_cycle_collector
 from ldapsync.writer import CommandResult, WriteResult, run_post_change, write_if_changed
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ class RunResult:
         return ExitCode.OK
 
 
+@without_cycle_collector
 def fetch(config: Config, password: str | None, *, progress: bool | None = None) -> Snapshot:
     """Read users and groups (two paged searches, three with a custom
     disabled filter) and map them."""
@@ -175,6 +177,7 @@ def current_text(output: Output) -> str | None:
     return None if data is None else data.decode("utf-8", "surrogateescape")
 
 
+@without_cycle_collector
 def run(config: Config, password: str | None, *, dry_run: bool = False, progress: bool | None = None,
         force: str | None = None) -> RunResult:
     """Fetch, map, render, verify and check every output against its safety
