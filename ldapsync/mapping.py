@@ -123,7 +123,7 @@ _EMPTY = ("",)
 _SEPARATOR = "\x00\x1fldapsync\x1f\x00"
 
 
-@dataclass
+@dataclass(slots=True)
 class Person:
     """A directory user as the groups file sees them."""
 
@@ -149,7 +149,8 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
     findings: list[Finding] = []
     people: dict[str, Person] = {}
     left_out: dict[str, str] = dict(members.disabled)
-    by_jid: dict[str, list[str]] = {}
+    by_jid: dict[str, str] = {}  # JID -> the first user key that gives it
+    collisions: dict[str, list[str]] = {}
     enabled = [(key, entry) for key, entry in members.users.items() if key not in members.disabled]
     rendered = templates.render_people([entry for _, entry in enabled])
     for (key, entry), both in zip(enabled, rendered):
@@ -164,22 +165,30 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
                 continue
             raw_name = None  # rendered again below, to report a failure
         prepared = jidlib.prep(raw_jid)
-        if prepared is None or "@" not in prepared or "/" in prepared or not writable_jid(prepared):
+        # is_prepared: a JID must read back as itself ("\xad@x" prepares to "@x", which does not)
+        if (prepared is None or "@" not in prepared or "/" in prepared or not jidlib.is_prepared(prepared)
+                or not writable_jid(prepared)):
             left_out[key] = f"mapping.jid gives {raw_jid!r}, which is not a user JID Prosody accepts"
             findings.append(Finding("bad-jid", entry.dn, left_out[key]))
             continue
-        name = _display_name(templates, entry, prepared, raw_name, findings)
+        if raw_name and raw_name.isprintable() and raw_name[0] != " " and raw_name[-1] != " " and (
+                len(raw_name) <= MAX_NAME):
+            name = raw_name  # nothing to clean (the common case, checked quickly)
+        else:
+            name = _display_name(templates, entry, prepared, raw_name, findings)
         people[key] = Person(key, entry.dn, prepared, name)
-        by_jid.setdefault(prepared, []).append(key)
-    for jid, keys in by_jid.items():
-        if len(keys) > 1:
-            dns = "; ".join(sorted(members.users[k].dn for k in keys))
-            for k in keys:
-                del people[k]
-                left_out[k] = f"several entries give the JID {jid}: {dns}"
-            findings.append(Finding("jid-collision", jid, f"several entries give this JID, all left out: {dns}"))
+        first = by_jid.setdefault(prepared, key)
+        if first is not key:
+            collisions.setdefault(prepared, [first]).append(key)
+    for jid, keys in collisions.items():
+        dns = "; ".join(sorted(members.users[k].dn for k in keys))
+        for k in keys:
+            del people[k]
+            left_out[k] = f"several entries give the JID {jid}: {dns}"
+        findings.append(Finding("jid-collision", jid, f"several entries give this JID, all left out: {dns}"))
 
     gs = config.groups
+    jid_and_name = {key: (p.jid, p.name) for key, p in people.items()}.get
     groups: dict[str, SharedGroup] = {}
     sources: dict[str, list[str]] = {}
     group_names = templates.render_group_names(list(members.groups.values()))
@@ -200,9 +209,7 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
             continue
         if not _selected(shared, gs.include, gs.exclude):
             continue
-        people_in = {members_key: people[members_key] for members_key in members.members.get(key, ())
-                     if members_key in people}
-        group = SharedGroup(shared, {p.jid: p.name for p in people_in.values()},
+        group = SharedGroup(shared, dict(filter(None, map(jid_and_name, members.members.get(key, ())))),
                             any(fnmatch.fnmatchcase(shared, p) for p in gs.public))
         if shared.startswith("+") and not group.public:
             findings.append(Finding("group-name", entry.dn, f"a private group cannot be named {shared!r} "
@@ -228,7 +235,7 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
         merged = {**(base.members if base else {}), **extra}
         groups[static.name] = SharedGroup(static.name, merged, static.public or bool(base and base.public))
         sources.setdefault(static.name, []).append("config (static_groups)")
-    in_a_group = {jid for g in groups.values() for jid in g.members}
+    in_a_group = set().union(*(g.members for g in groups.values()))
     for key, person in people.items():
         if person.jid not in in_a_group:
             left_out.setdefault(key, "in no selected group")

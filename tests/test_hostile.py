@@ -55,7 +55,8 @@ HOSTILE = st.one_of(
     st.text(st.characters(blacklist_categories=("Cs",)), max_size=40),
     st.sampled_from(["\n[Evil]\nalice@example.com=Owned", "x]\n[+All", "a=b=c", "\r\n", "\x00\x01\x1b",
                      "\ufeff[Team]", "\u2028line", "[", "]", "=", " ", "", "x" * 1_000_000, "\udcff\udcfe",
-                     "ALICE", "alice", "bob@example.com", "../../etc/passwd", "{{ 7*7 }}"]),
+                     "ALICE", "alice", "bob@example.com", "../../etc/passwd", "{{ 7*7 }}",
+                     "\xad"]),  # a soft hyphen: prepares to nothing, leaving "@example.com"
 )
 
 
