@@ -94,19 +94,25 @@ def resolve(users: Iterable[Entry], groups: Iterable[Entry], user_settings: User
     findings: list[Finding] = []
     user_index: dict[str, Entry] = {}
     disabled: dict[str, str] = {}
-    by_uid: dict[str, str] = {}
+    # Member values resolved so far, as spelled: to the user's key, or to ""
+    # for a disabled user.  Most groups spell a member DN the way the
+    # directory returns the user's own DN, so that spelling is known up front.
+    seen: dict[str, str] = {}
+    by_uid: dict[str, str] = {}  # memberUid values, lower-cased, likewise
     uid_attr = user_settings.uid_attribute.lower()
     for entry in users:
         key = dnlib.normalize(entry.dn)
         user_index[key] = entry
-        for uid in entry.attrs.get(uid_attr, ()):
-            by_uid.setdefault(uid.lower(), key)
         reason = disabled_reason(entry, user_settings.disabled)
         if reason is None and disabled_by_filter is not None and key in disabled_by_filter:
             reason = "disabled (matches users.disabled_filter)"
         if reason is not None:
             disabled[key] = reason
             findings.append(Finding("disabled", entry.dn, reason))
+        resolved = key if reason is None else ""
+        seen.setdefault(entry.dn, resolved)
+        for uid in entry.attrs.get(uid_attr, ()):
+            by_uid.setdefault(uid.lower(), resolved)
 
     group_index: dict[str, Entry] = {}
     for entry in groups:
@@ -116,30 +122,40 @@ def resolve(users: Iterable[Entry], groups: Iterable[Entry], user_settings: User
     direct_users: dict[str, set[str]] = {}
     subgroups: dict[str, list[str]] = {}
 
-    # A user is a member of several groups, spelled the same way each time:
-    # each spelling is resolved once, to the one key object the index holds.
-    user_keys = {k: k for k in user_index}
-    seen_values: dict[str, str] = {}
+    def member_dns(group_key: str, group_dn: str, values: list[str]) -> None:
+        found = set(map(seen.get, values))
+        if None in found:  # spellings not seen yet: subgroups, other spellings, unknown DNs
+            found.discard(None)
+            for value in values:
+                if value in seen:
+                    continue
+                key = dnlib.normalize(dnlib.strip_uid_suffix(value))
+                if key in user_index:
+                    seen[value] = resolved = "" if key in disabled else key
+                    found.add(resolved)
+                elif key in group_index:
+                    subgroups[group_key].append(key)
+                elif dnlib.is_under(key, users_base):
+                    findings.append(Finding("member-not-found", group_dn,
+                                            f"member {value!r} is not a user ldapsync found (missing, or not "
+                                            "matched by users.filter)"))
+                else:
+                    findings.append(Finding("member-outside-base", group_dn,
+                                            f"member {value!r} is outside users.base and not a group ldapsync "
+                                            "read"))
+        found.discard("")
+        direct_users[group_key] |= found
 
-    def add_member_dn(group_key: str, group_dn: str, value: str) -> None:
-        known = seen_values.get(value)
-        if known is not None:
-            direct_users[group_key].add(known)
-            return
-        key = dnlib.normalize(dnlib.strip_uid_suffix(value))
-        if key in user_index:
-            if key not in disabled:
-                seen_values[value] = user_keys[key]
-                direct_users[group_key].add(user_keys[key])
-        elif key in group_index:
-            subgroups[group_key].append(key)
-        elif dnlib.is_under(key, users_base):
-            findings.append(Finding("member-not-found", group_dn,
-                                    f"member {value!r} is not a user ldapsync found (missing, or not matched "
-                                    "by users.filter)"))
-        else:
-            findings.append(Finding("member-outside-base", group_dn,
-                                    f"member {value!r} is outside users.base and not a group ldapsync read"))
+    def member_uids(group_key: str, group_dn: str, values: list[str]) -> None:
+        found = {by_uid.get(uid.lower()) for uid in values}
+        if None in found:
+            found.discard(None)
+            for uid in values:
+                if uid.lower() not in by_uid:
+                    findings.append(Finding("member-not-found", group_dn,
+                                            f"memberUid {uid!r} matches no user's {user_settings.uid_attribute}"))
+        found.discard("")
+        direct_users[group_key] |= found
 
     if group_settings.membership == "memberOf":
         for key in group_index:
@@ -162,15 +178,12 @@ def resolve(users: Iterable[Entry], groups: Iterable[Entry], user_settings: User
             direct_users[key] = set()
             subgroups[key] = []
             for attr in ("member", "uniquemember"):
-                for value in entry.attrs.get(attr, ()):
-                    add_member_dn(key, entry.dn, value)
-            for uid in entry.attrs.get("memberuid", ()):
-                user_key = by_uid.get(uid.lower())
-                if user_key is None:
-                    findings.append(Finding("member-not-found", entry.dn,
-                                            f"memberUid {uid!r} matches no user's {user_settings.uid_attribute}"))
-                elif user_key not in disabled:
-                    direct_users[key].add(user_key)
+                values = entry.attrs.get(attr)
+                if values:
+                    member_dns(key, entry.dn, values)
+            values = entry.attrs.get("memberuid")
+            if values:
+                member_uids(key, entry.dn, values)
             # the member values are resolved: keep the group's other attributes only
             group_index[key] = Entry(entry.dn, {a: v for a, v in entry.attrs.items() if a not in MEMBER_ATTRIBUTES})
 
