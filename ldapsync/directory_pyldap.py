@@ -9,6 +9,7 @@ incomplete answer.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -121,10 +122,17 @@ class PythonLdapDirectory:
         self.searches += 1
         count = 0
         page = SimplePagedResultsControl(True, size=self.settings.page_size, cookie="")
+        msgid = None
         try:
-            while True:
-                msgid = self._conn.search_ext(base, _SCOPES[scope], filter, attrs, serverctrls=[page])
+            msgid = self._conn.search_ext(base, _SCOPES[scope], filter, attrs, serverctrls=[page])
+            while msgid is not None:
                 _, data, _, controls = self._conn.result3(msgid, timeout=self.settings.timeout)
+                msgid = None
+                cookie = next((c.cookie for c in controls if c.controlType == SimplePagedResultsControl.controlType),
+                              b"")
+                if cookie:  # ask for the next page now: the server prepares it while this one is decoded
+                    page.cookie = cookie
+                    msgid = self._conn.search_ext(base, _SCOPES[scope], filter, attrs, serverctrls=[page])
                 for dn, entry in data:
                     if dn is None:  # a search continuation reference
                         raise DirectoryError(f"search for {what} under {base!r}: the server sent a referral "
@@ -134,11 +142,6 @@ class PythonLdapDirectory:
                         print(f"\rfetching {what}: {count:,}", end="", file=sys.stderr, flush=True)
                     yield Entry(dn, {k.lower(): [v.decode("utf-8", "surrogateescape") for v in values]
                                      for k, values in entry.items()})
-                cookie = next((c.cookie for c in controls if c.controlType == SimplePagedResultsControl.controlType),
-                              b"")
-                if not cookie:
-                    break
-                page.cookie = cookie
         except DirectoryError:
             raise
         except ldap.SIZELIMIT_EXCEEDED:
@@ -154,6 +157,9 @@ class PythonLdapDirectory:
         except ldap.LDAPError as exc:
             raise search_failed("other", what, base, count, _reason(exc)) from None
         finally:
+            if msgid is not None:  # the caller stopped early, or a page failed
+                with contextlib.suppress(ldap.LDAPError):
+                    self._conn.abandon(msgid)
             if self.progress and count >= 5000:
                 print("", file=sys.stderr)
         log.debug("search for %s returned %d entries in %.2f s", what, count, time.monotonic() - started)
