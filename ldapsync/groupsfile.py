@@ -365,7 +365,9 @@ def unrepresentable(model: GroupsModel, *, allow_nameless: bool = False) -> list
     """Every value in ``model`` that Prosody would read differently, with the
     reason, as ``group 'X': ...`` sentences; empty when the model can be written."""
     problems: list[str] = []
-    names: dict[str, tuple[str | None, str]] = {}
+    names: dict[str, str | None] = {}  # JID -> its name in the first group that has it
+    named_in: dict[str, str] = {}  # JID -> that group
+    checked: set[tuple[str, str | None]] = set()  # (JID, name) pairs seen in an earlier group
     for group in model.groups:
         where = f"group {group.name!r}"
         if group.name == "":
@@ -376,29 +378,54 @@ def unrepresentable(model: GroupsModel, *, allow_nameless: bool = False) -> list
             problems.append(f"{where}: the name holds control characters")
         if group.name.startswith("+") and not group.public:
             problems.append(f"{where}: a private group's name cannot start with '+' ([+X] makes X public)")
-        for jid, name in group.members.items():
-            other = names.get(jid)
-            if other is not None:  # this JID and its name were checked in another group
-                if other[0] != name:
-                    problems.append(
-                        f"{where}: member {jid} is named {name!r} here but {other[0]!r} in group {other[1]!r}"
-                    )
-                continue
-            names[jid] = (name, group.name)
-            if not jidlib.is_prepared(jid):
-                prepared = jidlib.prep(jid)
-                why = "is not a valid JID" if prepared is None else f"is not in prepared form (Prosody reads {prepared!r})"
-                problems.append(f"{where}: member {jid!r} {why}")
-            elif not writable_jid(jid):
-                problems.append(f"{where}: member {jid!r} holds '=', white space or control characters, "
-                                "or starts with '[' like a group header")
-            if name is None:
-                if not allow_nameless:
-                    problems.append(f"{where}: member {jid} has no name (a nameless line wipes users' own names)")
-            elif not _printable(name):
-                problems.append(f"{where}: member {jid}: the name {name!r} holds control characters or line breaks")
-            elif name != name.strip(_LUA_SPACE):
-                problems.append(f"{where}: member {jid}: the name {name!r} starts or ends with white space")
+        # a member is checked once, with its name, in the first group it is in: most are in several
+        fresh = group.members.items() - checked
+        if not fresh:
+            continue
+        checked |= fresh
+        new = dict(fresh)
+        for jid in sorted(new.keys() & names.keys()):
+            problems.append(f"{where}: member {jid} is named {new.pop(jid)!r} here but {names[jid]!r} in group "
+                            f"{named_in[jid]!r}")
+        names.update(new)
+        named_in.update(dict.fromkeys(new, group.name))
+        if not _all_writable(new):
+            for jid in sorted(new):
+                problems += _member_problems(where, jid, new[jid], allow_nameless)
+    return problems
+
+
+def _all_writable(members: dict[str, str | None]) -> bool:
+    """True when every member line can be written as it is: the checks of
+    :func:`_member_problems` on many members at once.  False only means
+    "look at each one"."""
+    names = list(members.values())
+    if None in names or not all(map(jidlib.is_prepared, members)):
+        return False
+    jids = "@".join(members)  # '@' is no problem, and in no problem pattern
+    if _UNWRITABLE_IN_JID.search(jids) is not None or "@[" in jids:
+        return False
+    text = "\n".join(names)  # printable names hold no line break
+    return "".join(names).isprintable() and not (
+        text[:1] == " " or text[-1:] == " " or "\n " in text or " \n" in text)
+
+
+def _member_problems(where: str, jid: str, name: str | None, allow_nameless: bool) -> list[str]:
+    problems = []
+    if not jidlib.is_prepared(jid):
+        prepared = jidlib.prep(jid)
+        why = "is not a valid JID" if prepared is None else f"is not in prepared form (Prosody reads {prepared!r})"
+        problems.append(f"{where}: member {jid!r} {why}")
+    elif not writable_jid(jid):
+        problems.append(f"{where}: member {jid!r} holds '=', white space or control characters, "
+                        "or starts with '[' like a group header")
+    if name is None:
+        if not allow_nameless:
+            problems.append(f"{where}: member {jid} has no name (a nameless line wipes users' own names)")
+    elif not _printable(name):
+        problems.append(f"{where}: member {jid}: the name {name!r} holds control characters or line breaks")
+    elif name != name.strip(_LUA_SPACE):
+        problems.append(f"{where}: member {jid}: the name {name!r} starts or ends with white space")
     return problems
 
 
@@ -435,10 +462,13 @@ def verify(text: str, model: GroupsModel, *, allow_nameless: bool = False) -> Gr
 def _lines(model: GroupsModel) -> Iterable[str]:
     for group in model.groups:
         yield f"[{'+' if group.public else ''}{group.name}]\n"
-        members = group.members
-        for jid in sorted(members):
-            name = members[jid]
-            yield f"{jid}\n" if name is None else f"{jid}={name}\n"
+        members = sorted(group.members.items())  # JIDs are distinct: names are never compared
+        if members and None not in group.members.values():
+            yield "\n".join(map("=".join, members))
+            yield "\n"
+        else:
+            for jid, name in members:
+                yield f"{jid}\n" if name is None else f"{jid}={name}\n"
 
 
 def sanitise(model: GroupsModel) -> tuple[GroupsModel, list[str]]:

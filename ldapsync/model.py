@@ -10,7 +10,9 @@ from types import MappingProxyType
 def _freeze(members: Mapping[str, str | None]) -> Mapping[str, str | None]:
     # An empty name and no name mean the same to Prosody (both give ""), so the
     # model knows only "no name": None.
-    return MappingProxyType({jid: (name or None) for jid, name in members.items()})
+    if "" in members.values():
+        return MappingProxyType({jid: (name or None) for jid, name in members.items()})
+    return MappingProxyType(dict(members))
 
 
 @dataclass(frozen=True)

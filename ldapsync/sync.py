@@ -67,7 +67,7 @@ class Snapshot:
         return {
             "users_read": len(self.members.users),
             "groups_read": len(self.members.groups),
-            "users_in_groups": len({jid for g in m.groups.values() for jid in g.members}),
+            "users_in_groups": len(set().union(*(g.members for g in m.groups.values()))),
             "shared_groups": len(m.groups),
             "users_left_out": dict(sorted(reasons.items())),
             "ldap_searches": self.searches,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from ldapsync.groupsfile import RenderError, parse, render, sanitise, unrepresentable
+from ldapsync.groupsfile import RenderError, _member_problems, parse, render, sanitise, unrepresentable
 from ldapsync.model import GroupsModel, SharedGroup
 
 
@@ -301,6 +301,23 @@ def test_what_the_writer_accepts_reads_back_identically(m, allow_nameless):
     assert back.to_model() == m
     assert back.means(m)
     assert text.encode("utf-8") == render(m, allow_nameless=allow_nameless).encode("utf-8")
+
+
+@settings(max_examples=400, deadline=None)
+@given(models(), st.booleans())
+def test_members_checked_in_bulk_are_checked_like_one_by_one(m, allow_nameless):
+    """unrepresentable() checks most members in bulk: it must find a problem
+    exactly where checking every member line on its own finds one."""
+    one_by_one = [p for g in m.groups for jid, name in g.members.items()
+                  for p in _member_problems(f"group {g.name!r}", jid, name, allow_nameless)]
+    first_name: dict = {}
+    for g in m.groups:
+        for jid, name in g.members.items():
+            if first_name.setdefault(jid, name) != name:
+                one_by_one.append(f"{jid} has two names")
+    member_problems = [p for p in unrepresentable(m, allow_nameless=allow_nameless) if ": member " in p]
+    assert bool(member_problems) == bool(one_by_one)
+    assert {p for p in member_problems if "here but" not in p} <= set(one_by_one)
 
 
 @settings(max_examples=300, deadline=None)
