@@ -515,9 +515,16 @@ class _Moving:
         lose_parts += [("-=" + g, sides.removed[g]) for g in common if g in sides.removed]
         # only sizes are needed: a first run, where every user gains an
         # all-staff group of 100,000, must not copy it per user
-        gained = self._union_size([self._outside(k, p, groups_old, names_old) for k, p in gain_parts], user)
-        lost = self._union_size([self._outside(k, p, groups_new, names_new) for k, p in lose_parts], user)
-        candidates = self._union_size(gain_parts + lose_parts, user)
+        if not groups_old and not lose_parts:  # nothing before (a first run): every candidate is gained
+            gained, lost = self._union_size(gain_parts, user), 0
+            candidates = gained
+        elif not groups_new and not gain_parts:  # nothing after: every candidate is lost
+            gained, lost = 0, self._union_size(lose_parts, user)
+            candidates = lost
+        else:
+            gained = self._union_size([self._outside(k, p, groups_old, names_old) for k, p in gain_parts], user)
+            lost = self._union_size([self._outside(k, p, groups_new, names_new) for k, p in lose_parts], user)
+            candidates = self._union_size(gain_parts + lose_parts, user)
         regrouped = candidates - gained - lost
         renamed = 0
         if sides.renamed:
