@@ -18,7 +18,7 @@ import ldap
 from ldap.controls import SimplePagedResultsControl
 
 from ldapsync.config import LdapSettings
-from ldapsync.directory import DirectoryError, Entry, ldapsearch_command, search_failed
+from ldapsync.directory import DirectoryError, Entry, complete_ranges, ldapsearch_command, search_failed
 from ldapsync.errors import ExitCode, UserError
 
 log = logging.getLogger("ldapsync.directory")
@@ -34,6 +34,8 @@ class PythonLdapDirectory:
         self._password = password
         self._conn = None
         self.searches = 0
+        # of which follow-ups for ranged attributes (member;range=1500-*)
+        self.range_searches = 0
         self.url = settings.servers[0]
         self.progress = sys.stderr.isatty() if progress is None else progress
 
@@ -112,8 +114,30 @@ class PythonLdapDirectory:
     def ldapsearch_command(self, base: str, filter: str, attributes: Sequence[str], scope: str) -> str:
         return ldapsearch_command(self.settings, self.url, base, filter, attributes, scope)
 
+    def read_entry(self, dn: str, attributes: Sequence[str]) -> dict[str, list[str]]:
+        """One entry's attributes by a base-scope search (empty when the
+        entry has none of them)."""
+        assert self._conn is not None, "connect() first"
+        self.searches += 1
+        try:
+            found = self._conn.search_ext_s(dn, ldap.SCOPE_BASE, "(objectClass=*)", list(attributes),
+                                            timeout=self.settings.timeout)
+        except ldap.NO_SUCH_OBJECT:
+            raise DirectoryError(f"{dn} vanished while it was read") from None
+        except ldap.LDAPError as exc:
+            raise DirectoryError(f"reading {', '.join(attributes)} of {dn} failed: {_reason(exc)}") from None
+        for entry_dn, entry in found:
+            if entry_dn is not None:
+                return _decode(entry)
+        return {}
+
     def search(self, base: str, filter: str, attributes: Sequence[str], scope: str = "sub",
                what: str = "entries") -> Iterator[Entry]:
+        """See :meth:`ldapsync.directory.Directory.search`."""
+        return complete_ranges(self, self._paged_search(base, filter, attributes, scope, what), what)
+
+    def _paged_search(self, base: str, filter: str, attributes: Sequence[str], scope: str,
+                      what: str) -> Iterator[Entry]:
         assert self._conn is not None, "connect() first"
         attrs = sorted(set(attributes)) or ["1.1"]
         log.debug("search: %s", self.ldapsearch_command(base, filter, attrs, scope))
@@ -132,8 +156,7 @@ class PythonLdapDirectory:
                     count += 1
                     if self.progress and count % 5000 == 0:
                         print(f"\rfetching {what}: {count:,}", end="", file=sys.stderr, flush=True)
-                    yield Entry(dn, {k.lower(): [v.decode("utf-8", "surrogateescape") for v in values]
-                                     for k, values in entry.items()})
+                    yield Entry(dn, _decode(entry))
                 cookie = next((c.cookie for c in controls if c.controlType == SimplePagedResultsControl.controlType),
                               b"")
                 if not cookie:
@@ -157,6 +180,10 @@ class PythonLdapDirectory:
             if self.progress and count >= 5000:
                 print("", file=sys.stderr)
         log.debug("search for %s returned %d entries in %.2f s", what, count, time.monotonic() - started)
+
+
+def _decode(entry: dict[str, list[bytes]]) -> dict[str, list[str]]:
+    return {k.lower(): [v.decode("utf-8", "surrogateescape") for v in values] for k, values in entry.items()}
 
 
 def _port_open(url: str) -> bool:
