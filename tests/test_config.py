@@ -44,7 +44,7 @@ def test_the_example_config_loads_and_its_templates_compile():
 def test_minimal_config_gets_defaults():
     config = parse(MINIMAL)
     assert config.users.filter == "(objectClass=inetOrgPerson)"
-    assert config.groups.nested and config.groups.max_depth == 10
+    assert config.groups.nested == "client" and config.groups.max_depth == 10
     assert config.ldap.verify_certificates is True
 
 
