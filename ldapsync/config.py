@@ -71,6 +71,11 @@ class LdapSettings(_Strict):
     connect_timeout: Annotated[float, Field(gt=0)] = 10.0
     timeout: Annotated[float, Field(gt=0)] = 120.0
     page_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    # Active Directory: send the domain scope control (LDAP_SERVER_DOMAIN_SCOPE_OID)
+    # with searches, so that a search from the domain's root does not end in
+    # continuation references to the Configuration and DNS partitions (a
+    # referral fails the sync).  flavour: ad turns it on.
+    domain_scope: bool = False
 
     @field_validator("servers")
     @classmethod
@@ -315,6 +320,7 @@ class MetricsSettings(_Strict):
 FLAVOURS: dict[str, dict[str, dict[str, Any]]] = {
     "generic": {},
     "ad": {
+        "ldap": {"domain_scope": True},
         "users": {
             "filter": "(&(objectClass=user)(objectCategory=person))",
             "disabled": "ad",

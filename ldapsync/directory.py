@@ -30,6 +30,8 @@ from ldapsync.errors import ExitCode, UserError
 log = logging.getLogger(__name__)
 
 _SCOPES = {"base": ldap3.BASE, "one": ldap3.LEVEL, "sub": ldap3.SUBTREE}
+# LDAP_SERVER_DOMAIN_SCOPE_OID: no continuation references to other partitions (AD)
+DOMAIN_SCOPE = "1.2.840.113556.1.4.1339"
 
 
 class DirectoryError(UserError):
@@ -171,6 +173,7 @@ class Directory:
             results = self._conn.extend.standard.paged_search(
                 search_base=base, search_filter=filter, search_scope=_SCOPES[scope], attributes=attrs,
                 paged_size=s.page_size, generator=True,
+                controls=[(DOMAIN_SCOPE, False, None)] if s.domain_scope else None,
             )
             for item in results:
                 kind = item.get("type")
@@ -279,7 +282,12 @@ def ldapsearch_command(s: LdapSettings, url: str, base: str, filter: str, attrib
         cmd += ["-x", "-D", s.bind_dn, "-W"]
     else:
         cmd.append("-x")
-    cmd += ["-s", scope, "-b", base, "-E", f"pr={s.page_size}/noprompt", filter, *attributes]
+    cmd += ["-s", scope, "-b", base]
+    if scope != "base":  # a base-scope search reads one entry: no paging
+        cmd += ["-E", f"pr={s.page_size}/noprompt"]
+        if s.domain_scope:
+            cmd += ["-e", DOMAIN_SCOPE]
+    cmd += [filter, *attributes]
     return " ".join(shlex.quote(c) for c in cmd)
 
 

@@ -15,10 +15,10 @@ import time
 from collections.abc import Iterator, Sequence
 
 import ldap
-from ldap.controls import SimplePagedResultsControl
+from ldap.controls import LDAPControl, SimplePagedResultsControl
 
 from ldapsync.config import LdapSettings
-from ldapsync.directory import DirectoryError, Entry, complete_ranges, ldapsearch_command, search_failed
+from ldapsync.directory import DOMAIN_SCOPE, DirectoryError, Entry, complete_ranges, ldapsearch_command, search_failed
 from ldapsync.errors import ExitCode, UserError
 
 log = logging.getLogger("ldapsync.directory")
@@ -145,9 +145,10 @@ class PythonLdapDirectory:
         self.searches += 1
         count = 0
         page = SimplePagedResultsControl(True, size=self.settings.page_size, cookie="")
+        sent = [page, LDAPControl(DOMAIN_SCOPE, False)] if self.settings.domain_scope else [page]
         try:
             while True:
-                msgid = self._conn.search_ext(base, _SCOPES[scope], filter, attrs, serverctrls=[page])
+                msgid = self._conn.search_ext(base, _SCOPES[scope], filter, attrs, serverctrls=sent)
                 _, data, _, controls = self._conn.result3(msgid, timeout=self.settings.timeout)
                 for dn, entry in data:
                     if dn is None:  # a search continuation reference
