@@ -31,7 +31,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from devtools.slapd import make_certificates
+from devtools.slapd import make_certificates, tls_missing
 
 REALM = "EXAMPLE.TEST"
 DOMAIN = "EXAMPLE"
@@ -61,6 +61,8 @@ def missing() -> str | None:
     if not Path(SYSTEM_PYTHON).exists() or subprocess.run(
             [SYSTEM_PYTHON, "-c", "import samba.samdb"], capture_output=True).returncode != 0:
         return f"{SYSTEM_PYTHON} cannot import Samba's Python bindings (Debian package python3-samba)"
+    if tls_missing():
+        return tls_missing()
     if free_address() is None:
         return "no loopback address 127.0.0.2-127.0.0.30 has the ports 389, 636, 3268 and 3269 free"
     return None
