@@ -36,6 +36,7 @@ def test_the_example_config_loads_and_its_templates_compile():
     assert config.ldap.servers[0] == "ldaps://ldap1.example.com"
     assert config.outputs[0].mode == 0o640
     assert config.groups.public == ["All Staff"]
+    assert config.flavour == "generic" and config.groups.nested == "client" and config.groups.range_size is None
     templates = Templates(config.mapping)
     assert templates.user_attributes == ["displayName", "givenName", "sn", "uid"]
     assert templates.group_attributes == ["cn", "description"]
@@ -164,3 +165,14 @@ def test_flavour_and_ad_keys_are_checked_with_their_path():
                                                ("client", "client"), ("in_chain", "in_chain")])
 def test_nested_true_and_false_keep_their_meaning(given, nested):
     assert parse(MINIMAL.replace("groups:\n", f"groups:\n  nested: {given}\n")).groups.nested == nested
+
+
+def test_the_readme_active_directory_example_is_a_valid_config():
+    readme = (EXAMPLE.parent / "README.md").read_text()
+    section = readme[readme.index("### Active Directory"):]
+    block = section[section.index("```yaml\n") + 8:section.index("```\n", section.index("```yaml\n") + 8)]
+    config = parse(block + "outputs:\n  - path: /var/lib/prosody/groups.txt\n")
+    assert config.flavour == "ad" and config.ldap.domain_scope
+    assert config.users.filter == "(&(objectClass=user)(objectCategory=person))"
+    assert config.mapping.jid == "{{ sAMAccountName | lower }}@example.com"
+    assert Templates(config.mapping).user_attributes == ["cn", "displayName", "sAMAccountName"]
