@@ -177,3 +177,16 @@ def test_samba_to_groups_file_to_preview(ad_config, tmp_path):
         "bob@example.test": {"jid": "bob@example.test", "name": "Bob Builder", "subscription": "both",
                              "groups": ["engineering", "platform"]},
     }
+
+
+def test_explain_shows_the_nesting_path_with_in_chain_too(capsys, ad_config):
+    """With nested: in_chain the server decides membership; explain still
+    shows the path through the groups' member values."""
+    config = ad_config(users={"base": STAFF}, groups={"nested": "in_chain", "include": ["engineering", "sales"]})
+    code, out, err = run(capsys, "explain", "-c", config, "carol@example.test")
+    assert code == 0, err
+    assert "in group 'engineering'" in out
+    assert "through CN=engineering,OU=Groups,OU=Corp,DC=example,DC=test -> CN=platform," in out
+    assert "in group 'sales'" in out
+    code, out, err = run(capsys, "explain", "-c", config, "dave@example.test")
+    assert "disabled (userAccountControl 514 has the ACCOUNTDISABLE bit)" in out + err
