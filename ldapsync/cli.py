@@ -224,8 +224,9 @@ def _print_run(result, dry_run: bool) -> None:
             click.echo("  users see the change when they next log in")
     c = result.snapshot.counts()
     left = ", ".join(f"{n} {k}" for k, n in c["users_left_out"].items()) or "none"
+    ranged = f" ({c['ldap_range_searches']} for member ranges)" if c.get("ldap_range_searches") else ""
     click.echo(f"Summary: {c['users_read']} users and {c['groups_read']} groups read with {c['ldap_searches']} "
-               f"searches in {c['fetch_seconds']:.1f} s; {c['shared_groups']} shared groups, "
+               f"searches{ranged} in {c['fetch_seconds']:.1f} s; {c['shared_groups']} shared groups, "
                f"{c['users_in_groups']} users in them; left out: {left}; done in {result.seconds:.1f} s")
 
 

@@ -71,6 +71,11 @@ class LdapSettings(_Strict):
     connect_timeout: Annotated[float, Field(gt=0)] = 10.0
     timeout: Annotated[float, Field(gt=0)] = 120.0
     page_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    # Active Directory: send the domain scope control (LDAP_SERVER_DOMAIN_SCOPE_OID)
+    # with searches, so that a search from the domain's root does not end in
+    # continuation references to the Configuration and DNS partitions (a
+    # referral fails the sync).  flavour: ad turns it on.
+    domain_scope: bool = False
 
     @field_validator("servers")
     @classmethod
@@ -135,12 +140,38 @@ class GroupSettings(_Strict):
     # where membership is read from: member attributes on the groups (with
     # member/uniqueMember/memberUid as found), or memberOf on the users
     membership: Literal["group", "memberOf"] = "group"
-    nested: bool = True
+    # Groups within groups: "client" resolves them from the member values
+    # read (true means the same); "in_chain" asks Active Directory for each
+    # shared group's users with the in-chain rule (one search per group);
+    # "off" (false) takes direct members only.
+    nested: Literal["client", "in_chain", "off"] = "client"
     max_depth: Annotated[int, Field(ge=1, le=100)] = 10
+    # Active Directory: ask for member values in ranges of this many
+    # (member;range=0-N-1) and fetch the rest with one search per range.  AD
+    # ranges groups of more than 1,500 members by itself, and those are always
+    # read completely; this makes ldapsync ask for ranges itself (Samba never
+    # ranges unasked).  Unset: ask for member.
+    range_size: Annotated[int, Field(ge=1)] | None = None
     include: list[str] = Field(default_factory=lambda: ["*"])
     exclude: list[str] = Field(default_factory=list)
     public: list[str] = Field(default_factory=list)
     on_name_collision: Literal["merge", "refuse"] = "refuse"
+
+    @field_validator("nested", mode="before")
+    @classmethod
+    def _nested(cls, value: Any) -> Any:
+        # true/false, as before "client" and "in_chain" existed (YAML reads off/no as false)
+        if isinstance(value, bool):
+            return "client" if value else "off"
+        return value
+
+    @model_validator(mode="after")
+    def _ranges_need_member(self) -> GroupSettings:
+        if self.range_size is not None and self.membership != "group":
+            raise ValueError("range_size applies to the member values of groups (membership: group)")
+        if self.nested == "in_chain" and self.membership != "group":
+            raise ValueError("nested: in_chain works with membership: group")
+        return self
 
 
 class MappingSettings(_Strict):
@@ -285,7 +316,30 @@ class MetricsSettings(_Strict):
         return value
 
 
+# What "flavour: ad" sets, for each key the config leaves out.
+FLAVOURS: dict[str, dict[str, dict[str, Any]]] = {
+    "generic": {},
+    "ad": {
+        "ldap": {"domain_scope": True},
+        "users": {
+            "filter": "(&(objectClass=user)(objectCategory=person))",
+            "disabled": "ad",
+            "uid_attribute": "sAMAccountName",
+        },
+        "groups": {"filter": "(objectClass=group)"},
+        "mapping": {
+            "jid": "{{ (userPrincipalName or mail) | lower }}",
+            "name": "{{ displayName or cn }}",
+            "group_name": "{{ cn }}",
+        },
+    },
+}
+
+
 class Config(_Strict):
+    # A directory type whose usual settings become the defaults: "ad"
+    # (Active Directory, Samba AD) or "generic" (the defaults below).
+    flavour: Literal["generic", "ad"] = "generic"
     ldap: LdapSettings
     users: UserSettings
     groups: GroupSettings
@@ -295,6 +349,23 @@ class Config(_Strict):
     schedule: ScheduleSettings = ScheduleSettings()
     state: StateSettings = StateSettings()
     metrics: MetricsSettings = MetricsSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flavour_defaults(cls, data: Any) -> Any:
+        """The flavour's settings for every key the config leaves out; what it
+        sets itself stays as it is."""
+        if not isinstance(data, dict) or not isinstance(data.get("flavour"), str):
+            return data
+        defaults = FLAVOURS.get(data["flavour"])
+        if not defaults:
+            return data  # "generic", or a flavour pydantic then reports as unknown
+        data = dict(data)
+        for section, values in defaults.items():
+            given = data.get(section, {})
+            if isinstance(given, dict):  # anything else is reported as it is
+                data[section] = {**values, **given}
+        return data
 
     @model_validator(mode="after")
     def _metrics_need_state(self) -> Config:

@@ -23,12 +23,15 @@ from dataclasses import dataclass
 import ldap3
 from ldap3.core import exceptions as ldap_errors
 
+from ldapsync import ranges
 from ldapsync.config import LdapSettings
 from ldapsync.errors import ExitCode, UserError
 
 log = logging.getLogger(__name__)
 
 _SCOPES = {"base": ldap3.BASE, "one": ldap3.LEVEL, "sub": ldap3.SUBTREE}
+# LDAP_SERVER_DOMAIN_SCOPE_OID: no continuation references to other partitions (AD)
+DOMAIN_SCOPE = "1.2.840.113556.1.4.1339"
 
 
 class DirectoryError(UserError):
@@ -60,6 +63,8 @@ class Directory:
         self._password = password
         self._conn: ldap3.Connection | None = None
         self.searches = 0
+        # of which follow-ups for ranged attributes (member;range=1500-*)
+        self.range_searches = 0
         self.progress = sys.stderr.isatty() if progress is None else progress
 
     def __enter__(self) -> Directory:
@@ -92,9 +97,13 @@ class Directory:
         tls = self._tls()
         for url in s.servers:
             server = ldap3.Server(url, get_info=ldap3.NONE, connect_timeout=s.connect_timeout, tls=tls)
+            # auto_range off: ldap3 would follow member;range= answers itself, uncounted
+            # and unchecked; ldapsync.ranges does it for both backends.  (With
+            # auto_range off, ldap3 2.9.1 needs return_empty_attributes off too, or
+            # an explicitly ranged request ends in a KeyError inside ldap3.)
             kwargs = dict(
                 receive_timeout=math.ceil(s.timeout), read_only=True, raise_exceptions=True, auto_referrals=False,
-                return_empty_attributes=False,
+                return_empty_attributes=False, auto_range=False,
             )
             if s.sasl_external:
                 # Empty credentials, not none: "authorize as the certificate's identity" in the
@@ -145,8 +154,14 @@ class Directory:
         """All entries under ``base`` matching ``filter``, page by page.
 
         Streams: entries are decoded as pages arrive, never the whole result
-        held twice.  Raises :class:`DirectoryError` on any incomplete answer.
+        held twice.  Ranged attributes (``member;range=0-1499``) are completed
+        with one base-scope search per further range, after the paged search.
+        Raises :class:`DirectoryError` on any incomplete answer.
         """
+        return complete_ranges(self, self._paged_search(base, filter, attributes, scope, what), what)
+
+    def _paged_search(self, base: str, filter: str, attributes: Sequence[str], scope: str,
+                      what: str) -> Iterator[Entry]:
         assert self._conn is not None, "connect() first"
         s = self.settings
         attrs = sorted(set(attributes)) or ["1.1"]
@@ -158,6 +173,7 @@ class Directory:
             results = self._conn.extend.standard.paged_search(
                 search_base=base, search_filter=filter, search_scope=_SCOPES[scope], attributes=attrs,
                 paged_size=s.page_size, generator=True,
+                controls=[(DOMAIN_SCOPE, False, None)] if s.domain_scope else None,
             )
             for item in results:
                 kind = item.get("type")
@@ -196,9 +212,46 @@ class Directory:
                 print("", file=sys.stderr)
         log.debug("search for %s returned %d entries in %.2f s", what, count, time.monotonic() - started)
 
+    def read_entry(self, dn: str, attributes: Sequence[str]) -> dict[str, list[str]]:
+        """One entry's attributes by a base-scope search (empty when the
+        entry has none of them)."""
+        assert self._conn is not None, "connect() first"
+        self.searches += 1
+        try:
+            self._conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=list(attributes))
+        except ldap_errors.LDAPNoSuchObjectResult:
+            raise DirectoryError(f"{dn} vanished while it was read") from None
+        except ldap_errors.LDAPException as exc:
+            raise DirectoryError(f"reading {', '.join(attributes)} of {dn} failed: {_reason(exc)}") from None
+        for item in self._conn.response or ():
+            if item.get("type") == "searchResEntry":
+                return _decode(item["raw_attributes"])
+        return {}
+
     def ldapsearch_command(self, base: str, filter: str, attributes: Sequence[str], scope: str) -> str:
         return ldapsearch_command(self.settings, getattr(self, "url", self.settings.servers[0]), base, filter,
                                   attributes, scope)
+
+
+def complete_ranges(directory, entries: Iterator[Entry], what: str) -> Iterator[Entry]:
+    """A backend's search results with ranged attributes completed through
+    its ``read_entry``: the follow-ups are counted in ``range_searches``
+    (and ``searches``) and logged, the same for every backend."""
+
+    def fetch(dn: str, wanted: str) -> dict[str, list[str]]:
+        log.debug("range: %s", directory.ldapsearch_command(dn, "(objectClass=*)", [wanted], "base"))
+        return directory.read_entry(dn, [wanted])
+
+    def counted(dn: str, sizes: dict[str, int], n: int) -> None:
+        directory.range_searches += n
+        values = ", ".join(f"{count} {name} values" for name, count in sizes.items())
+        log.info("read %s of %s in ranges, with %d more searches", values, dn, n)
+
+    try:
+        for entry in ranges.completed(entries, fetch, Entry, counted):
+            yield entry
+    except ranges.RangeError as exc:
+        raise DirectoryError(f"search for {what}: incomplete ranged answer: {exc}") from None
 
 
 def search_failed(kind: str, what: str, base: str, count: int, detail: str = "") -> DirectoryError:
@@ -229,7 +282,12 @@ def ldapsearch_command(s: LdapSettings, url: str, base: str, filter: str, attrib
         cmd += ["-x", "-D", s.bind_dn, "-W"]
     else:
         cmd.append("-x")
-    cmd += ["-s", scope, "-b", base, "-E", f"pr={s.page_size}/noprompt", filter, *attributes]
+    cmd += ["-s", scope, "-b", base]
+    if scope != "base":  # a base-scope search reads one entry: no paging
+        cmd += ["-E", f"pr={s.page_size}/noprompt"]
+        if s.domain_scope:
+            cmd += ["-e", DOMAIN_SCOPE]
+    cmd += [filter, *attributes]
     return " ".join(shlex.quote(c) for c in cmd)
 
 

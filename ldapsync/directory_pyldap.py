@@ -16,10 +16,10 @@ import time
 from collections.abc import Iterator, Sequence
 
 import ldap
-from ldap.controls import SimplePagedResultsControl
+from ldap.controls import LDAPControl, SimplePagedResultsControl
 
 from ldapsync.config import LdapSettings
-from ldapsync.directory import DirectoryError, Entry, ldapsearch_command, search_failed
+from ldapsync.directory import DOMAIN_SCOPE, DirectoryError, Entry, complete_ranges, ldapsearch_command, search_failed
 from ldapsync.errors import ExitCode, UserError
 
 log = logging.getLogger("ldapsync.directory")
@@ -35,6 +35,8 @@ class PythonLdapDirectory:
         self._password = password
         self._conn = None
         self.searches = 0
+        # of which follow-ups for ranged attributes (member;range=1500-*)
+        self.range_searches = 0
         self.url = settings.servers[0]
         self.progress = sys.stderr.isatty() if progress is None else progress
 
@@ -113,8 +115,30 @@ class PythonLdapDirectory:
     def ldapsearch_command(self, base: str, filter: str, attributes: Sequence[str], scope: str) -> str:
         return ldapsearch_command(self.settings, self.url, base, filter, attributes, scope)
 
+    def read_entry(self, dn: str, attributes: Sequence[str]) -> dict[str, list[str]]:
+        """One entry's attributes by a base-scope search (empty when the
+        entry has none of them)."""
+        assert self._conn is not None, "connect() first"
+        self.searches += 1
+        try:
+            found = self._conn.search_ext_s(dn, ldap.SCOPE_BASE, "(objectClass=*)", list(attributes),
+                                            timeout=self.settings.timeout)
+        except ldap.NO_SUCH_OBJECT:
+            raise DirectoryError(f"{dn} vanished while it was read") from None
+        except ldap.LDAPError as exc:
+            raise DirectoryError(f"reading {', '.join(attributes)} of {dn} failed: {_reason(exc)}") from None
+        for entry_dn, entry in found:
+            if entry_dn is not None:
+                return _decode(entry)
+        return {}
+
     def search(self, base: str, filter: str, attributes: Sequence[str], scope: str = "sub",
                what: str = "entries") -> Iterator[Entry]:
+        """See :meth:`ldapsync.directory.Directory.search`."""
+        return complete_ranges(self, self._paged_search(base, filter, attributes, scope, what), what)
+
+    def _paged_search(self, base: str, filter: str, attributes: Sequence[str], scope: str,
+                      what: str) -> Iterator[Entry]:
         assert self._conn is not None, "connect() first"
         attrs = sorted(set(attributes)) or ["1.1"]
         log.debug("search: %s", self.ldapsearch_command(base, filter, attrs, scope))
@@ -122,9 +146,10 @@ class PythonLdapDirectory:
         self.searches += 1
         count = 0
         page = SimplePagedResultsControl(True, size=self.settings.page_size, cookie="")
+        sent = [page, LDAPControl(DOMAIN_SCOPE, False)] if self.settings.domain_scope else [page]
         msgid = None
         try:
-            msgid = self._conn.search_ext(base, _SCOPES[scope], filter, attrs, serverctrls=[page])
+            msgid = self._conn.search_ext(base, _SCOPES[scope], filter, attrs, serverctrls=sent)
             while msgid is not None:
                 _, data, _, controls = self._conn.result3(msgid, timeout=self.settings.timeout)
                 msgid = None
@@ -132,7 +157,7 @@ class PythonLdapDirectory:
                               b"")
                 if cookie:  # ask for the next page now: the server prepares it while this one is decoded
                     page.cookie = cookie
-                    msgid = self._conn.search_ext(base, _SCOPES[scope], filter, attrs, serverctrls=[page])
+                    msgid = self._conn.search_ext(base, _SCOPES[scope], filter, attrs, serverctrls=sent)
                 for dn, entry in data:
                     if dn is None:  # a search continuation reference
                         raise DirectoryError(f"search for {what} under {base!r}: the server sent a referral "
@@ -140,8 +165,7 @@ class PythonLdapDirectory:
                     count += 1
                     if self.progress and count % 5000 == 0:
                         print(f"\rfetching {what}: {count:,}", end="", file=sys.stderr, flush=True)
-                    yield Entry(dn, {k.lower(): [v.decode("utf-8", "surrogateescape") for v in values]
-                                     for k, values in entry.items()})
+                    yield Entry(dn, _decode(entry))
         except DirectoryError:
             raise
         except ldap.SIZELIMIT_EXCEEDED:
@@ -163,6 +187,10 @@ class PythonLdapDirectory:
             if self.progress and count >= 5000:
                 print("", file=sys.stderr)
         log.debug("search for %s returned %d entries in %.2f s", what, count, time.monotonic() - started)
+
+
+def _decode(entry: dict[str, list[bytes]]) -> dict[str, list[str]]:
+    return {k.lower(): [v.decode("utf-8", "surrogateescape") for v in values] for k, values in entry.items()}
 
 
 def _port_open(url: str) -> bool:

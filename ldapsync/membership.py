@@ -187,9 +187,13 @@ def resolve(users: Iterable[Entry], groups: Iterable[Entry], user_settings: User
             # the member values are resolved: keep the group's other attributes only
             group_index[key] = Entry(entry.dn, {a: v for a, v in entry.attrs.items() if a not in MEMBER_ATTRIBUTES})
 
-    if not group_settings.nested:
+    if group_settings.nested == "off":
         subgroups = {k: [] for k in subgroups}
-    members = _expand(direct_users, subgroups, group_settings.max_depth, group_index, findings)
+    if group_settings.nested == "in_chain":
+        # the server expands nesting (ldapsync.ad); subgroups stay for explain's paths
+        members = {k: set(v) for k, v in direct_users.items()}
+    else:
+        members = _expand(direct_users, subgroups, group_settings.max_depth, group_index, findings)
     return Memberships(user_index, disabled, group_index, direct_users, subgroups, members, findings)
 
 

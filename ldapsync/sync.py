@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ldapsync import backups, groupsfile, safety
+from ldapsync import ad, backups, groupsfile, ranges, safety
 from ldapsync import diff as difflib
 from ldapsync.config import Config, Output
 from ldapsync.directory import open_directory
@@ -39,6 +39,7 @@ class Snapshot:
     mapped: Mapped
     searches: int
     fetch_seconds: float
+    range_searches: int = 0  # of the searches: follow-ups for ranged member values
 
     @property
     def findings(self) -> list[Finding]:
@@ -71,6 +72,7 @@ class Snapshot:
             "shared_groups": len(m.groups),
             "users_left_out": dict(sorted(reasons.items())),
             "ldap_searches": self.searches,
+            "ldap_range_searches": self.range_searches,
             "fetch_seconds": round(self.fetch_seconds, 3),
         }
 
@@ -112,7 +114,9 @@ class RunResult:
 @without_cycle_collector
 def fetch(config: Config, password: str | None, *, progress: bool | None = None) -> Snapshot:
     """Read users and groups (two paged searches, three with a custom
-    disabled filter) and map them."""
+    disabled filter; plus one per group whose member values come in ranges,
+    per further range, and with nested: in_chain one per selected group)
+    and map them."""
     templates = Templates(config.mapping)
     us, gs = config.users, config.groups
     user_attrs = {*templates.user_attributes, *us.attributes, *PRESET_ATTRIBUTES[us.disabled], us.uid_attribute}
@@ -121,7 +125,8 @@ def fetch(config: Config, password: str | None, *, progress: bool | None = None)
         user_attrs.add("memberOf")
         group_attrs.add("memberOf")
     else:
-        group_attrs |= {"member", "uniqueMember", "memberUid"}
+        member = "member" if gs.range_size is None else ranges.first_request("member", gs.range_size)
+        group_attrs |= {member, "uniqueMember", "memberUid"}
     started = time.monotonic()
     with open_directory(config.ldap, password, progress=progress) as directory:
         users = list(directory.search(us.base, us.filter, sorted(user_attrs), us.scope, "users"))
@@ -131,12 +136,15 @@ def fetch(config: Config, password: str | None, *, progress: bool | None = None)
             found = directory.search(us.base, f"(&{_wrap(us.filter)}{_wrap(us.disabled_filter)})", [], us.scope,
                                      "disabled users")
             disabled = {dnlib.normalize(e.dn) for e in found}
-        searches = directory.searches
+        chains = ad.in_chain_members(directory, config, templates, groups) if gs.nested == "in_chain" else None
+        searches, range_searches = directory.searches, directory.range_searches
     fetch_seconds = time.monotonic() - started
     log.info("read %d users and %d groups in %.1f s", len(users), len(groups), fetch_seconds)
     members = resolve(users, groups, us, gs, disabled)
+    if chains is not None:
+        ad.apply_in_chain(members, chains)
     mapped = map_directory(config, templates, members)
-    return Snapshot(config, templates, members, mapped, searches, fetch_seconds)
+    return Snapshot(config, templates, members, mapped, searches, fetch_seconds, range_searches)
 
 
 def _wrap(text: str) -> str:

@@ -25,6 +25,17 @@ def need(reason: str | None) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(params=["ldap3", "python-ldap"])
+def backend(request):
+    """Every test that reads the directory runs with both backends."""
+    if request.param == "python-ldap":
+        try:
+            import ldap  # noqa: F401
+        except ImportError:
+            need("python-ldap is not installed (pip install -e '.[test]')")
+    return request.param
+
+
 @pytest.fixture(scope="session")
 def oracle():
     """Prosody's own util.jid and mod_groups.lua, run by lua5.4."""

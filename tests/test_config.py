@@ -36,6 +36,7 @@ def test_the_example_config_loads_and_its_templates_compile():
     assert config.ldap.servers[0] == "ldaps://ldap1.example.com"
     assert config.outputs[0].mode == 0o640
     assert config.groups.public == ["All Staff"]
+    assert config.flavour == "generic" and config.groups.nested == "client" and config.groups.range_size is None
     templates = Templates(config.mapping)
     assert templates.user_attributes == ["displayName", "givenName", "sn", "uid"]
     assert templates.group_attributes == ["cn", "description"]
@@ -44,7 +45,7 @@ def test_the_example_config_loads_and_its_templates_compile():
 def test_minimal_config_gets_defaults():
     config = parse(MINIMAL)
     assert config.users.filter == "(objectClass=inetOrgPerson)"
-    assert config.groups.nested and config.groups.max_depth == 10
+    assert config.groups.nested == "client" and config.groups.max_depth == 10
     assert config.ldap.verify_certificates is True
 
 
@@ -131,3 +132,47 @@ def test_post_change_command_is_checked_at_load():
         MINIMAL + "    post_change_command: \"prosodyctl 'unbalanced\"\n"))
     config = parse(MINIMAL + "    post_change_command: [prosodyctl, shell, module, reload, groups, example.com]\n")
     assert config.outputs[0].post_change_command[0] == "prosodyctl"
+
+
+def test_the_ad_flavour_fills_in_only_what_the_config_leaves_out():
+    config = parse("flavour: ad\n" + MINIMAL.replace("groups:\n", "groups:\n  filter: (cn=xmpp-*)\n")
+                   + "mapping:\n  jid: '{{ mail | lower }}'\n")
+    assert config.users.filter == "(&(objectClass=user)(objectCategory=person))"
+    assert config.users.disabled == "ad" and config.users.uid_attribute == "sAMAccountName"
+    assert config.ldap.domain_scope is True
+    assert config.groups.filter == "(cn=xmpp-*)"  # set in the config: kept
+    assert config.mapping.jid == "{{ mail | lower }}"
+    assert config.mapping.group_name == "{{ cn }}"
+    templates = Templates(config.mapping)
+    assert "displayName" in templates.user_attributes
+    # without a flavour, the generic defaults
+    generic = parse(MINIMAL)
+    assert generic.flavour == "generic" and generic.users.disabled == "none" and not generic.ldap.domain_scope
+    # a flavour's setting can be turned back
+    assert parse("flavour: ad\n" + MINIMAL.replace("users:\n", "users:\n  disabled: none\n")).users.disabled == "none"
+
+
+def test_flavour_and_ad_keys_are_checked_with_their_path():
+    assert any(p.startswith("flavour: Input should be 'generic' or 'ad'") for p in problems("flavour: ads\n" + MINIMAL))
+    found = problems(MINIMAL.replace("groups:\n", "groups:\n  nested: sometimes\n  range_size: 0\n"))
+    assert any(p.startswith("groups.nested: Input should be 'client', 'in_chain' or 'off'") for p in found)
+    assert any(p.startswith("groups.range_size: Input should be greater than or equal to 1") for p in found)
+    found = problems(MINIMAL.replace("groups:\n", "groups:\n  membership: memberOf\n  range_size: 500\n"))
+    assert found == ["groups: range_size applies to the member values of groups (membership: group)"]
+
+
+@pytest.mark.parametrize(("given", "nested"), [("true", "client"), ("false", "off"), ("off", "off"),
+                                               ("client", "client"), ("in_chain", "in_chain")])
+def test_nested_true_and_false_keep_their_meaning(given, nested):
+    assert parse(MINIMAL.replace("groups:\n", f"groups:\n  nested: {given}\n")).groups.nested == nested
+
+
+def test_the_readme_active_directory_example_is_a_valid_config():
+    readme = (EXAMPLE.parent / "README.md").read_text()
+    section = readme[readme.index("### Active Directory"):]
+    block = section[section.index("```yaml\n") + 8:section.index("```\n", section.index("```yaml\n") + 8)]
+    config = parse(block + "outputs:\n  - path: /var/lib/prosody/groups.txt\n")
+    assert config.flavour == "ad" and config.ldap.domain_scope
+    assert config.users.filter == "(&(objectClass=user)(objectCategory=person))"
+    assert config.mapping.jid == "{{ sAMAccountName | lower }}@example.com"
+    assert Templates(config.mapping).user_attributes == ["cn", "displayName", "sAMAccountName"]

@@ -29,17 +29,6 @@ def slapd(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture(params=["ldap3", "python-ldap"])
-def backend(request):
-    """Every test that reads the directory runs with both backends."""
-    if request.param == "python-ldap":
-        try:
-            import ldap  # noqa: F401
-        except ImportError:
-            need("python-ldap is not installed (pip install -e '.[test]')")
-    return request.param
-
-
 @pytest.fixture
 def make_config(tmp_path, slapd, backend):
     """Write a config for the test slapd; keyword arguments override sections."""

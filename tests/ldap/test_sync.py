@@ -122,6 +122,18 @@ def test_membership_from_memberof(capsys, make_config, tmp_path):
     assert set(groups["All Staff"]) == jids(*EVERYONE)
 
 
+def test_freeipa_conventions_memberof_with_nesting_and_nsaccountlock(capsys, make_config, tmp_path):
+    """389-ds/FreeIPA: membership from the users' memberOf, nested groups
+    through the groups' own memberOf, locked accounts by nsAccountLock."""
+    code, report = sync_json(capsys, make_config(users={"disabled": "freeipa"}, groups={"membership": "memberOf"}))
+    assert code == 0
+    groups = groups_of(tmp_path / "groups.txt")
+    assert set(groups["Engineering"]) == jids("alice", "bob", "carol")  # carol through platform's memberOf
+    assert set(groups["disabled-mix"]) == jids("erin", "frank", "alice")  # dave: nsAccountLock TRUE
+    assert "dave@example.com" not in groups["All Staff"]
+    assert findings(report, "nesting-cycle")  # engineering and platform hold each other here too
+
+
 def test_templates_public_and_static_groups(capsys, make_config, tmp_path):
     config = make_config(
         mapping={"jid": "{{ mail | lower }}", "name": "{{ displayName }}", "name_fallback": "{{ uid }} (no name)",
