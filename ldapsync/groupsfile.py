@@ -89,6 +89,25 @@ class GroupsFile:
     #: roster depends on the order Prosody applies groups in.
     several_names: frozenset[str] = frozenset()
 
+    @classmethod
+    def of_model(cls, model: GroupsModel) -> GroupsFile:
+        """What Prosody holds after loading the file :func:`render` writes for
+        ``model``, built without reading the text: for a caller that has the
+        text verified elsewhere (see :func:`verify`) and needs the reading now."""
+        groups: dict[str, dict[str, str]] = {DEFAULT_GROUP: {}}
+        memberships: dict[str, list[str]] = {}
+        public = []
+        for group in model.groups:
+            members = group.members
+            groups.setdefault(group.name, {}).update(
+                members if None not in members.values() else {j: n or "" for j, n in members.items()})
+            if group.public:
+                public.append(group.name)
+            name = group.name
+            for jid in members:
+                memberships.setdefault(jid, []).append(name)
+        return cls(groups, memberships, public, frozenset(g.name for g in model.groups))
+
     @property
     def public_names(self) -> frozenset[str]:
         return frozenset(self.public)
@@ -452,22 +471,37 @@ def verify(text: str, model: GroupsModel, *, allow_nameless: bool = False) -> Gr
     """Read ``text`` as Prosody does and check that it means exactly
     ``model``; returns what was read.  Raises :class:`RenderError` if not."""
     back = parse(text)
+    problems = _verification_problems(back, model, allow_nameless)
+    if problems:
+        raise RenderError(problems)
+    return back
+
+
+def verification_problems(text: str, model: GroupsModel, *, allow_nameless: bool = False) -> list[str]:
+    """:func:`verify` as a list of problems (empty: ``text`` means ``model``),
+    plain data that can cross a process boundary."""
+    return _verification_problems(parse(text), model, allow_nameless)
+
+
+def _verification_problems(back: GroupsFile, model: GroupsModel, allow_nameless: bool) -> list[str]:
     leftovers = [d for d in back.diagnostics if not (allow_nameless and d.code == "nameless")]
     if leftovers or not back.means(model):
         detail = [str(d) for d in leftovers] or ["the text read back differs from the intended groups"]
-        raise RenderError(["verification failed: " + p for p in detail])
-    return back
+        return ["verification failed: " + p for p in detail]
+    return []
 
 
 def _lines(model: GroupsModel) -> Iterable[str]:
     for group in model.groups:
         yield f"[{'+' if group.public else ''}{group.name}]\n"
-        members = sorted(group.members.items())  # JIDs are distinct: names are never compared
-        if members and None not in group.members.values():
-            yield "\n".join(map("=".join, members))
+        members = group.members
+        jids = sorted(members)
+        if jids and None not in members.values():
+            yield "\n".join(map("=".join, zip(jids, map(members.__getitem__, jids))))
             yield "\n"
         else:
-            for jid, name in members:
+            for jid in jids:
+                name = members[jid]
                 yield f"{jid}\n" if name is None else f"{jid}={name}\n"
 
 

@@ -117,6 +117,7 @@ def resolve(users: Iterable[Entry], groups: Iterable[Entry], user_settings: User
     group_index: dict[str, Entry] = {}
     for entry in groups:
         group_index[dnlib.normalize(entry.dn)] = entry
+    del groups  # a caller that hands its list over frees each group's member values as they are resolved
     users_base = dnlib.normalize(user_settings.base)
 
     direct_users: dict[str, set[str]] = {}

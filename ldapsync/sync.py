@@ -22,7 +22,7 @@ from ldapsync.mapping import Mapped, Templates, map_directory, model_for
 from ldapsync.membership import PRESET_ATTRIBUTES, Finding, Memberships, resolve
 from ldapsync import dn as dnlib
 from ldapsync.model import GroupsModel
-from ldapsync.speed import without_cycle_collector
+from ldapsync.speed import ChildFailed, Parallel, without_cycle_collector
 from ldapsync.writer import CommandResult, WriteResult, run_post_change, write_if_changed
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def _reason_kind(reason: str) -> str:
 class OutputResult:
     output: Output
     model: GroupsModel
-    text: str
+    data: bytes  # the file's content
     changed: bool
     diff: difflib.Diff | None = None
     written: WriteResult | None = None
@@ -140,7 +140,11 @@ def fetch(config: Config, password: str | None, *, progress: bool | None = None)
         searches, range_searches = directory.searches, directory.range_searches
     fetch_seconds = time.monotonic() - started
     log.info("read %d users and %d groups in %.1f s", len(users), len(groups), fetch_seconds)
-    members = resolve(users, groups, us, gs, disabled)
+    # Handed over: resolve() then holds the only references, and lets go of
+    # each group's member values once they are resolved.
+    fetched = {"users": users, "groups": groups}
+    del users, groups
+    members = resolve(fetched.pop("users"), fetched.pop("groups"), us, gs, disabled)
     if chains is not None:
         ad.apply_in_chain(members, chains)
     mapped = map_directory(config, templates, members)
@@ -201,21 +205,9 @@ def run(config: Config, password: str | None, *, dry_run: bool = False, progress
     models = [model_for(output, snapshot.mapped) for output in config.outputs]
     snapshot.shed()
     for output, model in zip(config.outputs, models):
-        # An unchanged file is not written, so it needs no reading back; a
-        # changed one is verified, and what was read serves the diff too.
-        text = _guard(output, groupsfile.render_unverified, model)
-        old_bytes = current_bytes(output)
-        old = None if old_bytes is None else old_bytes.decode("utf-8", "surrogateescape")
-        out = OutputResult(output, model, text, old != text)
-        if out.changed:
-            new_file = _guard(output, groupsfile.verify, text, model)
-            old_file = groupsfile.parse(old or "")
-            out.diff = difflib.diff(old_file, new_file)
-            problems += safety.check(output.path, output.safety, None if old is None else old_file.to_model(),
-                                     model, out.diff)
-            verb = "Would write" if dry_run else "Write"
-            changes_log.log(CHANGE, "%s %s: %s", verb, output.path, out.diff.summary())
+        out, old_bytes, refusals = _plan(output, model, dry_run)
         planned.append((out, old_bytes))
+        problems += refusals
     if problems:
         if force is None:
             raise safety.Refused(problems)
@@ -225,13 +217,47 @@ def run(config: Config, password: str | None, *, dry_run: bool = False, progress
         if not dry_run:
             if out.changed and old_bytes is not None:
                 backups.keep(output, old_bytes)
-            out.written = write_if_changed(output.path, out.text.encode("utf-8"), mode=output.mode,
+            out.written = write_if_changed(output.path, out.data, mode=output.mode,
                                            owner=output.owner, group=output.group)
             if out.written.changed and output.post_change_command:
                 out.command, out.check_problem = after_change(output)
         result.outputs.append(out)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _plan(output: Output, model: GroupsModel, dry_run: bool) -> tuple[OutputResult, bytes | None, list[str]]:
+    """What to do with one output: its new content, whether it changed, the
+    diff and the safety limits it exceeds; and the current content.
+
+    An unchanged file is not written, so it needs no reading back.  A changed
+    one is read back as Prosody reads it, on the other core while the old
+    file is read and the diff worked out, and must mean exactly the model,
+    whose reading the diff uses meanwhile."""
+    text = _guard(output, groupsfile.render_unverified, model)
+    data = text.encode("utf-8")
+    old_bytes = current_bytes(output)
+    out = OutputResult(output, model, data, old_bytes != data)
+    if not out.changed:
+        return out, old_bytes, []
+    check = Parallel(lambda: groupsfile.verification_problems(text, model))
+    try:
+        old_file = groupsfile.parse("" if old_bytes is None else old_bytes.decode("utf-8", "surrogateescape"))
+        out.diff = difflib.diff(old_file, groupsfile.GroupsFile.of_model(model))
+        refusals = safety.check(output.path, output.safety, None if old_bytes is None else old_file.to_model(),
+                                model, out.diff)
+    except BaseException:
+        check.discard()
+        raise
+    try:
+        failed = check.result()
+    except ChildFailed as exc:
+        failed = [f"verification failed: {exc}"]
+    if failed:
+        raise UserError(f"{output.path}: {groupsfile.RenderError(failed)}", ExitCode.DATAERR)
+    verb = "Would write" if dry_run else "Write"
+    changes_log.log(CHANGE, "%s %s: %s", verb, output.path, out.diff.summary())
+    return out, old_bytes, refusals
 
 
 def after_change(output: Output) -> tuple[CommandResult, str | None]:

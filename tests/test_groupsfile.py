@@ -6,7 +6,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from ldapsync.groupsfile import RenderError, _member_problems, parse, render, sanitise, unrepresentable
+from ldapsync.groupsfile import GroupsFile, RenderError, _member_problems, parse, render, sanitise, unrepresentable
 from ldapsync.model import GroupsModel, SharedGroup
 
 
@@ -318,6 +318,19 @@ def test_members_checked_in_bulk_are_checked_like_one_by_one(m, allow_nameless):
     member_problems = [p for p in unrepresentable(m, allow_nameless=allow_nameless) if ": member " in p]
     assert bool(member_problems) == bool(one_by_one)
     assert {p for p in member_problems if "here but" not in p} <= set(one_by_one)
+
+
+@settings(max_examples=400, deadline=None)
+@given(models())
+def test_the_reading_of_a_model_is_what_parsing_its_file_gives(m):
+    try:
+        text = render(m, allow_nameless=True)
+    except RenderError:
+        assume(False)
+    read, built = parse(text), GroupsFile.of_model(m)
+    assert list(built.groups.items()) == list(read.groups.items())
+    assert built.memberships == read.memberships and list(built.public) == list(read.public)
+    assert built.declared == read.declared and built.several_names == read.several_names
 
 
 @settings(max_examples=300, deadline=None)

@@ -135,7 +135,8 @@ class CuttingProxy:
         self.target_port, self.limit = target_port, limit
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
 
     def _accept(self) -> None:
         while True:
@@ -170,7 +171,14 @@ class CuttingProxy:
             s.close()
 
     def close(self) -> None:
+        """Stop accepting (shutdown wakes the blocked accept; close alone
+        does not) and wait for the thread: later tests count on no threads."""
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.listener.close()
+        self.thread.join(timeout=10)
 
 
 def test_a_connection_dropped_in_the_middle_of_a_paged_search(capsys, make_config, tmp_path, slapd):
@@ -233,6 +241,34 @@ def test_a_full_disk_leaves_the_old_file(capsys, make_config, tmp_path):
         assert sorted(p.name for p in disk.iterdir()) == [".groups.txt.ldapsync.lock", "filler", "groups.txt"]
     finally:
         subprocess.run(["umount", str(disk)])
+
+
+@pytest.mark.parametrize("failure", ["problem", "crash"])
+def test_a_file_that_fails_verification_is_not_written(capsys, make_config, tmp_path, monkeypatch, failure):
+    """The text is read back in a worker process while the diff is worked out:
+    a problem it finds, or the worker dying, stops the write."""
+    import os
+
+    from ldapsync import groupsfile
+
+    parent = os.getpid()
+
+    def broken(text, model, **_):
+        if failure == "crash":
+            if os.getpid() == parent:  # never kill the test run itself
+                raise RuntimeError(f"the check ran in the test process, not in a worker (threads running: "
+                                   f"{threading.enumerate()})")
+            os._exit(3)
+        return ["verification failed: injected"]
+
+    monkeypatch.setattr(groupsfile, "verification_problems", broken)
+    target = write_old(tmp_path)
+    config = make_config(outputs=[{"path": str(target), "safety": {"max_groups_removed_percent": None,
+                                                                   "max_members_removed_percent": None}}])
+    code, _, err = run(capsys, "run", "-c", config)
+    assert code == 65 and str(target) in err, err
+    assert ("verification failed: injected" if failure == "problem" else "worker process ended with 3") in err
+    assert target.read_bytes() == OLD
 
 
 # --- security ---------------------------------------------------------------------------

@@ -1,0 +1,49 @@
+"""The worker process that verifies a file while the diff is worked out."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from ldapsync.speed import ChildFailed, Parallel
+
+
+def test_the_value_comes_from_a_child_process():
+    parent = os.getpid()
+    job = Parallel(lambda: [os.getpid(), "done"])
+    pid, word = job.result()
+    assert word == "done" and pid != parent
+
+
+def test_a_child_that_dies_or_raises_gives_no_value(capfd):
+    with pytest.raises(ChildFailed, match="ended with 5"):
+        Parallel(lambda: os._exit(5)).result()
+
+    def fail():
+        raise ValueError("boom")
+
+    with pytest.raises(ChildFailed, match="ended with 1"):
+        Parallel(fail).result()
+    assert "ValueError: boom" in capfd.readouterr().err
+
+
+def test_with_threads_running_it_runs_in_this_process():
+    stop = threading.Event()
+    helper = threading.Thread(target=stop.wait)
+    helper.start()
+    try:
+        assert Parallel(os.getpid).result() == os.getpid()
+    finally:
+        stop.set()
+        helper.join()
+
+
+def test_discard_stops_the_child():
+    job = Parallel(lambda: threading.Event().wait(60))
+    pid = job._pid
+    assert pid is not None
+    job.discard()
+    with pytest.raises(ChildProcessError):  # killed and reaped: no child of that number is left
+        os.waitpid(pid, 0)
