@@ -19,7 +19,8 @@ import ldap
 from ldap.controls import LDAPControl, SimplePagedResultsControl
 
 from ldapsync.config import LdapSettings
-from ldapsync.directory import DOMAIN_SCOPE, DirectoryError, Entry, complete_ranges, ldapsearch_command, search_failed
+from ldapsync.directory import (DOMAIN_SCOPE, DirectoryError, Entry, complete_ranges, decode_attributes,
+                                ldapsearch_command, search_failed)
 from ldapsync.errors import ExitCode, UserError
 
 log = logging.getLogger("ldapsync.directory")
@@ -129,7 +130,7 @@ class PythonLdapDirectory:
             raise DirectoryError(f"reading {', '.join(attributes)} of {dn} failed: {_reason(exc)}") from None
         for entry_dn, entry in found:
             if entry_dn is not None:
-                return _decode(entry)
+                return decode_attributes(entry)
         return {}
 
     def search(self, base: str, filter: str, attributes: Sequence[str], scope: str = "sub",
@@ -165,7 +166,7 @@ class PythonLdapDirectory:
                     count += 1
                     if self.progress and count % 5000 == 0:
                         print(f"\rfetching {what}: {count:,}", end="", file=sys.stderr, flush=True)
-                    yield Entry(dn, _decode(entry))
+                    yield Entry(dn, decode_attributes(entry))
         except DirectoryError:
             raise
         except ldap.SIZELIMIT_EXCEEDED:
@@ -187,10 +188,6 @@ class PythonLdapDirectory:
             if self.progress and count >= 5000:
                 print("", file=sys.stderr)
         log.debug("search for %s returned %d entries in %.2f s", what, count, time.monotonic() - started)
-
-
-def _decode(entry: dict[str, list[bytes]]) -> dict[str, list[str]]:
-    return {k.lower(): [v.decode("utf-8", "surrogateescape") for v in values] for k, values in entry.items()}
 
 
 def _port_open(url: str) -> bool:
