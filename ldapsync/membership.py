@@ -100,8 +100,8 @@ def resolve(users: Iterable[Entry], groups: Iterable[Entry], user_settings: User
     seen: dict[str, str] = {}
     by_uid: dict[str, str] = {}  # memberUid values, lower-cased, likewise
     uid_attr = user_settings.uid_attribute.lower()
-    for entry in users:
-        key = dnlib.normalize(entry.dn)
+    users = list(users)
+    for entry, key in zip(users, dnlib.normalize_many([entry.dn for entry in users])):
         user_index[key] = entry
         reason = disabled_reason(entry, user_settings.disabled)
         if reason is None and disabled_by_filter is not None and key in disabled_by_filter:

@@ -1,8 +1,10 @@
 """DN comparison keys: every spelling of one entry gives one key."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from ldapsync.dn import is_under, normalize, strip_uid_suffix
+from ldapsync.dn import is_under, normalize, normalize_many, strip_uid_suffix
 
 
 @pytest.mark.parametrize(
@@ -30,3 +32,13 @@ def test_uid_suffix_and_subtree():
     assert strip_uid_suffix("cn=a#b,dc=x") == "cn=a#b,dc=x"
     assert is_under(normalize("uid=a,OU=People,dc=x"), normalize("ou=people,dc=x"))
     assert not is_under(normalize("uid=a,ou=peoplex,dc=x"), normalize("ou=people,dc=x"))
+
+
+DN_PARTS = st.sampled_from(["uid=", "cn=", "ou=", "dc=", "Alice", "BOB", "ΣΑΣ", "Σ", "ß", "İ", ",", "=", " ", "\n",
+                            "\t", "\\2C", "\\,", '"', "+", "x"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.lists(DN_PARTS, max_size=8).map("".join), max_size=6))
+def test_many_dns_at_once_give_the_keys_of_one_at_a_time(dns):
+    assert normalize_many(dns) == [normalize(dn) for dn in dns]
