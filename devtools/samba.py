@@ -22,15 +22,14 @@ import argparse
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from devtools.process import ServerProcess, which
 from devtools.slapd import make_certificates, tls_missing
 
 REALM = "EXAMPLE.TEST"
@@ -46,16 +45,12 @@ PORTS = (389, 636, 3268, 3269)
 START_TIMEOUT = 30.0
 
 
-def _which(tool: str) -> str | None:
-    return shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/usr/local/sbin:/usr/bin")
-
-
 def missing() -> str | None:
     """None when a Samba DC can run here, else the reason it cannot."""
     if os.geteuid() != 0:
         return "a Samba AD DC needs root"
     for tool in ("samba", "samba-tool"):
-        if _which(tool) is None:
+        if which(tool) is None:
             return (f"{tool} is not installed (Debian packages samba samba-dsdb-modules samba-vfs-modules "
                     "samba-ad-provision)")
     if not Path(SYSTEM_PYTHON).exists() or subprocess.run(
@@ -64,7 +59,9 @@ def missing() -> str | None:
     if tls_missing():
         return tls_missing()
     if free_address() is None:
-        return "no loopback address 127.0.0.2-127.0.0.30 has the ports 389, 636, 3268 and 3269 free"
+        return ("no loopback address 127.0.0.2-127.0.0.30 has the ports 389, 636, 3268 and 3269 free; a system "
+                "slapd or samba listening on every address takes them (see: ss -ltnp 'sport = :389'; "
+                "systemctl stop slapd)")
     return None
 
 
@@ -115,8 +112,10 @@ def ou(dn: str) -> dict:
     return {"dn": dn, "objectClass": "organizationalUnit"}
 
 
-class SambaDC:
+class SambaDC(ServerProcess):
     """One samba process serving a domain provisioned into ``directory``."""
+
+    name = "samba"
 
     def __init__(self, directory: Path, entries: list[dict], passwords: dict[str, str] | None = None,
                  links: Sequence[tuple[str, str]] = ()) -> None:
@@ -124,13 +123,12 @@ class SambaDC:
         self.entries = entries
         self.passwords = passwords or {}
         self.links = [list(link) for link in links]
-        self.proc: subprocess.Popen | None = None
         self.address = free_address() or "127.0.0.2"
         self.url = f"ldap://{self.address}"
         self.ldaps_url = f"ldaps://{self.address}"
         self.conf = self.dir / "etc" / "smb.conf"
         self.ca_file = self.dir / "tls" / "ca.pem"
-        self.log_file = self.dir / "samba.log"
+        super().__init__(self.dir / "samba.log")
 
     def __enter__(self) -> SambaDC:
         self.start()
@@ -157,7 +155,7 @@ class SambaDC:
             "winbindd socket directory": d / "winbindd",
             "ntp signd socket directory": d / "ntp",
         }
-        self._run([_which("samba-tool"), "domain", "provision", "--use-rfc2307", f"--realm={REALM}",
+        self._run([which("samba-tool"), "domain", "provision", "--use-rfc2307", f"--realm={REALM}",
                    f"--domain={DOMAIN}", "--server-role=dc", "--dns-backend=NONE",
                    # a long container host name would not do as a NetBIOS name
                    "--host-name=dc1", f"--adminpass={ADMIN_PASSWORD}", f"--targetdir={d}",
@@ -187,41 +185,8 @@ class SambaDC:
         if not self.conf.exists():
             self.provision()
             self.seed()
-        log = open(self.log_file, "ab")
-        self.proc = subprocess.Popen([_which("samba"), "-i", "-M", "single", "-s", str(self.conf)],
-                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.proc = None
-                raise RuntimeError(f"samba exited at startup:\n{self.log_tail()}")
-            try:
-                socket.create_connection((self.address, 389), timeout=0.2).close()
-                socket.create_connection((self.address, 636), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"samba did not answer on {self.address}:389 within {START_TIMEOUT:.0f} s:\n"
-                           f"{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
-
-    def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_file.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
+        self.launch([which("samba"), "-i", "-M", "single", "-s", str(self.conf)])
+        self.wait_for_ports(self.address, [389, 636], START_TIMEOUT)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,9 +24,10 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from devtools.process import ServerProcess, which
 
 BASE = "dc=example,dc=com"
 ADMIN_DN = f"cn=admin,{BASE}"
@@ -138,7 +139,7 @@ _SRCH = re.compile(rb" op=\d+ SRCH base=")
 def missing() -> str | None:
     """None when slapd can run here, else the reason it cannot."""
     for tool in ("slapd", "slapadd"):
-        if _which(tool) is None:
+        if which(tool) is None:
             return f"{tool} is not installed (Debian packages slapd, ldap-utils)"
     if not (MODULE_PATH / "back_mdb.so").exists():
         return f"{MODULE_PATH}/back_mdb.so is missing (Debian package slapd)"
@@ -150,11 +151,6 @@ def tls_missing() -> str | None:
     if shutil.which("openssl") is None:
         return "the openssl command is not installed (Debian package openssl)"
     return None
-
-
-def _which(tool: str) -> str | None:
-    # Debian installs the slap* tools in /usr/sbin, which is not on a user's PATH.
-    return shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/usr/local/sbin")
 
 
 def _subject_arg(dn: str) -> str:
@@ -228,7 +224,7 @@ def bulk_users_ldif(n: int, base: str = f"ou=bulk,{BASE}") -> str:
     return "\n".join(parts)
 
 
-class Slapd:
+class Slapd(ServerProcess):
     """One slapd process whose config, database, pid file and log all live in
     `directory`. The first start() loads the LDIF into a fresh database;
     restart() keeps the data.
@@ -238,6 +234,8 @@ class Slapd:
     `ldaps_url`; `ca_file`, `client_cert_file` and `client_key_file` name the
     files a client needs. A client presenting the client certificate over TLS
     binds with SASL EXTERNAL as SYNC_DN."""
+
+    name = "slapd"
 
     def __init__(
         self,
@@ -271,8 +269,7 @@ class Slapd:
             self.server_cert_file, self.server_key_file = certs / "server.pem", certs / "server.key"
             self.client_cert_file, self.client_key_file = certs / "client.pem", certs / "client.key"
         self.config = self.dir / "slapd.conf"
-        self.log_path = self.dir / "slapd.log"
-        self.proc: subprocess.Popen | None = None
+        super().__init__(self.dir / "slapd.log")
         self._loaded = False
 
     def __enter__(self) -> Slapd:
@@ -288,25 +285,8 @@ class Slapd:
         if not self._loaded:
             self._load()
         listen = f"{self.url}/" + (f" {self.ldaps_url}/" if self.tls else "")
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [_which("slapd") or "slapd", "-h", listen, "-f", str(self.config), "-d", "stats"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir,
-            )
-        self._wait_for_port(self.port)
-        if self.tls:
-            self._wait_for_port(self.tls_port)
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
+        self.launch([which("slapd") or "slapd", "-h", listen, "-f", str(self.config), "-d", "stats"], cwd=self.dir)
+        self.wait_for_ports("127.0.0.1", [self.port, *([self.tls_port] if self.tls else [])], START_TIMEOUT)
 
     def restart(self) -> None:
         self.stop()
@@ -337,31 +317,12 @@ class Slapd:
             files.append(extra)
         for path in files:
             out = subprocess.run(
-                [_which("slapadd") or "slapadd", "-q", "-f", str(self.config), "-l", str(path)],
+                [which("slapadd") or "slapadd", "-q", "-f", str(self.config), "-l", str(path)],
                 capture_output=True, text=True, timeout=600,
             )
             if out.returncode != 0:
                 raise RuntimeError(f"slapadd {path} failed:\n{out.stdout}{out.stderr}")
         self._loaded = True
-
-    def _wait_for_port(self, port: int) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.proc = None
-                raise RuntimeError(f"slapd exited at startup:\n{self.log_tail()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"slapd did not answer on port {port} within {START_TIMEOUT:.0f} s:\n{self.log_tail()}")
-
-    def log_tail(self, chars: int = 4000) -> str:
-        if not self.log_path.exists():
-            return ""
-        return self.log_path.read_bytes()[-chars:].decode("utf-8", "replace")
 
     def mark(self) -> int:
         """A position in the log, for search_count(); the log survives restarts."""

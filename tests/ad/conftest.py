@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,9 @@ HOST = "example.test"
 @pytest.fixture(scope="session")
 def samba(tmp_path_factory):
     """The DC, on its own loopback address; tests must not change the data."""
+    if os.geteuid() != 0:
+        # skipped even with LDAPSYNC_REQUIRE_REAL=1: CI runs as root, where a missing Samba fails
+        pytest.skip("a Samba AD DC needs root")
     need(harness.missing())
     dc = harness.SambaDC(tmp_path_factory.mktemp("samba"), entries(), {SYNC_DN: SYNC_PASSWORD}, links=[CYCLE])
     dc.start()

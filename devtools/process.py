@@ -1,0 +1,71 @@
+"""What the throwaway servers of the tests (slapd, the Samba DC) share: a
+child process with a log file, started, waited for and stopped the same way."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+START_TIMEOUT = 30.0
+
+
+def which(tool: str) -> str | None:
+    """A server tool, also where Debian installs them (/usr/sbin is not on a user's PATH)."""
+    return shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/usr/local/sbin:/usr/bin")
+
+
+class ServerProcess:
+    """A server run as a child process whose output goes to ``log_path``."""
+
+    name = "server"
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def launch(self, argv: Sequence[str], cwd: Path | None = None) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, cwd=cwd)
+
+    def wait_for_ports(self, address: str, ports: Sequence[int], timeout: float = START_TIMEOUT) -> None:
+        """Until every port accepts connections; stops the server and raises,
+        with the end of its log, if it exits or does not answer in time."""
+        assert self.proc is not None, "launch() first"
+        deadline = time.monotonic() + timeout
+        waiting = list(ports)
+        while waiting and time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.proc = None
+                raise RuntimeError(f"{self.name} exited at startup:\n{self.log_tail()}")
+            try:
+                socket.create_connection((address, waiting[0]), timeout=0.2).close()
+                waiting.pop(0)
+            except OSError:
+                time.sleep(0.02)
+        if waiting:
+            self.stop()
+            raise RuntimeError(f"{self.name} did not answer on {address}:{waiting[0]} within {timeout:.0f} s:\n"
+                               f"{self.log_tail()}")
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 10 s."""
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_bytes()[-chars:].decode("utf-8", "replace")
+        except OSError:
+            return ""
