@@ -20,9 +20,8 @@ from ldap3.utils.conv import escape_filter_chars
 
 from ldapsync import dn as dnlib
 from ldapsync.config import Config
-from ldapsync.directory import Entry
-from ldapsync.groupsfile import clean_text
-from ldapsync.mapping import Templates, _bounded, _selected
+from ldapsync.directory import Entry, parenthesized
+from ldapsync.mapping import Templates, cleaned_name, selected
 from ldapsync.membership import Memberships
 
 log = logging.getLogger(__name__)
@@ -32,10 +31,7 @@ IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN
 
 def in_chain_filter(user_filter: str, group_dn: str) -> str:
     """The filter for the users in ``group_dn`` at any depth."""
-    user_filter = user_filter.strip()
-    if not user_filter.startswith("("):
-        user_filter = f"({user_filter})"
-    return f"(&{user_filter}(memberOf:{IN_CHAIN}:={escape_filter_chars(group_dn)}))"
+    return f"(&{parenthesized(user_filter)}(memberOf:{IN_CHAIN}:={escape_filter_chars(group_dn)}))"
 
 
 def selected_groups(config: Config, templates: Templates, groups: Iterable[Entry]) -> list[Entry]:
@@ -47,11 +43,11 @@ def selected_groups(config: Config, templates: Templates, groups: Iterable[Entry
     for entry in groups:
         try:
             # the shared name exactly as ldapsync.mapping makes it
-            name = _bounded(clean_text(templates.render("group_name", entry, templates.group_attributes)))
+            name = cleaned_name(templates.render("group_name", entry, templates.group_attributes))
         except TemplateError:
             chosen.append(entry)
             continue
-        if _selected(name, gs.include, gs.exclude):
+        if selected(name, gs.include, gs.exclude):
             chosen.append(entry)
     return chosen
 

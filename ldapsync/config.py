@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import shlex
 import stat
 from pathlib import Path
@@ -151,7 +152,7 @@ class GroupSettings(_Strict):
     # ranges groups of more than 1,500 members by itself, and those are always
     # read completely; this makes ldapsync ask for ranges itself (Samba never
     # ranges unasked).  Unset: ask for member.
-    range_size: Annotated[int, Field(ge=1)] | None = None
+    range_size: Annotated[int, Field(ge=1, le=100_000)] | None = None
     include: list[str] = Field(default_factory=lambda: ["*"])
     exclude: list[str] = Field(default_factory=list)
     public: list[str] = Field(default_factory=list)
@@ -368,6 +369,19 @@ class Config(_Strict):
         return data
 
     @model_validator(mode="after")
+    def _ad_features_need_ad(self) -> Config:
+        # Other servers ignore a ranged attribute and the in-chain rule and
+        # answer with no members: groups would be emptied without an error.
+        if self.flavour != "ad":
+            if self.groups.range_size is not None:
+                raise ValueError("groups.range_size: member ranges are an Active Directory feature (other servers "
+                                 "answer with no members); set flavour: ad, or leave range_size out")
+            if self.groups.nested == "in_chain":
+                raise ValueError("groups.nested: in_chain is an Active Directory rule (other servers answer with no "
+                                 "members); set flavour: ad, or use nested: client")
+        return self
+
+    @model_validator(mode="after")
     def _metrics_need_state(self) -> Config:
         if (self.metrics.textfile or self.metrics.listen) and self.state.path is None:
             raise ValueError("metrics come from the state file: set state.path too")
@@ -438,6 +452,9 @@ def parse(text: str, source: str = "<config>") -> Config:
         raise ConfigError(source, [_describe(error) for error in exc.errors()]) from None
 
 
+_KEY_FIRST = re.compile(r"[a-z_]+(\.[a-z_]+)+: ")
+
+
 def _describe(error: dict) -> str:
     loc = [str(p) for p in error["loc"]]
     path = ".".join(p if not p.isdigit() else f"[{p}]" for p in loc).replace(".[", "[") or "(top level)"
@@ -452,6 +469,8 @@ def _describe(error: dict) -> str:
     message = error["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
+    if not loc and _KEY_FIRST.match(message):
+        return message  # a rule across sections that names its key itself
     if error["type"] == "missing":
         message = "required, but missing"
     return f"{path}: {message}"

@@ -253,8 +253,7 @@ def complete_ranges(directory, entries: Iterator[Entry], what: str) -> Iterator[
         log.info("read %s of %s in ranges, with %d more searches", values, dn, n)
 
     try:
-        for entry in ranges.completed(entries, fetch, Entry, counted):
-            yield entry
+        yield from ranges.completed(entries, fetch, Entry, counted)
     except ranges.RangeError as exc:
         raise DirectoryError(f"search for {what}: incomplete ranged answer: {exc}") from None
 
@@ -309,6 +308,13 @@ def open_directory(settings: LdapSettings, password: str | None, *, progress: bo
         else:
             return PythonLdapDirectory(settings, password, progress=progress)
     return Directory(settings, password, progress=progress)
+
+
+def parenthesized(filter: str) -> str:
+    """A filter from the config with its outer parentheses, which RFC 4515
+    requires and configs often leave out, so that it can be combined."""
+    filter = filter.strip()
+    return filter if filter.startswith("(") else f"({filter})"
 
 
 def decode_attributes(raw: dict[str, list[bytes]]) -> dict[str, list[str]]:

@@ -199,7 +199,7 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
             except TemplateError as exc:
                 findings.append(Finding("template-error", entry.dn, f"mapping.group_name failed: {exc}"))
                 continue
-        shared = _bounded(clean_text(raw))
+        shared = cleaned_name(raw)
         if shared != raw:
             findings.append(Finding("name-cleaned", entry.dn, f"group name {_short(raw)!r} cleaned to "
                                                               f"{_short(shared)!r}"))
@@ -207,7 +207,7 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
             findings.append(Finding("group-name-empty", entry.dn, "mapping.group_name gives an empty name; group "
                                                                   "left out"))
             continue
-        if not _selected(shared, gs.include, gs.exclude):
+        if not selected(shared, gs.include, gs.exclude):
             continue
         group = SharedGroup(shared, dict(filter(None, map(jid_and_name, members.members.get(key, ())))),
                             any(fnmatch.fnmatchcase(shared, p) for p in gs.public))
@@ -250,7 +250,7 @@ def _display_name(templates: Templates, entry: Entry, jid: str, raw: str | None,
         except TemplateError as exc:
             findings.append(Finding("template-error", entry.dn, f"mapping.name failed: {exc}"))
             raw = ""
-    name = _bounded(clean_text(raw))
+    name = cleaned_name(raw)
     if name != raw:
         findings.append(Finding("name-cleaned", entry.dn, f"display name {_short(raw)!r} cleaned to "
                                                           f"{_short(name)!r}"))
@@ -262,13 +262,16 @@ def _display_name(templates: Templates, entry: Entry, jid: str, raw: str | None,
     except TemplateError as exc:
         findings.append(Finding("template-error", entry.dn, f"mapping.name_fallback failed: {exc}"))
         fallback = node
-    return _bounded(clean_text(fallback)) or node
+    return cleaned_name(fallback) or node
 
 
 MAX_NAME = 256  # characters: a 1 MB display name would reach every roster
 
 
-def _bounded(text: str) -> str:
+def cleaned_name(raw: str) -> str:
+    """A rendered name as the groups file gets it: control characters and
+    line breaks cleaned away, at most MAX_NAME characters."""
+    text = clean_text(raw)
     return text if len(text) <= MAX_NAME else text[:MAX_NAME].rstrip()
 
 
@@ -276,11 +279,12 @@ def _short(text: str) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _selected(name: str, include: list[str], exclude: list[str]) -> bool:
+def selected(name: str, include: list[str], exclude: list[str]) -> bool:
+    """Whether shell patterns ``include`` and not ``exclude`` select a shared group name."""
     return any(fnmatch.fnmatchcase(name, p) for p in include) and not any(
         fnmatch.fnmatchcase(name, p) for p in exclude)
 
 
 def model_for(output: Output, mapped: Mapped) -> GroupsModel:
     """The groups one output file holds: its own selection of the groups."""
-    return GroupsModel.of(g for name, g in mapped.groups.items() if _selected(name, output.include, output.exclude))
+    return GroupsModel.of(g for name, g in mapped.groups.items() if selected(name, output.include, output.exclude))

@@ -57,8 +57,10 @@ def parse(name: str) -> Range | None:
     found = _RANGE.match(name)
     if found is None:
         return None
-    high = found["high"]
-    return Range(found["attr"], int(found["low"]), None if high == "*" else int(high))
+    low, high = int(found["low"]), None if found["high"] == "*" else int(found["high"])
+    if high is not None and high < low:
+        raise RangeError(f"the server answered {name}, a range that ends before it starts")
+    return Range(found["attr"], low, high)
 
 
 def request(attribute: str, low: int, high: int | None = None) -> str:

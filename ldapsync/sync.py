@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from ldapsync import ad, backups, groupsfile, ranges, safety
 from ldapsync import diff as difflib
 from ldapsync.config import Config, Output
-from ldapsync.directory import open_directory
+from ldapsync.directory import open_directory, parenthesized
 from ldapsync.errors import ExitCode, UserError
 from ldapsync.mapping import Mapped, Templates, map_directory, model_for
 from ldapsync.membership import PRESET_ATTRIBUTES, Finding, Memberships, resolve
@@ -133,8 +133,8 @@ def fetch(config: Config, password: str | None, *, progress: bool | None = None)
         groups = list(directory.search(gs.base, gs.filter, sorted(group_attrs), gs.scope, "groups"))
         disabled = None
         if us.disabled_filter:
-            found = directory.search(us.base, f"(&{_wrap(us.filter)}{_wrap(us.disabled_filter)})", [], us.scope,
-                                     "disabled users")
+            both = f"(&{parenthesized(us.filter)}{parenthesized(us.disabled_filter)})"
+            found = directory.search(us.base, both, [], us.scope, "disabled users")
             disabled = {dnlib.normalize(e.dn) for e in found}
         chains = ad.in_chain_members(directory, config, templates, groups) if gs.nested == "in_chain" else None
         searches, range_searches = directory.searches, directory.range_searches
@@ -149,11 +149,6 @@ def fetch(config: Config, password: str | None, *, progress: bool | None = None)
         ad.apply_in_chain(members, chains)
     mapped = map_directory(config, templates, members)
     return Snapshot(config, templates, members, mapped, searches, fetch_seconds, range_searches)
-
-
-def _wrap(text: str) -> str:
-    text = text.strip()
-    return text if text.startswith("(") else f"({text})"
 
 
 def render_output(output: Output, snapshot: Snapshot) -> tuple[GroupsModel, str]:

@@ -38,8 +38,19 @@ def test_the_example_config_loads_and_its_templates_compile():
     assert config.groups.public == ["All Staff"]
     assert config.flavour == "generic" and config.groups.nested == "client" and config.groups.range_size is None
     templates = Templates(config.mapping)
-    assert templates.user_attributes == ["displayName", "givenName", "sn", "uid"]
+    assert templates.user_attributes == ["cn", "displayName", "uid"]
     assert templates.group_attributes == ["cn", "description"]
+
+
+def test_the_example_config_leaves_the_flavour_its_keys():
+    """A sysadmin who copies the example and sets flavour: ad gets the AD defaults."""
+    text = EXAMPLE.read_text().replace("flavour: generic", "flavour: ad")
+    config = parse(text)
+    assert config.ldap.domain_scope and config.users.disabled == "ad"
+    assert config.users.filter == "(&(objectClass=user)(objectCategory=person))"
+    assert config.users.uid_attribute == "sAMAccountName" and config.groups.filter == "(objectClass=group)"
+    assert config.mapping.jid == "{{ (userPrincipalName or mail) | lower }}"
+    assert config.mapping.group_name == "{{ cn }}"
 
 
 def test_minimal_config_gets_defaults():
@@ -164,7 +175,16 @@ def test_flavour_and_ad_keys_are_checked_with_their_path():
 @pytest.mark.parametrize(("given", "nested"), [("true", "client"), ("false", "off"), ("off", "off"),
                                                ("client", "client"), ("in_chain", "in_chain")])
 def test_nested_true_and_false_keep_their_meaning(given, nested):
-    assert parse(MINIMAL.replace("groups:\n", f"groups:\n  nested: {given}\n")).groups.nested == nested
+    assert parse("flavour: ad\n" + MINIMAL.replace("groups:\n", f"groups:\n  nested: {given}\n")).groups.nested == nested
+
+
+def test_ad_features_need_the_ad_flavour():
+    # slapd answers member;range=0-499 and the in-chain rule with no members: groups would empty silently
+    assert problems(MINIMAL.replace("groups:\n", "groups:\n  range_size: 500\n")) == [
+        "groups.range_size: member ranges are an Active Directory feature (other servers answer with no members); "
+        "set flavour: ad, or leave range_size out"]
+    assert problems(MINIMAL.replace("groups:\n", "groups:\n  nested: in_chain\n"))[0].startswith(
+        "groups.nested: in_chain is an Active Directory rule")
 
 
 def test_the_readme_active_directory_example_is_a_valid_config():

@@ -82,6 +82,8 @@ def test_an_answer_that_does_not_follow_on_fails():
         ranges.complete("cn=big", {"member;range=5-9": ["x"]}, group.fetch)
     with pytest.raises(RangeError):  # the same range again: never an endless loop
         ranges.complete("cn=big", group.answer(0, None), lambda dn, wanted: group.answer(0, None))
+    with pytest.raises(RangeError, match="ends before it starts"):  # an error of the server's, not a crash
+        ranges.complete("cn=big", {"member;range=10-5": ["x"]}, group.fetch)
 
 
 def test_completed_keeps_plain_entries_and_completes_ranged_ones_after_the_search():
