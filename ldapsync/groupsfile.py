@@ -133,6 +133,11 @@ class GroupsFile:
                     return False
         return True
 
+    def size(self) -> tuple[int, int]:
+        """The groups and member lines :meth:`to_model` would hold, without building it."""
+        visible = [members for name, members in self.groups.items() if members or name in self.declared]
+        return len(visible), sum(map(len, visible))
+
     def to_model(self) -> GroupsModel:
         public = self.public_names
         return GroupsModel.of(

@@ -28,13 +28,14 @@ class Refused(UserError):
             "  If the change is intended: ldapsync run --force --reason \"WHY\"", ExitCode.REFUSED)
 
 
-def check(path: Path, safety: Safety, old: GroupsModel | None, new: GroupsModel, change: Diff) -> list[str]:
-    """Every limit the change from ``old`` to ``new`` exceeds, as sentences.
-    No current file (the first run) passes."""
+def check(path: Path, safety: Safety, old: tuple[int, int] | None, new: GroupsModel, change: Diff) -> list[str]:
+    """Every limit the change to ``new`` exceeds, as sentences; ``old`` is
+    the size of the current file (groups, member lines).  No current file
+    (the first run) passes."""
     if old is None:
         return []
     problems: list[str] = []
-    old_groups, old_members = len(old.groups), old.member_count
+    old_groups, old_members = old
     if safety.refuse_empty:
         if old_groups and not new.groups:
             problems.append(f"{path}: the directory gives no groups at all; the current file has {old_groups} "

@@ -328,6 +328,7 @@ def test_the_reading_of_a_model_is_what_parsing_its_file_gives(m):
     except RenderError:
         assume(False)
     read, built = parse(text), GroupsFile.of_model(m)
+    assert read.size() == (len(m.groups), m.member_count)
     assert list(built.groups.items()) == list(read.groups.items())
     assert built.memberships == read.memberships and list(built.public) == list(read.public)
     assert built.declared == read.declared and built.several_names == read.several_names
@@ -367,7 +368,9 @@ def test_sanitised_models_always_render(m):
 @settings(max_examples=500, deadline=None)
 @given(st.text())
 def test_the_parser_never_raises_on_any_text(text):
-    parse(text)
+    read = parse(text)
+    model = read.to_model()
+    assert read.size() == (len(model.groups), model.member_count)
 
 
 @settings(max_examples=300, deadline=None)
