@@ -58,6 +58,8 @@ class Entry:
 class Directory:
     """A bound, read-only connection to the first server that answers."""
 
+    decodes_in_python = True  # so the client, not the server, sets the pace of a large search
+
     def __init__(self, settings: LdapSettings, password: str | None, *, progress: bool | None = None) -> None:
         self.settings = settings
         self._password = password

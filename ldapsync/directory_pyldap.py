@@ -31,6 +31,8 @@ _SCOPES = {"base": ldap.SCOPE_BASE, "one": ldap.SCOPE_ONELEVEL, "sub": ldap.SCOP
 class PythonLdapDirectory:
     """A bound, read-only python-ldap connection."""
 
+    decodes_in_python = False
+
     def __init__(self, settings: LdapSettings, password: str | None, *, progress: bool | None = None) -> None:
         self.settings = settings
         self._password = password

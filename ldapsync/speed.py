@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import logging
 import os
 import pickle
 import signal
@@ -44,15 +45,21 @@ T = TypeVar("T")
 
 class Parallel(Generic[T]):
     """``fn()`` computed in a forked child process while the caller goes on:
-    verifying a 100,000-user file takes a second and a half that the other
-    core can take.  ``fn`` sees the caller's memory as it was at the fork
-    and must return plain data (it is pickled back).  Where forking is not
+    reading the groups, or verifying a 100,000-user file, takes seconds that
+    the other core can take.  ``fn`` sees the caller's memory as it was at the fork
+    and must return plain data (it is pickled back); what it logs is handed
+    back too, and logged here when the result is taken.  Where forking is not
     safe (threads running, as in ``serve``) or not possible, ``fn`` runs
     right away in this process instead; the result is the same."""
 
+    @staticmethod
+    def forks() -> bool:
+        """Whether ``fn`` would run in a child (else it runs right away, here)."""
+        return hasattr(os, "fork") and threading.active_count() == 1
+
     def __init__(self, fn: Callable[[], T]) -> None:
         self._pid: int | None = None
-        if not hasattr(os, "fork") or threading.active_count() > 1:
+        if not self.forks():
             self._value = fn()
             return
         read_end, write_end = os.pipe()
@@ -61,8 +68,10 @@ class Parallel(Generic[T]):
             status = 1
             try:
                 os.close(read_end)
+                records = _keep_log_records()
+                value = fn()
                 with os.fdopen(write_end, "wb") as pipe:
-                    pipe.write(pickle.dumps(fn()))
+                    pickle.dump((value, records), pipe, protocol=pickle.HIGHEST_PROTOCOL)
                 status = 0
             except BaseException:
                 traceback.print_exc()
@@ -78,15 +87,19 @@ class Parallel(Generic[T]):
         if self._pid is None:
             return self._value
         with os.fdopen(self._read_end, "rb") as pipe:
-            data = pipe.read()
+            try:
+                (value, records), sent = pickle.load(pipe), True  # as it arrives: never the whole pickle in memory
+            except (EOFError, pickle.UnpicklingError):
+                value, records, sent = None, [], False
         _, status = os.waitpid(self._pid, 0)
         self._pid = None
         code = os.waitstatus_to_exitcode(status)
-        if code != 0 or not data:
+        if code != 0 or not sent:
             raise ChildFailed(f"the worker process ended with {'signal ' + str(-code) if code < 0 else code}")
-        self._value = pickle.loads(data)
-        return self._value
-
+        for record in records:
+            logging.getLogger(record.name).handle(record)
+        self._value = value
+        return value
 
     def discard(self) -> None:
         """Stop the child and forget the result (the caller gave up)."""
@@ -96,6 +109,24 @@ class Parallel(Generic[T]):
             os.waitpid(self._pid, 0)
             os.close(self._read_end)
             self._pid = None
+
+
+def _keep_log_records() -> list[logging.LogRecord]:
+    """In a worker: keep what is logged, formatted, instead of writing it."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            record.msg, record.args, record.exc_info, record.exc_text = record.getMessage(), None, None, None
+            records.append(record)
+
+    keep = Keep()
+    logging.getLogger().handlers[:] = [keep]
+    for logger in logging.Logger.manager.loggerDict.values():
+        if isinstance(logger, logging.Logger) and logger.handlers:  # e.g. the CLI's "ldapsync"
+            logger.handlers[:] = [keep]
+            logger.propagate = False
+    return records
 
 
 class ChildFailed(RuntimeError):

@@ -12,10 +12,11 @@ import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 
 from ldapsync import ad, backups, groupsfile, ranges, safety
 from ldapsync import diff as difflib
-from ldapsync.config import Config, Output
+from ldapsync.config import Config, GroupSettings, LdapSettings, Output
 from ldapsync.directory import open_directory, parenthesized
 from ldapsync.errors import ExitCode, UserError
 from ldapsync.mapping import Mapped, Templates, map_directory, model_for
@@ -129,8 +130,28 @@ def fetch(config: Config, password: str | None, *, progress: bool | None = None)
         group_attrs |= {member, "uniqueMember", "memberUid"}
     started = time.monotonic()
     with open_directory(config.ldap, password, progress=progress) as directory:
-        users = list(directory.search(us.base, us.filter, sorted(user_attrs), us.scope, "users"))
-        groups = list(directory.search(gs.base, gs.filter, sorted(group_attrs), gs.scope, "groups"))
+        # With ldap3, whose decoding in Python keeps the client busy (2.5 s
+        # of groups at 100,000 users), a worker process reads the groups over
+        # its own connection to the server this one found, while this one
+        # reads the users.  (python-ldap decodes in C: there a worker only
+        # competes with the server for the cores.)
+        groups_job = None
+        if directory.decodes_in_python and Parallel.forks():
+            found = config.ldap.model_copy(update={"servers": [directory.url]})
+            groups_job = Parallel(partial(_read_groups, found, gs, password, sorted(group_attrs)))
+        try:
+            users = list(directory.search(us.base, us.filter, sorted(user_attrs), us.scope, "users"))
+        except BaseException:
+            if groups_job is not None:
+                groups_job.discard()
+            raise
+        if groups_job is None:
+            groups = list(directory.search(gs.base, gs.filter, sorted(group_attrs), gs.scope, "groups"))
+        else:
+            groups, (extra_searches, extra_ranges) = _groups_from(groups_job)
+            directory.searches += extra_searches
+            directory.range_searches += extra_ranges
+            log.debug("the groups were read by a worker process, beside the users")
         disabled = None
         if us.disabled_filter:
             both = f"(&{parenthesized(us.filter)}{parenthesized(us.disabled_filter)})"
@@ -149,6 +170,27 @@ def fetch(config: Config, password: str | None, *, progress: bool | None = None)
         ad.apply_in_chain(members, chains)
     mapped = map_directory(config, templates, members)
     return Snapshot(config, templates, members, mapped, searches, fetch_seconds, range_searches)
+
+
+def _read_groups(ldap: LdapSettings, gs: GroupSettings, password: str | None, attributes: list[str]) -> tuple:
+    """The groups search, in a worker: ("ok", entries, (searches, range
+    searches)) or ("error", message, exit code), plain data to send back."""
+    try:
+        with open_directory(ldap, password, progress=False) as directory:
+            groups = list(directory.search(gs.base, gs.filter, attributes, gs.scope, "groups"))
+            return "ok", groups, (directory.searches, directory.range_searches)
+    except UserError as exc:
+        return "error", str(exc), int(exc.exit_code)
+
+
+def _groups_from(job: Parallel) -> tuple[list, tuple[int, int]]:
+    try:
+        outcome = job.result()
+    except ChildFailed as exc:
+        raise UserError(f"reading the groups failed: {exc}", ExitCode.SOFTWARE) from None
+    if outcome[0] == "error":
+        raise UserError(outcome[1], ExitCode(outcome[2]))
+    return outcome[1], outcome[2]
 
 
 def render_output(output: Output, snapshot: Snapshot) -> tuple[GroupsModel, str]:
@@ -236,10 +278,13 @@ def _plan(output: Output, model: GroupsModel, dry_run: bool) -> tuple[OutputResu
     if not out.changed:
         return out, old_bytes, []
     check = Parallel(lambda: groupsfile.verification_problems(text, model))
+    del text  # the worker has its own; a 100,000-user file is 20-40 MB of text
     try:
-        old_file = groupsfile.parse("" if old_bytes is None else old_bytes.decode("utf-8", "surrogateescape"))
+        old_text = "" if old_bytes is None else old_bytes.decode("utf-8", "surrogateescape")
+        old_file = groupsfile.parse(old_text)
+        del old_text
         out.diff = difflib.diff(old_file, groupsfile.GroupsFile.of_model(model))
-        refusals = safety.check(output.path, output.safety, None if old_bytes is None else old_file.to_model(),
+        refusals = safety.check(output.path, output.safety, None if old_bytes is None else old_file.size(),
                                 model, out.diff)
     except BaseException:
         check.discard()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 
@@ -47,3 +48,19 @@ def test_discard_stops_the_child():
     job.discard()
     with pytest.raises(ChildProcessError):  # killed and reaped: no child of that number is left
         os.waitpid(pid, 0)
+
+
+def test_what_the_child_logs_is_logged_here_when_the_result_is_taken(caplog):
+    log = logging.getLogger("ldapsync.test")
+
+    def work():
+        log.warning("from the worker: %d", 42)
+        return os.getpid()
+
+    with caplog.at_level(logging.INFO, logger="ldapsync.test"):
+        job = Parallel(work)
+        assert caplog.records == []  # not yet
+        pid = job.result()
+    assert pid != os.getpid()
+    assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("ldapsync.test", "WARNING", "from the worker: 42")]

@@ -301,3 +301,21 @@ def test_progress_and_ldapsearch_logging(capsys, make_config):
     assert code == 0
     assert "ldapsearch -LLL -H " in err and f"-D {SYNC_DN} -W" in err and f"-b {PEOPLE}" in err
     assert SYNC_PASSWORD not in err
+
+
+def test_ldap3_reads_the_groups_in_a_worker_process(capsys, make_config, tmp_path, slapd, backend):
+    """With ldap3 the groups are read by a worker beside the users: same file,
+    the worker's errors and log lines as if read here, one failover warning."""
+    import threading
+
+    assert threading.active_count() == 1, f"threads left running by earlier tests: {threading.enumerate()}"
+    dead = "ldap://127.0.0.1:1"
+    config = make_config(ldap={"servers": [dead, slapd.url], "connect_timeout": 2})
+    code, _, err = run(capsys, "-vv", "run", "-c", config)
+    assert code == 0, err
+    assert ("the groups were read by a worker process" in err) == (backend == "ldap3")
+    assert err.count(f"cannot use {dead}") == 1  # the worker uses the server this process found
+    assert "-b ou=groups,dc=example,dc=com" in err  # the worker's ldapsearch line, logged here
+    assert set(groups_of(tmp_path / "groups.txt")["Engineering"]) == jids("alice", "bob", "carol")
+    code, _, err = run(capsys, "run", "-c", make_config(groups={"base": f"ou=nowhere,{BASE}"}))
+    assert code == 69 and "search for groups: the base 'ou=nowhere,dc=example,dc=com' does not exist" in err
