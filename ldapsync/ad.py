@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterable
 
 from jinja2 import TemplateError
-from ldap3.utils.conv import escape_filter_chars
 
 from ldapsync import dn as dnlib
 from ldapsync.config import Config
@@ -31,6 +30,8 @@ IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN
 
 def in_chain_filter(user_filter: str, group_dn: str) -> str:
     """The filter for the users in ``group_dn`` at any depth."""
+    from ldap3.utils.conv import escape_filter_chars  # ldap3 loads only where it is used
+
     return f"(&{parenthesized(user_filter)}(memberOf:{IN_CHAIN}:={escape_filter_chars(group_dn)}))"
 
 

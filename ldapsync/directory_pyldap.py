@@ -1,7 +1,7 @@
 """The accelerated directory backend: python-ldap, C over the same libldap as
 ``ldapsearch`` (``pip install ldapsync[fast]``).
 
-Same interface and the same promises as :class:`ldapsync.directory.Directory`:
+Same interface and the same promises as :class:`ldapsync.directory_ldap3.Directory`:
 a bound, read-only connection to the first server that answers, paged
 searches streamed page by page, and a :class:`DirectoryError` for every
 incomplete answer.
@@ -137,7 +137,7 @@ class PythonLdapDirectory:
 
     def search(self, base: str, filter: str, attributes: Sequence[str], scope: str = "sub",
                what: str = "entries") -> Iterator[Entry]:
-        """See :meth:`ldapsync.directory.Directory.search`."""
+        """See :meth:`ldapsync.directory_ldap3.Directory.search`."""
         return complete_ranges(self, self._paged_search(base, filter, attributes, scope, what), what)
 
     def _paged_search(self, base: str, filter: str, attributes: Sequence[str], scope: str,

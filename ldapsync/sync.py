@@ -277,7 +277,7 @@ def _plan(output: Output, model: GroupsModel, dry_run: bool) -> tuple[OutputResu
     out = OutputResult(output, model, data, old_bytes != data)
     if not out.changed:
         return out, old_bytes, []
-    check = Parallel(lambda: groupsfile.verification_problems(text, model))
+    check = Parallel(partial(groupsfile.verification_problems, text, model))
     del text  # the worker has its own; a 100,000-user file is 20-40 MB of text
     try:
         old_text = "" if old_bytes is None else old_bytes.decode("utf-8", "surrogateescape")
