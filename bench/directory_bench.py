@@ -143,6 +143,20 @@ def timed_process(argv: list[str], env: dict | None = None) -> tuple[float, floa
     return seconds, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), err
 
 
+def import_seconds(argv: list[str], env: dict) -> tuple[float, list[tuple[str, float]]]:
+    """What a run spends importing (python -X importtime): the total, and
+    the top-level imports by cumulative time, heaviest first."""
+    err = timed_process(argv, env)[3]
+    top = []
+    for line in err.splitlines():
+        parts = line.split("|")
+        if line.startswith("import time:") and len(parts) == 3 and parts[1].strip().isdigit():
+            name = parts[2].rstrip()
+            if not name.startswith("  "):  # imported by the program itself, not by another module
+                top.append((name.strip(), int(parts[1]) / 1e6))
+    return sum(sec for _, sec in top), sorted(top, key=lambda t: -t[1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", type=int, default=100_000)
@@ -210,6 +224,9 @@ outputs: [{{path: "{tmp / 'groups.txt'}", backups: 1}}]
                             str(tmp / "changes.ldif")], check=True, stdout=subprocess.DEVNULL)
             modify_s = time.perf_counter() - started
             measure("ldapsync run, 1% of memberships changed", 1)
+            imports = import_seconds([sys.executable, "-X", "importtime", *ldapsync[1:]], env)
+            startup = statistics.median(timed_process([sys.executable, "-m", "ldapsync", "--version"])[0]
+                                        for _ in range(args.repeat))
         finally:
             slapd.stop()
 
@@ -218,6 +235,9 @@ outputs: [{{path: "{tmp / 'groups.txt'}", backups: 1}}]
     print(f"# {args.users} users, {args.groups} groups, {member_values} member values; generated in "
           f"{generate_s:.1f} s, loaded with slapadd and started in {load_s:.1f} s; "
           f"{modify.count('changetype')} changes applied in {modify_s:.1f} s; medians of {args.repeat}")
+    heaviest = ", ".join(f"{name} {sec:.2f} s" for name, sec in imports[1][:4])
+    print(f"# interpreter start and CLI (ldapsync --version): {startup:.2f} s; imports of a run: "
+          f"{imports[0]:.2f} s ({heaviest})")
     width = max(len(r[0]) for r in rows + [("ldapsearch dump (users + groups)",)])
     print(f"{'measure'.ljust(width)}  {'seconds':>8}  {'x ldapsearch':>12}  {'peak RSS':>9}  searches")
     print(f"{'ldapsearch dump (users + groups)'.ljust(width)}  {floor:8.2f}  {1:12.1f}  {'-':>9}  2")
