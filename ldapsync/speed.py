@@ -50,7 +50,10 @@ class Parallel(Generic[T]):
     and must return plain data (it is pickled back); what it logs is handed
     back too, and logged here when the result is taken.  Where forking is not
     safe (threads running, as in ``serve``) or not possible, ``fn`` runs
-    right away in this process instead; the result is the same."""
+    right away in this process instead; the result is the same.  An
+    exception in ``fn`` is a bug: raised here at once when ``fn`` runs here,
+    a :class:`ChildFailed` from :meth:`result` (with the traceback on
+    stderr) when it runs in a child."""
 
     @staticmethod
     def forks() -> bool:
@@ -68,6 +71,7 @@ class Parallel(Generic[T]):
             status = 1
             try:
                 os.close(read_end)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it stops us)
                 records = _keep_log_records()
                 value = fn()
                 with os.fdopen(write_end, "wb") as pipe:
