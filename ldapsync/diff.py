@@ -252,12 +252,14 @@ def roster_changes(old: GroupsFile, new: GroupsFile) -> tuple[list[RosterChange]
 
     changes = []
     for user in users:
+        if user in steady:  # the same groups on both sides: none joined or left
+            counts = steady_counts(user)
+            if any(counts):
+                changes.append(RosterChange(user, *counts))
+            continue
         own_old = old.memberships.get(user, ())
         own_new = new.memberships.get(user, ())
-        if user in steady:
-            counts = steady_counts(user)
-        else:
-            counts = moving.counts(user, own_old, own_new)
+        counts = moving.counts(user, own_old, own_new)
         joined = tuple(sorted(set(own_new) - set(own_old)))
         left = tuple(sorted(set(own_old) - set(own_new)))
         change = RosterChange(user, *counts, joined=joined, left=left)
