@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import shlex
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -68,10 +69,35 @@ def complete_ranges(directory, entries: Iterator[Entry], what: str) -> Iterator[
         raise DirectoryError(f"search for {what}: incomplete ranged answer: {exc}") from None
 
 
+class SearchCount:
+    """The entries a search has returned so far, shown on stderr every 5,000
+    when that is a terminal: what both backends keep while they stream."""
+
+    def __init__(self, what: str, show: bool) -> None:
+        self.what, self.show, self.n = what, show, 0
+
+    def add(self) -> None:
+        self.n += 1
+        if self.show and self.n % 5000 == 0:
+            print(f"\rfetching {self.what}: {self.n:,}", end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.show and self.n >= 5000:
+            print("", file=sys.stderr)
+
+
+def failure_kind(exc: Exception, kinds: Sequence[tuple[type[Exception], str]]) -> str:
+    """The search_failed() kind of a backend's exception, from its table of
+    (exception class, kind); "other" for the rest."""
+    return next((kind for cls, kind in kinds if isinstance(exc, cls)), "other")
+
+
 def search_failed(kind: str, what: str, base: str, count: int, detail: str = "") -> DirectoryError:
     """The error for a search that ended early, the same for every backend."""
     where = f"search for {what} under {base!r}"
     messages = {
+        "reference": f"{where}: the server sent a referral to {detail}; point ldapsync at the server that holds "
+                     "the data",
         "size": f"{where} stopped at the server's size limit after {count} entries; give the bind account "
                 "unlimited results (OpenLDAP: limits dn.exact=\"BIND DN\" size=unlimited)",
         "time": f"{where} hit the server's time limit after {count} entries",

@@ -22,13 +22,16 @@ import ldap3
 from ldap3.core import exceptions as ldap_errors
 
 from ldapsync.config import LdapSettings
-from ldapsync.directory import (DOMAIN_SCOPE, DirectoryError, Entry, complete_ranges, decode_attributes,
-                                ldapsearch_command, search_failed)
+from ldapsync.directory import (DOMAIN_SCOPE, DirectoryError, Entry, SearchCount, complete_ranges,
+                                decode_attributes, failure_kind, ldapsearch_command, search_failed)
 from ldapsync.errors import ExitCode, UserError
 
 log = logging.getLogger("ldapsync.directory")
 
 _SCOPES = {"base": ldap3.BASE, "one": ldap3.LEVEL, "sub": ldap3.SUBTREE}
+# How each ldap3 exception ends a search (ldapsync.directory.search_failed)
+_FAILURES = ((ldap_errors.LDAPSizeLimitExceededResult, "size"), (ldap_errors.LDAPTimeLimitExceededResult, "time"),
+             (ldap_errors.LDAPAdminLimitExceededResult, "admin"), (ldap_errors.LDAPNoSuchObjectResult, "no-base"))
 
 
 class Directory:
@@ -151,7 +154,7 @@ class Directory:
         log.debug("search: %s", self.ldapsearch_command(base, filter, attrs, scope))
         started = time.monotonic()
         self.searches += 1
-        count = 0
+        count = SearchCount(what, self.progress)
         try:
             results = self._conn.extend.standard.paged_search(
                 search_base=base, search_filter=filter, search_scope=_SCOPES[scope], attributes=attrs,
@@ -161,14 +164,10 @@ class Directory:
             for item in results:
                 kind = item.get("type")
                 if kind == "searchResRef":
-                    raise DirectoryError(
-                        f"search for {what} under {base!r}: the server sent a referral to {item.get('uri')}; "
-                        "point ldapsync at the server that holds the data")
+                    raise search_failed("reference", what, base, count.n, f"{item.get('uri')}")
                 if kind != "searchResEntry":
                     continue
-                count += 1
-                if self.progress and count % 5000 == 0:
-                    print(f"\rfetching {what}: {count:,}", end="", file=sys.stderr, flush=True)
+                count.add()
                 yield Entry(item["dn"], decode_attributes(item["raw_attributes"]))
             # ldap3 does not raise for these results, which end a search early
             final = self._conn.result or {}
@@ -177,23 +176,14 @@ class Directory:
             if code != 0:
                 detail = (f"to {final.get('referrals')}" if kind == "referral"
                           else f"result {code}, {final.get('description')}")
-                raise search_failed(kind, what, base, count, detail)
+                raise search_failed(kind, what, base, count.n, detail)
         except DirectoryError:
             raise
-        except ldap_errors.LDAPSizeLimitExceededResult:
-            raise search_failed("size", what, base, count) from None
-        except ldap_errors.LDAPTimeLimitExceededResult:
-            raise search_failed("time", what, base, count) from None
-        except ldap_errors.LDAPAdminLimitExceededResult:
-            raise search_failed("admin", what, base, count) from None
-        except ldap_errors.LDAPNoSuchObjectResult:
-            raise search_failed("no-base", what, base, count) from None
         except ldap_errors.LDAPException as exc:
-            raise search_failed("other", what, base, count, _reason(exc)) from None
+            raise search_failed(failure_kind(exc, _FAILURES), what, base, count.n, _reason(exc)) from None
         finally:
-            if self.progress and count >= 5000:
-                print("", file=sys.stderr)
-        log.debug("search for %s returned %d entries in %.2f s", what, count, time.monotonic() - started)
+            count.close()
+        log.debug("search for %s returned %d entries in %.2f s", what, count.n, time.monotonic() - started)
 
     def read_entry(self, dn: str, attributes: Sequence[str]) -> dict[str, list[str]]:
         """One entry's attributes by a base-scope search (empty when the

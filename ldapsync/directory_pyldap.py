@@ -19,13 +19,16 @@ import ldap
 from ldap.controls import LDAPControl, SimplePagedResultsControl
 
 from ldapsync.config import LdapSettings
-from ldapsync.directory import (DOMAIN_SCOPE, DirectoryError, Entry, complete_ranges, decode_attributes,
-                                ldapsearch_command, search_failed)
+from ldapsync.directory import (DOMAIN_SCOPE, DirectoryError, Entry, SearchCount, complete_ranges,
+                                decode_attributes, failure_kind, ldapsearch_command, search_failed)
 from ldapsync.errors import ExitCode, UserError
 
 log = logging.getLogger("ldapsync.directory")
 
 _SCOPES = {"base": ldap.SCOPE_BASE, "one": ldap.SCOPE_ONELEVEL, "sub": ldap.SCOPE_SUBTREE}
+# How each python-ldap exception ends a search (ldapsync.directory.search_failed)
+_FAILURES = ((ldap.SIZELIMIT_EXCEEDED, "size"), (ldap.TIMELIMIT_EXCEEDED, "time"), (ldap.ADMINLIMIT_EXCEEDED, "admin"),
+             (ldap.NO_SUCH_OBJECT, "no-base"), (ldap.REFERRAL, "referral"))
 
 
 class PythonLdapDirectory:
@@ -147,7 +150,7 @@ class PythonLdapDirectory:
         log.debug("search: %s", self.ldapsearch_command(base, filter, attrs, scope))
         started = time.monotonic()
         self.searches += 1
-        count = 0
+        count = SearchCount(what, self.progress)
         page = SimplePagedResultsControl(True, size=self.settings.page_size, cookie="")
         sent = [page, LDAPControl(DOMAIN_SCOPE, False)] if self.settings.domain_scope else [page]
         msgid = None
@@ -163,33 +166,19 @@ class PythonLdapDirectory:
                     msgid = self._conn.search_ext(base, _SCOPES[scope], filter, attrs, serverctrls=sent)
                 for dn, entry in data:
                     if dn is None:  # a search continuation reference
-                        raise DirectoryError(f"search for {what} under {base!r}: the server sent a referral "
-                                             f"to {entry}; point ldapsync at the server that holds the data")
-                    count += 1
-                    if self.progress and count % 5000 == 0:
-                        print(f"\rfetching {what}: {count:,}", end="", file=sys.stderr, flush=True)
+                        raise search_failed("reference", what, base, count.n, f"{entry}")
+                    count.add()
                     yield Entry(dn, decode_attributes(entry))
         except DirectoryError:
             raise
-        except ldap.SIZELIMIT_EXCEEDED:
-            raise search_failed("size", what, base, count) from None
-        except ldap.TIMELIMIT_EXCEEDED:
-            raise search_failed("time", what, base, count) from None
-        except ldap.ADMINLIMIT_EXCEEDED:
-            raise search_failed("admin", what, base, count) from None
-        except ldap.NO_SUCH_OBJECT:
-            raise search_failed("no-base", what, base, count) from None
-        except ldap.REFERRAL as exc:
-            raise search_failed("referral", what, base, count, _reason(exc)) from None
         except ldap.LDAPError as exc:
-            raise search_failed("other", what, base, count, _reason(exc)) from None
+            raise search_failed(failure_kind(exc, _FAILURES), what, base, count.n, _reason(exc)) from None
         finally:
             if msgid is not None:  # the caller stopped early, or a page failed
                 with contextlib.suppress(ldap.LDAPError):
                     self._conn.abandon(msgid)
-            if self.progress and count >= 5000:
-                print("", file=sys.stderr)
-        log.debug("search for %s returned %d entries in %.2f s", what, count, time.monotonic() - started)
+            count.close()
+        log.debug("search for %s returned %d entries in %.2f s", what, count.n, time.monotonic() - started)
 
 
 def _port_open(url: str) -> bool:
