@@ -142,6 +142,7 @@ class Mapped:
     people: dict[str, Person]  # user DN key -> person
     left_out: dict[str, str]  # user DN key -> why the user is in no group file
     findings: list[Finding] = field(default_factory=list)
+    in_a_group: set[str] = field(default_factory=set)  # the JIDs of every member of a shared group
 
 
 def map_directory(config: Config, templates: Templates, members: Memberships) -> Mapped:
@@ -239,7 +240,7 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
     for key, person in people.items():
         if person.jid not in in_a_group:
             left_out.setdefault(key, "in no selected group")
-    return Mapped(groups, sources, people, left_out, findings)
+    return Mapped(groups, sources, people, left_out, findings, in_a_group)
 
 
 def _display_name(templates: Templates, entry: Entry, jid: str, raw: str | None,

@@ -69,7 +69,7 @@ class Snapshot:
         return {
             "users_read": len(self.members.users),
             "groups_read": len(self.members.groups),
-            "users_in_groups": len(set().union(*(g.members for g in m.groups.values()))),
+            "users_in_groups": len(m.in_a_group),
             "shared_groups": len(m.groups),
             "users_left_out": dict(sorted(reasons.items())),
             "ldap_searches": self.searches,
