@@ -69,6 +69,47 @@ def complete_ranges(directory, entries: Iterator[Entry], what: str) -> Iterator[
         raise DirectoryError(f"search for {what}: incomplete ranged answer: {exc}") from None
 
 
+class Backend:
+    """What both directory backends share: a bound, read-only connection to
+    the first server that answers (``connect``, ``close``), paged searches
+    streamed page by page (``_paged_search``) and base-scope reads
+    (``read_entry``), each backend its own; here the settings, the counts,
+    the context manager and the completion of ranged attributes."""
+
+    decodes_in_python = False  # True: the client, not the server, sets the pace of a large search
+
+    def __init__(self, settings: LdapSettings, password: str | None, *, progress: bool | None = None) -> None:
+        self.settings = settings
+        self._password = password
+        self._conn = None
+        self.searches = 0
+        # of which follow-ups for ranged attributes (member;range=1500-*)
+        self.range_searches = 0
+        self.url = settings.servers[0]  # then the server connected to
+        self.progress = sys.stderr.isatty() if progress is None else progress
+
+    def __enter__(self):
+        self.connect()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def search(self, base: str, filter: str, attributes: Sequence[str], scope: str = "sub",
+               what: str = "entries") -> Iterator[Entry]:
+        """All entries under ``base`` matching ``filter``, page by page.
+
+        Streams: entries are decoded as pages arrive, never the whole result
+        held twice.  Ranged attributes (``member;range=0-1499``) are completed
+        with one base-scope search per further range, after the paged search.
+        Raises :class:`DirectoryError` on any incomplete answer.
+        """
+        return complete_ranges(self, self._paged_search(base, filter, attributes, scope, what), what)
+
+    def ldapsearch_command(self, base: str, filter: str, attributes: Sequence[str], scope: str) -> str:
+        return ldapsearch_command(self.settings, self.url, base, filter, attributes, scope)
+
+
 class SearchCount:
     """The entries a search has returned so far, shown on stderr every 5,000
     when that is a terminal: what both backends keep while they stream."""

@@ -14,16 +14,14 @@ import logging
 import math
 import re
 import ssl
-import sys
 import time
 from collections.abc import Iterator, Sequence
 
 import ldap3
 from ldap3.core import exceptions as ldap_errors
 
-from ldapsync.config import LdapSettings
-from ldapsync.directory import (DOMAIN_SCOPE, DirectoryError, Entry, SearchCount, complete_ranges,
-                                decode_attributes, failure_kind, ldapsearch_command, search_failed)
+from ldapsync.directory import (DOMAIN_SCOPE, Backend, DirectoryError, Entry, SearchCount, decode_attributes,
+                                failure_kind, search_failed)
 from ldapsync.errors import ExitCode, UserError
 
 log = logging.getLogger("ldapsync.directory")
@@ -34,26 +32,10 @@ _FAILURES = ((ldap_errors.LDAPSizeLimitExceededResult, "size"), (ldap_errors.LDA
              (ldap_errors.LDAPAdminLimitExceededResult, "admin"), (ldap_errors.LDAPNoSuchObjectResult, "no-base"))
 
 
-class Directory:
-    """A bound, read-only connection to the first server that answers."""
+class Directory(Backend):
+    """The ldap3 backend (see :class:`ldapsync.directory.Backend`)."""
 
-    decodes_in_python = True  # so the client, not the server, sets the pace of a large search
-
-    def __init__(self, settings: LdapSettings, password: str | None, *, progress: bool | None = None) -> None:
-        self.settings = settings
-        self._password = password
-        self._conn: ldap3.Connection | None = None
-        self.searches = 0
-        # of which follow-ups for ranged attributes (member;range=1500-*)
-        self.range_searches = 0
-        self.progress = sys.stderr.isatty() if progress is None else progress
-
-    def __enter__(self) -> Directory:
-        self.connect()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    decodes_in_python = True
 
     def _tls(self) -> ldap3.Tls:
         s = self.settings
@@ -135,17 +117,6 @@ class Directory:
             _quiet_unbind(self._conn)
             self._conn = None
 
-    def search(self, base: str, filter: str, attributes: Sequence[str], scope: str = "sub",
-               what: str = "entries") -> Iterator[Entry]:
-        """All entries under ``base`` matching ``filter``, page by page.
-
-        Streams: entries are decoded as pages arrive, never the whole result
-        held twice.  Ranged attributes (``member;range=0-1499``) are completed
-        with one base-scope search per further range, after the paged search.
-        Raises :class:`DirectoryError` on any incomplete answer.
-        """
-        return complete_ranges(self, self._paged_search(base, filter, attributes, scope, what), what)
-
     def _paged_search(self, base: str, filter: str, attributes: Sequence[str], scope: str,
                       what: str) -> Iterator[Entry]:
         assert self._conn is not None, "connect() first"
@@ -200,10 +171,6 @@ class Directory:
             if item.get("type") == "searchResEntry":
                 return decode_attributes(item["raw_attributes"])
         return {}
-
-    def ldapsearch_command(self, base: str, filter: str, attributes: Sequence[str], scope: str) -> str:
-        return ldapsearch_command(self.settings, getattr(self, "url", self.settings.servers[0]), base, filter,
-                                  attributes, scope)
 
 
 def _reason(exc: Exception) -> str:

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import time
 from collections.abc import Iterator, Sequence
 
 import ldap
 from ldap.controls import LDAPControl, SimplePagedResultsControl
 
-from ldapsync.config import LdapSettings
-from ldapsync.directory import (DOMAIN_SCOPE, DirectoryError, Entry, SearchCount, complete_ranges,
-                                decode_attributes, failure_kind, ldapsearch_command, search_failed)
+from ldapsync.directory import (DOMAIN_SCOPE, Backend, DirectoryError, Entry, SearchCount, decode_attributes,
+                                failure_kind, search_failed)
 from ldapsync.errors import ExitCode, UserError
 
 log = logging.getLogger("ldapsync.directory")
@@ -31,27 +29,8 @@ _FAILURES = ((ldap.SIZELIMIT_EXCEEDED, "size"), (ldap.TIMELIMIT_EXCEEDED, "time"
              (ldap.NO_SUCH_OBJECT, "no-base"), (ldap.REFERRAL, "referral"))
 
 
-class PythonLdapDirectory:
-    """A bound, read-only python-ldap connection."""
-
-    decodes_in_python = False
-
-    def __init__(self, settings: LdapSettings, password: str | None, *, progress: bool | None = None) -> None:
-        self.settings = settings
-        self._password = password
-        self._conn = None
-        self.searches = 0
-        # of which follow-ups for ranged attributes (member;range=1500-*)
-        self.range_searches = 0
-        self.url = settings.servers[0]
-        self.progress = sys.stderr.isatty() if progress is None else progress
-
-    def __enter__(self) -> PythonLdapDirectory:
-        self.connect()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+class PythonLdapDirectory(Backend):
+    """The python-ldap backend (see :class:`ldapsync.directory.Backend`)."""
 
     def _open(self, url: str):
         s = self.settings
@@ -118,9 +97,6 @@ class PythonLdapDirectory:
                 pass
             self._conn = None
 
-    def ldapsearch_command(self, base: str, filter: str, attributes: Sequence[str], scope: str) -> str:
-        return ldapsearch_command(self.settings, self.url, base, filter, attributes, scope)
-
     def read_entry(self, dn: str, attributes: Sequence[str]) -> dict[str, list[str]]:
         """One entry's attributes by a base-scope search (empty when the
         entry has none of them)."""
@@ -137,11 +113,6 @@ class PythonLdapDirectory:
             if entry_dn is not None:
                 return decode_attributes(entry)
         return {}
-
-    def search(self, base: str, filter: str, attributes: Sequence[str], scope: str = "sub",
-               what: str = "entries") -> Iterator[Entry]:
-        """See :meth:`ldapsync.directory_ldap3.Directory.search`."""
-        return complete_ranges(self, self._paged_search(base, filter, attributes, scope, what), what)
 
     def _paged_search(self, base: str, filter: str, attributes: Sequence[str], scope: str,
                       what: str) -> Iterator[Entry]:
