@@ -128,6 +128,7 @@ def fetch(config: Config, password: str | None, *, progress: bool | None = None)
     else:
         member = "member" if gs.range_size is None else ranges.first_request("member", gs.range_size)
         group_attrs |= {member, "uniqueMember", "memberUid"}
+    user_attributes, group_attributes = sorted(user_attrs), sorted(group_attrs)
     started = time.monotonic()
     with open_directory(config.ldap, password, progress=progress) as directory:
         # With ldap3, whose decoding in Python keeps the client busy (2.5 s
@@ -137,16 +138,16 @@ def fetch(config: Config, password: str | None, *, progress: bool | None = None)
         # competes with the server for the cores.)
         groups_job = None
         if directory.decodes_in_python and Parallel.forks():
-            found = config.ldap.model_copy(update={"servers": [directory.url]})
-            groups_job = Parallel(partial(_read_groups, found, gs, password, sorted(group_attrs)))
+            same_server = config.ldap.model_copy(update={"servers": [directory.url]})
+            groups_job = Parallel(partial(_read_groups, same_server, gs, password, group_attributes))
         try:
-            users = list(directory.search(us.base, us.filter, sorted(user_attrs), us.scope, "users"))
+            users = list(directory.search(us.base, us.filter, user_attributes, us.scope, "users"))
         except BaseException:
             if groups_job is not None:
                 groups_job.discard()
             raise
         if groups_job is None:
-            groups = list(directory.search(gs.base, gs.filter, sorted(group_attrs), gs.scope, "groups"))
+            groups = list(directory.search(gs.base, gs.filter, group_attributes, gs.scope, "groups"))
         else:
             groups, (extra_searches, extra_ranges) = _groups_from(groups_job)
             directory.searches += extra_searches
