@@ -10,6 +10,7 @@ parsing the text back before returning it.
 
 from __future__ import annotations
 
+import operator
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,6 +28,7 @@ __all__ = [
     "RenderError",
     "parse",
     "read",
+    "reading_problems",
     "render",
     "render_unverified",
     "sanitise",
@@ -128,6 +130,8 @@ class GroupsFile:
             members = self.groups.get(group.name)
             if members is None or (group.name in public) != group.public or len(members) != len(group.members):
                 return False
+            if members == group.members:
+                continue  # every member named: one comparison in C
             for jid, name in group.members.items():
                 if members.get(jid) != (name or ""):
                     return False
@@ -160,91 +164,176 @@ def parse(text: str) -> GroupsFile:
     lines = text.split("\n")
     if lines[-1] == "":  # io.lines() yields no line after a final "\n"
         lines.pop()
-    groups: dict[str, dict[str, str]] = {DEFAULT_GROUP: {}}
-    memberships: dict[str, list[str]] = {}
-    public: list[str] = []
-    declared: set[str] = set()
-    diags: list[Diagnostic] = []
-    warn = _Collector(diags)
+    reader = _Reader()
+    # Lines that may be headers (or are blank) are read one by one; the runs
+    # of member lines between them, most of a file, in bulk where they can be.
+    start = 0
+    for mark in [i for i, line in enumerate(lines) if line[:1] in _HEADER_STARTS]:
+        if start < mark and not reader.member_run(lines, start, mark):
+            reader.lines(lines, start, mark)
+        reader.lines(lines, mark, mark + 1)
+        start = mark + 1
+    if start < len(lines) and not reader.member_run(lines, start, len(lines)):
+        reader.lines(lines, start, len(lines))
+    return reader.result()
 
-    header_line: dict[str, int] = {}  # group -> line of its first header
-    plain_header: dict[str, int] = {}  # group -> first line of a non-"+" header
-    # jid -> [jid, its memberships list, first name, line of the first name]
-    seen: dict[str, list] = {}
-    # Text before "=" that is exactly a prepared JID: by far the most common
-    # case, worth one dictionary lookup instead of a regex and a preparation.
-    clean: dict[str, list] = {}
-    several_names: set[str] = set()
-    current = DEFAULT_GROUP
-    before_header = True
-    current_members = groups[DEFAULT_GROUP]
-    prep = jidlib.prep
-    token_search = _TOKEN.search
 
-    for number, line in enumerate(lines, 1):
-        first = line[:1]
-        if first == "[" or (first and first in _LUA_SPACE):
-            header = _HEADER.match(line)
-            if header is not None:
-                name = header.group(1)
-                is_public = name.startswith("+")
-                if is_public:
-                    name = name[1:]
-                    public.append(name)
-                _check_header(warn, number, line, name, is_public, header_line, plain_header)
-                current = name
-                before_header = False
-                declared.add(name)
-                current_members = groups.setdefault(name, {})
-                continue
-        eq = line.find("=")
-        if eq > 0:
-            entry = line[:eq]
-            member_name = line[eq + 1 :]
-            known = clean.get(entry)
+# line[:1] of a header, of a line with leading white space, and of a blank line
+_HEADER_STARTS = "[" + _LUA_SPACE
+_SPLIT_AT_EQUALS = operator.methodcaller("split", "=", 1)
+_FIRST = operator.itemgetter(0)
+
+
+class _Reader:
+    """The state of mod_groups while it reads a file, and the explanations."""
+
+    def __init__(self) -> None:
+        self.groups: dict[str, dict[str, str]] = {DEFAULT_GROUP: {}}
+        self.memberships: dict[str, list[str]] = {}
+        self.public: list[str] = []
+        self.declared: set[str] = set()
+        self.diags: list[Diagnostic] = []
+        self.warn = _Collector(self.diags)
+        self.header_line: dict[str, int] = {}  # group -> line of its first header
+        self.plain_header: dict[str, int] = {}  # group -> first line of a non-"+" header
+        # jid -> [jid, its memberships list, first name, line of the first name]
+        self.seen: dict[str, list] = {}
+        # Text before "=" that is exactly a prepared JID: by far the most
+        # common case, worth one dictionary lookup instead of a regex and a
+        # preparation.
+        self.clean: dict[str, list] = {}
+        self.several_names: set[str] = set()
+        self.current = DEFAULT_GROUP
+        self.before_header = True
+
+    def result(self) -> GroupsFile:
+        return GroupsFile(self.groups, self.memberships, self.public, frozenset(self.declared), tuple(self.diags),
+                          frozenset(self.several_names))
+
+    def member_run(self, lines: list[str], start: int, stop: int) -> bool:
+        """Read ``lines[start:stop]`` at once if they are what a clean file
+        holds: ``jid=Name`` lines of prepared JIDs, each JID once, names
+        printable and trimmed, the same name as any earlier line of that
+        JID, under a header that had no members yet.  Changes nothing and
+        returns False otherwise: then only :meth:`lines` says exactly how
+        Prosody reads them."""
+        members = self.groups[self.current]
+        if self.before_header or members:
+            return False
+        try:
+            run = dict(map(_SPLIT_AT_EQUALS, lines[start:stop]))
+        except ValueError:  # a line without "="
+            return False
+        if len(run) != stop - start:
+            return False
+        names = list(run.values())
+        text = "\n".join(names)  # printable names hold no line break
+        if not (all(names) and "".join(names).isprintable()) or (
+                text[:1] == " " or text[-1:] == " " or "\n " in text or " \n" in text):
+            return False
+        knowns = list(map(self.clean.get, run))  # one lookup a line: a large file's dictionaries miss the cache
+        if None in knowns:
+            new = [jid for jid, known in zip(run, knowns) if known is None]
+            joined = "".join(new)
+            if any(space in joined for space in _LUA_SPACE) or not all(map(jidlib.is_prepared, new)) or (
+                    not self.seen.keys().isdisjoint(new)):
+                return False
+            fresh = set(new)
+            numbers = {jid: number for number, jid in enumerate(run, start + 1) if jid in fresh}
         else:
-            entry = line if eq < 0 else ""
-            member_name = "" if eq < 0 else line[1:]
-            known = None
-        if known is None:
-            token_match = token_search(entry)
-            if token_match is None:
-                if eq >= 0:
-                    warn(number, "error", "invalid-jid",
-                         f"Prosody skips this line: no JID before '=' (name {member_name!r})")
-                continue  # a blank line
-            token = token_match.group()
-            jid = prep(token)
-            if jid is None:
-                _invalid_jid(warn, number, line, token)
-                continue
-            known = seen.get(jid)
-            if known is None:
-                known = seen[jid] = [jid, [], member_name, number]
-                memberships[jid] = known[1]
-            if jid == entry:
-                clean[entry] = known
-            else:
-                _check_entry(warn, number, line, entry, token_match, jid)
-        jid = known[0]
-        size = len(current_members)
-        current_members[jid] = member_name
-        if len(current_members) == size:
-            warn(number, "warning", "duplicate-member",
-                 f"{jid} is listed in group {current!r} once more; the name on the later line wins")
-        known[1].append(current)
-        if known[2] != member_name:
-            several_names.add(jid)
-            warn(number, "warning", "name-conflict",
-                 f"{jid} is named {member_name!r} here but {known[2]!r} on line {known[3]}: "
-                 "a user in several groups sees the name of the group Prosody applies last")
-        # Everything from here on only explains; the above is what Prosody does.
-        if eq < 0 or before_header or not member_name or not member_name.isprintable() or (
-            member_name[0] in _LUA_SPACE or member_name[-1] in _LUA_SPACE
-        ):
-            _check_member(warn, number, line, jid, eq, member_name, before_header)
+            numbers = None
+        firsts = [k[2] for k in knowns] if numbers is None else [
+            name if k is None else k[2] for k, name in zip(knowns, names)]
+        if firsts != names:
+            return False  # a JID named differently before
+        if numbers is not None:
+            for i, jid in enumerate(run):
+                if knowns[i] is None:
+                    known = knowns[i] = self.seen[jid] = self.clean[jid] = [jid, [], names[i], numbers[jid]]
+                    self.memberships[jid] = known[1]
+        members.update(zip(map(_FIRST, knowns), firsts))  # one string per JID and per name, not one per line
+        current = self.current
+        for known in knowns:
+            known[1].append(current)
+        return True
 
-    return GroupsFile(groups, memberships, public, frozenset(declared), tuple(diags), frozenset(several_names))
+    def lines(self, lines: list[str], start: int, stop: int) -> None:
+        """Read ``lines[start:stop]`` one by one, as mod_groups does."""
+        groups, memberships, public, declared = self.groups, self.memberships, self.public, self.declared
+        warn, header_line, plain_header = self.warn, self.header_line, self.plain_header
+        seen, clean, several_names = self.seen, self.clean, self.several_names
+        current, before_header = self.current, self.before_header
+        current_members = groups[current]
+        prep = jidlib.prep
+        token_search = _TOKEN.search
+
+        for number in range(start + 1, stop + 1):
+            line = lines[number - 1]
+            first = line[:1]
+            if first == "[" or (first and first in _LUA_SPACE):
+                header = _HEADER.match(line)
+                if header is not None:
+                    name = header.group(1)
+                    is_public = name.startswith("+")
+                    if is_public:
+                        name = name[1:]
+                        public.append(name)
+                    _check_header(warn, number, line, name, is_public, header_line, plain_header)
+                    current = name
+                    before_header = False
+                    declared.add(name)
+                    current_members = groups.setdefault(name, {})
+                    continue
+            eq = line.find("=")
+            if eq > 0:
+                entry = line[:eq]
+                member_name = line[eq + 1 :]
+                known = clean.get(entry)
+            else:
+                entry = line if eq < 0 else ""
+                member_name = "" if eq < 0 else line[1:]
+                known = None
+            if known is None:
+                token_match = token_search(entry)
+                if token_match is None:
+                    if eq >= 0:
+                        warn(number, "error", "invalid-jid",
+                             f"Prosody skips this line: no JID before '=' (name {member_name!r})")
+                    continue  # a blank line
+                token = token_match.group()
+                jid = prep(token)
+                if jid is None:
+                    _invalid_jid(warn, number, line, token)
+                    continue
+                known = seen.get(jid)
+                if known is None:
+                    known = seen[jid] = [jid, [], member_name, number]
+                    memberships[jid] = known[1]
+                if jid == entry:
+                    clean[entry] = known
+                else:
+                    _check_entry(warn, number, line, entry, token_match, jid)
+            jid = known[0]
+            same_name = known[2] == member_name
+            if same_name:
+                member_name = known[2]  # one string for the name, not one per line
+            size = len(current_members)
+            current_members[jid] = member_name
+            if len(current_members) == size:
+                warn(number, "warning", "duplicate-member",
+                     f"{jid} is listed in group {current!r} once more; the name on the later line wins")
+            known[1].append(current)
+            if not same_name:
+                several_names.add(jid)
+                warn(number, "warning", "name-conflict",
+                     f"{jid} is named {member_name!r} here but {known[2]!r} on line {known[3]}: "
+                     "a user in several groups sees the name of the group Prosody applies last")
+            # Everything from here on only explains; the above is what Prosody does.
+            if eq < 0 or before_header or not member_name or not member_name.isprintable() or (
+                member_name[0] in _LUA_SPACE or member_name[-1] in _LUA_SPACE
+            ):
+                _check_member(warn, number, line, jid, eq, member_name, before_header)
+        self.current, self.before_header = current, before_header
 
 
 class _Collector:
@@ -403,6 +492,8 @@ def unrepresentable(model: GroupsModel, *, allow_nameless: bool = False) -> list
         if group.name.startswith("+") and not group.public:
             problems.append(f"{where}: a private group's name cannot start with '+' ([+X] makes X public)")
         # a member is checked once, with its name, in the first group it is in: most are in several
+        if group.members.items() <= names.items():
+            continue  # every member checked already, with this name (one pass in C)
         fresh = group.members.items() - checked
         if not fresh:
             continue
@@ -476,7 +567,7 @@ def verify(text: str, model: GroupsModel, *, allow_nameless: bool = False) -> Gr
     """Read ``text`` as Prosody does and check that it means exactly
     ``model``; returns what was read.  Raises :class:`RenderError` if not."""
     back = parse(text)
-    problems = _verification_problems(back, model, allow_nameless)
+    problems = reading_problems(back, model, allow_nameless=allow_nameless)
     if problems:
         raise RenderError(problems)
     return back
@@ -485,10 +576,11 @@ def verify(text: str, model: GroupsModel, *, allow_nameless: bool = False) -> Gr
 def verification_problems(text: str, model: GroupsModel, *, allow_nameless: bool = False) -> list[str]:
     """:func:`verify` as a list of problems (empty: ``text`` means ``model``),
     plain data that can cross a process boundary."""
-    return _verification_problems(parse(text), model, allow_nameless)
+    return reading_problems(parse(text), model, allow_nameless=allow_nameless)
 
 
-def _verification_problems(back: GroupsFile, model: GroupsModel, allow_nameless: bool) -> list[str]:
+def reading_problems(back: GroupsFile, model: GroupsModel, *, allow_nameless: bool = False) -> list[str]:
+    """Why ``back``, a file's reading, does not mean exactly ``model``; empty when it does."""
     leftovers = [d for d in back.diagnostics if not (allow_nameless and d.code == "nameless")]
     if leftovers or not back.means(model):
         detail = [str(d) for d in leftovers] or ["the text read back differs from the intended groups"]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from ldapsync.groupsfile import GroupsFile, RenderError, _member_problems, parse, render, sanitise, unrepresentable
+from ldapsync.groupsfile import (GroupsFile, RenderError, _member_problems, _Reader, parse, render, sanitise,
+                                unrepresentable)
 from ldapsync.model import GroupsModel, SharedGroup
 
 
@@ -377,3 +378,49 @@ def test_the_parser_never_raises_on_any_text(text):
 @given(st.binary())
 def test_the_parser_never_raises_on_any_bytes(data):
     parse(data.decode("utf-8", "surrogateescape"))
+
+
+def read_line_by_line(text: str) -> GroupsFile:
+    """parse() without its bulk reading of member runs: every line on its own."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    reader = _Reader()
+    reader.lines(lines, 0, len(lines))
+    return reader.result()
+
+
+# Lines a real file holds, and the near misses the bulk reading must hand back
+member_lines = st.one_of(
+    st.tuples(st.sampled_from(["a@x", "b@x", "c@x", "d@y", "A@X", "é@x", "e@x/r", "a@x ", "=", "", " a@x"]),
+              st.sampled_from(["=Al", "=Bo", "=Al=x", "=", "", "= Al", "=Al ", "=Al\r", "=\x01"]))
+    .map("".join),
+    st.sampled_from(["[T]", "[+T]", "[U]", " [T]", "[T] x", "\ufeffa@x=Al"]),
+    st.text(max_size=6),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(member_lines, max_size=25), st.booleans())
+@example(["A@X=Al", "[U]", "a@x=Al"], True)  # a JID first seen in another spelling
+@example(["a@x=Al", "[U]", "b@x=Bo", "a@x=Bo"], True)  # a JID named differently before
+def test_bulk_reading_reads_exactly_like_line_by_line(lines, headed):
+    text = "\n".join((["[G]"] if headed else []) + lines) + "\n"
+    bulk, one_by_one = parse(text), read_line_by_line(text)
+    assert list(bulk.groups.items()) == list(one_by_one.groups.items())
+    assert list(bulk.memberships.items()) == list(one_by_one.memberships.items())
+    assert bulk.public == one_by_one.public and bulk.declared == one_by_one.declared
+    assert bulk.diagnostics == one_by_one.diagnostics and bulk.several_names == one_by_one.several_names
+
+
+def test_bulk_reading_takes_the_runs_of_a_clean_file():
+    """Guards the test above against a bulk path that never runs."""
+    text = "[A]\na@x=Al\nb@x=Bo\n[B]\na@x=Al\nc@x=Cy\n"
+    reader = _Reader()
+    lines = text.split("\n")[:-1]
+    reader.lines(lines, 0, 1)
+    assert reader.member_run(lines, 1, 3)
+    reader.lines(lines, 3, 4)
+    assert reader.member_run(lines, 4, 6)
+    assert reader.result().groups == read_line_by_line(text).groups
+    assert not _Reader().member_run(lines, 1, 3)  # before any header: line by line
