@@ -185,6 +185,7 @@ ldap: {{servers: ["{slapd.url}"], bind_dn: "{SYNC_DN}", bind_password_env: LDAPS
 users: {{base: "{PEOPLE}", disabled: 389ds}}
 groups: {{base: "{GROUPS}", public: ["All Staff"]}}
 mapping: {{jid: "{{{{ uid }}}}@example.com", name: "{{{{ displayName or cn }}}}"}}
+state: {{path: "{tmp / 'state.json'}"}}
 outputs: [{{path: "{tmp / 'groups.txt'}", backups: 1}}]
 """)
             env = {**os.environ, "LDAPSYNC_BIND_PASSWORD": SYNC_PASSWORD}

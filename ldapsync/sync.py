@@ -13,8 +13,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
-from ldapsync import ad, backups, groupsfile, ranges, safety
+from ldapsync import ad, backups, groupsfile, modelcache, ranges, safety
 from ldapsync import diff as difflib
 from ldapsync.config import Config, GroupSettings, LdapSettings, Output
 from ldapsync.directory import open_directory, parenthesized
@@ -97,6 +98,7 @@ class OutputResult:
     written: WriteResult | None = None
     command: CommandResult | None = None
     check_problem: str | None = None  # the reload check found Prosody not as it should be
+    cache: bytes | None = field(default=None, repr=False)  # the verified model, to save once the file is written
 
 
 @dataclass
@@ -243,7 +245,8 @@ def run(config: Config, password: str | None, *, dry_run: bool = False, progress
     models = [model_for(output, snapshot.mapped) for output in config.outputs]
     snapshot.shed()
     for output, model in zip(config.outputs, models):
-        out, old_bytes, refusals = _plan(output, model, dry_run)
+        cache = modelcache.path_for(config.state.path, output.path)
+        out, old_bytes, refusals = _plan(output, model, dry_run, cache)
         planned.append((out, old_bytes))
         problems += refusals
     if problems:
@@ -257,6 +260,8 @@ def run(config: Config, password: str | None, *, dry_run: bool = False, progress
                 backups.keep(output, old_bytes)
             out.written = write_if_changed(output.path, out.data, mode=output.mode,
                                            owner=output.owner, group=output.group)
+            if out.written.changed:
+                modelcache.save(modelcache.path_for(config.state.path, output.path), out.cache)
             if out.written.changed and output.post_change_command:
                 out.command, out.check_problem = after_change(output)
         result.outputs.append(out)
@@ -264,26 +269,38 @@ def run(config: Config, password: str | None, *, dry_run: bool = False, progress
     return result
 
 
-def _plan(output: Output, model: GroupsModel, dry_run: bool) -> tuple[OutputResult, bytes | None, list[str]]:
+def _plan(output: Output, model: GroupsModel, dry_run: bool,
+          cache: Path | None) -> tuple[OutputResult, bytes | None, list[str]]:
     """What to do with one output: its new content, whether it changed, the
     diff and the safety limits it exceeds; and the current content.
 
-    An unchanged file is not written, so it needs no reading back.  A changed
+    When the file is still what an earlier run wrote, its groups come from
+    the cache (see :mod:`ldapsync.modelcache`) instead of reading it: the
+    same groups mean the same file, without rendering it again.  An
+    unchanged file is not written, so it needs no reading back.  A changed
     one is read back as Prosody reads it, on the other core while the old
     file is read and the diff worked out, and must mean exactly the model,
     whose reading the diff uses meanwhile."""
+    old_bytes = current_bytes(output)
+    old_model = modelcache.load(cache, old_bytes)
+    if old_model is not None and old_model == model:
+        log.debug("%s: the same groups as the last file written", output.path)
+        return OutputResult(output, model, old_bytes, False), old_bytes, []
     text = _guard(output, groupsfile.render_unverified, model)
     data = text.encode("utf-8")
-    old_bytes = current_bytes(output)
     out = OutputResult(output, model, data, old_bytes != data)
     if not out.changed:
         return out, old_bytes, []
-    check = Parallel(partial(groupsfile.verification_problems, text, model))
+    check = Parallel(partial(_verified, text, model, data, cache is not None and not dry_run))
     del text  # the worker has its own; a 100,000-user file is 20-40 MB of text
     try:
-        old_text = "" if old_bytes is None else old_bytes.decode("utf-8", "surrogateescape")
-        old_file = groupsfile.parse(old_text)
-        del old_text
+        if old_model is not None:
+            old_file = groupsfile.GroupsFile.of_model(old_model)
+        else:
+            old_text = "" if old_bytes is None else old_bytes.decode("utf-8", "surrogateescape")
+            old_file = groupsfile.parse(old_text)
+            del old_text
+        del old_model
         out.diff = difflib.diff(old_file, groupsfile.GroupsFile.of_model(model))
         refusals = safety.check(output.path, output.safety, None if old_bytes is None else old_file.size(),
                                 model, out.diff)
@@ -291,7 +308,7 @@ def _plan(output: Output, model: GroupsModel, dry_run: bool) -> tuple[OutputResu
         check.discard()
         raise
     try:
-        failed = check.result()
+        failed, out.cache = check.result()
     except ChildFailed as exc:
         failed = [f"verification failed: {exc}"]
     if failed:
@@ -299,6 +316,14 @@ def _plan(output: Output, model: GroupsModel, dry_run: bool) -> tuple[OutputResu
     verb = "Would write" if dry_run else "Write"
     changes_log.log(CHANGE, "%s %s: %s", verb, output.path, out.diff.summary())
     return out, old_bytes, refusals
+
+
+def _verified(text: str, model: GroupsModel, data: bytes, cached: bool) -> tuple[list[str], bytes | None]:
+    """In the worker: why the text does not mean the model (nothing: it
+    does), and the cache of what it means if that is wanted."""
+    back = groupsfile.parse(text)
+    problems = groupsfile.reading_problems(back, model)
+    return problems, (modelcache.encode(back, data) if cached and not problems else None)
 
 
 def after_change(output: Output) -> tuple[CommandResult, str | None]:

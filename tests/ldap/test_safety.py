@@ -123,6 +123,42 @@ def test_backups_are_kept_and_rollback_restores_one(capsys, make_config, tmp_pat
     assert code == 64 and "no backup number 9" in err
 
 
+# --- the cache of the written groups ----------------------------------------------------
+
+
+def test_the_cache_of_the_written_groups_answers_as_reading_the_file_would(capsys, config_with_state, make_config,
+                                                                           tmp_path):
+    target = tmp_path / "groups.txt"
+    assert run(capsys, "run", "-c", config_with_state())[0] == 0
+    caches = list(tmp_path.glob("state.json.groups.txt.*.model"))
+    assert len(caches) == 1
+    written = target.read_bytes()
+    code, _, err = run(capsys, "-vv", "run", "-c", config_with_state())
+    assert code == 0 and "the same groups as the last file written" in err
+    # a change worked out from the cache, and from reading the file (no state file: no cache)
+    plain = make_config(groups={"exclude": ["sales"]})
+    code, out, err = run(capsys, "run", "--dry-run", "--json", "-c", plain)
+    assert code == 0, err
+    without = json.loads(out)["outputs"][0]
+    code, out, err = run(capsys, "-vv", "run", "--dry-run", "--json", "-c",
+                         config_with_state(groups={"exclude": ["sales"]}))
+    cached = json.loads(out)["outputs"][0]
+    assert code == 0 and "not what ldapsync wrote last" not in err
+    assert cached["diff"]["totals"]["groups_removed"] > 0 and cached["diff"] == without["diff"]
+    assert target.read_bytes() == written and caches[0].exists()
+    # edited by hand: the file is read, and the run puts it back
+    target.write_bytes(written + b"[Extra]\nx@example.com=X\n")
+    code, out, err = run(capsys, "-v", "run", "--json", "-c", config_with_state())
+    assert code == 0 and "not what ldapsync wrote last" in err
+    assert json.loads(out)["outputs"][0]["diff"]["totals"]["groups_removed"] == 1
+    assert target.read_bytes() == written
+    # damaged: said, and the file is read instead
+    blob = caches[0].read_bytes()
+    caches[0].write_bytes(blob[:-1] + bytes([blob[-1] ^ 1]))
+    code, out, err = run(capsys, "run", "--json", "-c", config_with_state())
+    assert code == 0 and "is damaged" in err and not json.loads(out)["outputs"][0]["changed"]
+
+
 # --- the directory failing in every way ------------------------------------------------
 
 
@@ -253,7 +289,7 @@ def test_a_file_that_fails_verification_is_not_written(capsys, make_config, tmp_
 
     parent = os.getpid()
 
-    def broken(text, model, **_):
+    def broken(reading, model, **_):
         if failure == "crash":
             if os.getpid() == parent:  # never kill the test run itself
                 raise RuntimeError(f"the check ran in the test process, not in a worker (threads running: "
@@ -261,7 +297,7 @@ def test_a_file_that_fails_verification_is_not_written(capsys, make_config, tmp_
             os._exit(3)
         return ["verification failed: injected"]
 
-    monkeypatch.setattr(groupsfile, "verification_problems", broken)
+    monkeypatch.setattr(groupsfile, "reading_problems", broken)
     target = write_old(tmp_path)
     config = make_config(outputs=[{"path": str(target), "safety": {"max_groups_removed_percent": None,
                                                                    "max_members_removed_percent": None}}])

@@ -1,0 +1,98 @@
+"""The groups ldapsync last wrote to each output, kept beside the state file.
+
+Reading a 100,000-user groups file back as Prosody does takes a second or
+two, and a run needs it twice: to see whether anything changed, and as the
+old side of the diff.  When the state file is configured, each run that
+writes an output also saves the verified groups it wrote there, with the
+SHA-256 of the file's bytes.  The next run uses them only if the file on
+disk still has exactly those bytes: a hand edit, a rollback or a copy from
+elsewhere makes the run read the file as before.  A missing, stale or
+damaged cache costs time, never correctness, and a cache that cannot be
+written is a warning, not a failed run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import marshal
+import sys
+from pathlib import Path
+
+from ldapsync.groupsfile import GroupsFile
+from ldapsync.model import GroupsModel, SharedGroup
+from ldapsync.writer import WriteError, write_if_changed
+
+log = logging.getLogger(__name__)
+
+_MAGIC = b"ldapsync groups model\n"
+_FORMAT = f"1 py{sys.version_info[0]}.{sys.version_info[1]}"  # marshal's format may change with Python
+
+
+def path_for(state_path: Path | None, output_path: Path) -> Path | None:
+    """Where the cache of ``output_path`` lives: beside the state file, named
+    after the output; None (no cache) when no state file is configured."""
+    if state_path is None:
+        return None
+    tag = hashlib.sha256(str(output_path.absolute()).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return state_path.with_name(f"{state_path.name}.{output_path.name}.{tag}.model")
+
+
+def encode(reading: GroupsFile, data: bytes) -> bytes:
+    """The cache of the file ``data``, from its ``reading`` (:func:`groupsfile.parse`):
+    only for a file that was verified.  The reading holds each JID and name
+    once however many groups have it, and so does the cache."""
+    public = reading.public_names
+    groups = [(name, name in public, members) for name, members in reading.groups.items()
+              if members or name in reading.declared]
+    payload = marshal.dumps(groups, 4)
+    header = f"{_FORMAT} {_sha256(data)} {_sha256(payload)}\n".encode()
+    return _MAGIC + header + payload
+
+
+def load(path: Path | None, data: bytes | None) -> GroupsModel | None:
+    """The groups the file ``data`` means, if the cache at ``path`` was saved
+    for exactly these bytes; otherwise None."""
+    if path is None or data is None:
+        return None
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        log.warning("cannot read the cache %s (%s); reading the groups file instead", path, exc.strerror or exc)
+        return None
+    header_end = blob.find(b"\n", len(_MAGIC))
+    fields = blob[len(_MAGIC):header_end].decode("ascii", "replace").rsplit(" ", 2)
+    payload = blob[header_end + 1:]
+    if not blob.startswith(_MAGIC) or header_end < 0 or len(fields) != 3 or fields[0] != _FORMAT:
+        log.info("the cache %s is of another format; reading the groups file instead", path)
+        return None
+    if fields[1] != _sha256(data):
+        log.info("the groups file is not what ldapsync wrote last (edited, rolled back or replaced); reading it")
+        return None
+    if fields[2] != _sha256(payload):
+        log.warning("the cache %s is damaged; reading the groups file instead", path)
+        return None
+    try:
+        return GroupsModel.of(SharedGroup(name, members, public) for name, public, members in marshal.loads(payload))
+    except (EOFError, ValueError, TypeError) as exc:  # saved by something else than ldapsync
+        log.warning("the cache %s does not hold groups (%s); reading the groups file instead", path, exc)
+        return None
+
+
+def save(path: Path | None, blob: bytes | None) -> None:
+    """Replace the cache at ``path`` with ``blob`` (atomically, readable by
+    its owner only); a failure is logged and leaves at worst a stale cache,
+    which no file matches."""
+    if path is None or blob is None:
+        return
+    try:
+        write_if_changed(path, blob, mode=0o600)
+    except WriteError as exc:
+        log.warning("cannot save the cache of the groups just written (the next run reads the file instead): %s",
+                    exc)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
