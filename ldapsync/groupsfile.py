@@ -96,13 +96,13 @@ class GroupsFile:
         """What Prosody holds after loading the file :func:`render` writes for
         ``model``, built without reading the text: for a caller that has the
         text verified elsewhere (see :func:`verify`) and needs the reading now."""
-        groups: dict[str, dict[str, str]] = {DEFAULT_GROUP: {}}
+        groups: dict[str, Mapping[str, str]] = {DEFAULT_GROUP: {}}
         memberships: dict[str, list[str]] = {}
         public = []
         for group in model.groups:
             members = group.members
-            groups.setdefault(group.name, {}).update(
-                members if None not in members.values() else {j: n or "" for j, n in members.items()})
+            # the model's read-only members, not a copy, unless a name is missing ("" in Prosody)
+            groups[group.name] = members if None not in members.values() else {j: n or "" for j, n in members.items()}
             if group.public:
                 public.append(group.name)
             name = group.name
@@ -515,7 +515,7 @@ def _all_writable(members: dict[str, str | None]) -> bool:
     :func:`_member_problems` on many members at once.  False only means
     "look at each one"."""
     names = list(members.values())
-    if None in names or not all(map(jidlib.is_prepared, members)):
+    if None in names or not jidlib.all_prepared(members):
         return False
     jids = "@".join(members)  # '@' is no problem, and in no problem pattern
     if _UNWRITABLE_IN_JID.search(jids) is not None or "@[" in jids:

@@ -15,6 +15,7 @@ import re
 import stringprep
 import unicodedata
 from bisect import bisect_right
+from collections.abc import Collection
 from functools import lru_cache
 from unicodedata import ucd_3_2_0
 
@@ -238,6 +239,21 @@ def prep(jid: str) -> str | None:
 def is_prepared(jid: str) -> bool:
     """True when ``jid`` is valid and already in the form Prosody stores."""
     return prep(jid) == jid
+
+
+# node@host in lower-case ASCII letters, digits and a few marks: prepared as
+# it is (nothing to case-fold, normalise or refuse), checked a line at a time
+_PLAIN_LINES = re.compile(r"(?:[a-z0-9_.+-]{1,255}@[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63}){0,15}\n)*\Z")
+
+
+def all_prepared(jids: Collection[str]) -> bool:
+    """:func:`is_prepared` for every JID of ``jids``: one pattern match over
+    all of them when they are plain ``user@example.com`` JIDs, as nearly all
+    are, else one by one."""
+    text = "\n".join(jids)
+    if text.count("\n") == len(jids) - 1 and _PLAIN_LINES.match(text + "\n") is not None:
+        return True
+    return all(map(is_prepared, jids))
 
 
 def bare(jid: str) -> str:

@@ -94,3 +94,20 @@ def test_random_jids_prepare_as_in_prosody(oracle, text):
 def test_length_limits_match_prosody(oracle, n, ch):
     for text in (ch * (n // len(ch.encode())) + "@x", "u@" + ch * (n // 2), "u@x/" + ch * (n // 3)):
         assert jid.prep(text) == oracle.prep(text)
+
+
+PLAIN_ISH = st.lists(st.sampled_from(list("az09_.+-@\nA/ é") + ["example.com", "x" * 300, ".."]), max_size=12).map(
+    "".join)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(PLAIN_ISH, max_size=6))
+def test_all_prepared_in_bulk_agrees_with_one_by_one(jids):
+    assert jid.all_prepared(jids) == all(jid.is_prepared(j) for j in jids)
+
+
+def test_all_prepared_takes_the_bulk_path_for_plain_jids(monkeypatch):
+    """Guards the test above against a bulk path that never runs."""
+    monkeypatch.setattr(jid, "is_prepared", lambda j: False)
+    assert jid.all_prepared(["alice@example.com", "b.o-b+x@mail.example.org"])
+    assert not jid.all_prepared(["alice@example.com\nbob@example.com"])
