@@ -96,19 +96,25 @@ class GroupsFile:
         """What Prosody holds after loading the file :func:`render` writes for
         ``model``, built without reading the text: for a caller that has the
         text verified elsewhere (see :func:`verify`) and needs the reading now."""
-        groups: dict[str, Mapping[str, str]] = {DEFAULT_GROUP: {}}
+        return cls.of_groups((g.name, g.public, g.members) for g in model.groups)
+
+    @classmethod
+    def of_groups(cls, groups: Iterable[tuple[str, bool, Mapping[str, str | None]]]) -> GroupsFile:
+        """:meth:`of_model` from (name, public, members) in file order, names
+        unique: also what a file ldapsync wrote holds, as its cache gives it."""
+        read: dict[str, Mapping[str, str]] = {DEFAULT_GROUP: {}}
         memberships: dict[str, list[str]] = {}
         public = []
-        for group in model.groups:
-            members = group.members
-            # the model's read-only members, not a copy, unless a name is missing ("" in Prosody)
-            groups[group.name] = members if None not in members.values() else {j: n or "" for j, n in members.items()}
-            if group.public:
-                public.append(group.name)
-            name = group.name
+        declared = set()
+        for name, is_public, members in groups:
+            # the read-only members as they are, not a copy, unless a name is missing ("" in Prosody)
+            read[name] = members if None not in members.values() else {j: n or "" for j, n in members.items()}
+            declared.add(name)
+            if is_public:
+                public.append(name)
             for jid in members:
                 memberships.setdefault(jid, []).append(name)
-        return cls(groups, memberships, public, frozenset(g.name for g in model.groups))
+        return cls(read, memberships, public, frozenset(declared))
 
     @property
     def public_names(self) -> frozenset[str]:

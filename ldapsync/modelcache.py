@@ -9,6 +9,10 @@ disk still has exactly those bytes: a hand edit, a rollback or a copy from
 elsewhere makes the run read the file as before.  A missing, stale or
 damaged cache costs time, never correctness, and a cache that cannot be
 written is a warning, not a failed run.
+
+The cache holds the groups' shape (names, public flags, sizes) apart from
+their members, so that a run can tell most changes from the shape alone
+and load the members only when it needs them.
 """
 
 from __future__ import annotations
@@ -17,16 +21,19 @@ import hashlib
 import logging
 import marshal
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ldapsync.groupsfile import GroupsFile
-from ldapsync.model import GroupsModel, SharedGroup
+from ldapsync.model import GroupsModel
 from ldapsync.writer import WriteError, write_if_changed
 
 log = logging.getLogger(__name__)
 
 _MAGIC = b"ldapsync groups model\n"
-_FORMAT = f"1 py{sys.version_info[0]}.{sys.version_info[1]}"  # marshal's format may change with Python
+_FORMAT = f"2 py{sys.version_info[0]}.{sys.version_info[1]}"  # marshal's format may change with Python
+
+Group = tuple[str, bool, Mapping[str, str]]  # name, public, members (JID -> name, "" for none)
 
 
 def path_for(state_path: Path | None, output_path: Path) -> Path | None:
@@ -38,6 +45,15 @@ def path_for(state_path: Path | None, output_path: Path) -> Path | None:
     return state_path.with_name(f"{state_path.name}.{output_path.name}.{tag}.model")
 
 
+def shape(groups: Iterable[tuple[str, bool, Mapping]]) -> list[tuple[str, bool, int]]:
+    """Each group's name, public flag and size."""
+    return [(name, public, len(members)) for name, public, members in groups]
+
+
+def model_groups(model: GroupsModel) -> list[tuple[str, bool, Mapping[str, str | None]]]:
+    return [(g.name, g.public, g.members) for g in model.groups]
+
+
 def encode(reading: GroupsFile, data: bytes) -> bytes:
     """The cache of the file ``data``, from its ``reading`` (:func:`groupsfile.parse`):
     only for a file that was verified.  The reading holds each JID and name
@@ -45,13 +61,38 @@ def encode(reading: GroupsFile, data: bytes) -> bytes:
     public = reading.public_names
     groups = [(name, name in public, members) for name, members in reading.groups.items()
               if members or name in reading.declared]
-    payload = marshal.dumps(groups, 4)
-    header = f"{_FORMAT} {_sha256(data)} {_sha256(payload)}\n".encode()
-    return _MAGIC + header + payload
+    outline = marshal.dumps(shape(groups), 4)
+    members = marshal.dumps(groups, 4)
+    digest = hashlib.sha256(outline)
+    digest.update(members)  # no copy of the two joined: the worker's memory is the run's peak
+    header = f"{_FORMAT} {_sha256(data)} {len(outline)} {digest.hexdigest()}\n".encode()
+    return b"".join((_MAGIC, header, outline, members))
 
 
-def load(path: Path | None, data: bytes | None) -> GroupsModel | None:
-    """The groups the file ``data`` means, if the cache at ``path`` was saved
+class Cached:
+    """The groups a file holds, as a cache gave them."""
+
+    def __init__(self, outline: list[tuple[str, bool, int]], members: bytes | memoryview) -> None:
+        self.shape = outline
+        self._members = members
+
+    def groups(self) -> list[Group]:
+        """Name, public flag and members of each group, in the file's order."""
+        return marshal.loads(self._members)
+
+    def means(self, model: GroupsModel) -> bool:
+        """Whether the file holds exactly ``model``: most changes show in the
+        shape, without loading the members."""
+        groups = model_groups(model)
+        if shape(groups) != self.shape:
+            return False
+        # Prosody reads a nameless line as the name ""; the model says None
+        return all(members == (old if "" not in old.values() else {j: n or None for j, n in old.items()})
+                   for (_, _, members), (_, _, old) in zip(groups, self.groups()))
+
+
+def load(path: Path | None, data: bytes | None) -> Cached | None:
+    """What the cache at ``path`` says of the file ``data``, if it was saved
     for exactly these bytes; otherwise None."""
     if path is None or data is None:
         return None
@@ -63,19 +104,21 @@ def load(path: Path | None, data: bytes | None) -> GroupsModel | None:
         log.warning("cannot read the cache %s (%s); reading the groups file instead", path, exc.strerror or exc)
         return None
     header_end = blob.find(b"\n", len(_MAGIC))
-    fields = blob[len(_MAGIC):header_end].decode("ascii", "replace").rsplit(" ", 2)
-    payload = blob[header_end + 1:]
-    if not blob.startswith(_MAGIC) or header_end < 0 or len(fields) != 3 or fields[0] != _FORMAT:
+    fields = blob[len(_MAGIC):header_end].decode("ascii", "replace").rsplit(" ", 3)
+    payload = memoryview(blob)[header_end + 1:]
+    if not blob.startswith(_MAGIC) or header_end < 0 or len(fields) != 4 or fields[0] != _FORMAT or (
+            not fields[2].isdigit()):
         log.info("the cache %s is of another format; reading the groups file instead", path)
         return None
     if fields[1] != _sha256(data):
         log.info("the groups file is not what ldapsync wrote last (edited, rolled back or replaced); reading it")
         return None
-    if fields[2] != _sha256(payload):
+    if fields[3] != _sha256(payload):
         log.warning("the cache %s is damaged; reading the groups file instead", path)
         return None
+    split = int(fields[2])
     try:
-        return GroupsModel.of(SharedGroup(name, members, public) for name, public, members in marshal.loads(payload))
+        return Cached(marshal.loads(payload[:split]), payload[split:])  # the members stay as bytes till needed
     except (EOFError, ValueError, TypeError) as exc:  # saved by something else than ldapsync
         log.warning("the cache %s does not hold groups (%s); reading the groups file instead", path, exc)
         return None

@@ -240,20 +240,20 @@ def run(config: Config, password: str | None, *, dry_run: bool = False, progress
     started = time.monotonic()
     snapshot = fetch(config, password, progress=progress)
     result = RunResult(snapshot)
-    planned: list[tuple[OutputResult, bytes | None]] = []
+    planned: list[tuple[OutputResult, bytes | None, Path | None]] = []
     problems: list[str] = []
     models = [model_for(output, snapshot.mapped) for output in config.outputs]
     snapshot.shed()
     for output, model in zip(config.outputs, models):
         cache = modelcache.path_for(config.state.path, output.path)
         out, old_bytes, refusals = _plan(output, model, dry_run, cache)
-        planned.append((out, old_bytes))
+        planned.append((out, old_bytes, cache))
         problems += refusals
     if problems:
         if force is None:
             raise safety.Refused(problems)
         log.warning("going past the safety limits (--force): %s; the limits: %s", force, "; ".join(problems))
-    for out, old_bytes in planned:
+    for out, old_bytes, cache in planned:
         output = out.output
         if not dry_run:
             if out.changed and old_bytes is not None:
@@ -261,7 +261,7 @@ def run(config: Config, password: str | None, *, dry_run: bool = False, progress
             out.written = write_if_changed(output.path, out.data, mode=output.mode,
                                            owner=output.owner, group=output.group)
             if out.written.changed:
-                modelcache.save(modelcache.path_for(config.state.path, output.path), out.cache)
+                modelcache.save(cache, out.cache)
             if out.written.changed and output.post_change_command:
                 out.command, out.check_problem = after_change(output)
         result.outputs.append(out)
@@ -282,25 +282,28 @@ def _plan(output: Output, model: GroupsModel, dry_run: bool,
     file is read and the diff worked out, and must mean exactly the model,
     whose reading the diff uses meanwhile."""
     old_bytes = current_bytes(output)
-    old_model = modelcache.load(cache, old_bytes)
-    if old_model is not None and old_model == model:
+    cached = modelcache.load(cache, old_bytes)
+    if cached is not None and cached.means(model):
         log.debug("%s: the same groups as the last file written", output.path)
         return OutputResult(output, model, old_bytes, False), old_bytes, []
-    text = _guard(output, groupsfile.render_unverified, model)
-    data = text.encode("utf-8")
+    # The text, 20-90 MB at 100,000 users, only ever in this box: the worker
+    # takes it out and frees it once read, and so does this process once the
+    # worker has it, so that neither carries it longer than needed.
+    text = [_guard(output, groupsfile.render_unverified, model)]
+    data = text[0].encode("utf-8")
     out = OutputResult(output, model, data, old_bytes != data)
     if not out.changed:
         return out, old_bytes, []
     check = Parallel(partial(_verified, text, model, data, cache is not None and not dry_run))
-    del text  # the worker has its own; a 100,000-user file is 20-40 MB of text
+    text.clear()
     try:
-        if old_model is not None:
-            old_file = groupsfile.GroupsFile.of_model(old_model)
+        if cached is not None:  # its members loaded only now: the worker need not carry them
+            old_file = groupsfile.GroupsFile.of_groups(cached.groups())
+            del cached
         else:
             old_text = "" if old_bytes is None else old_bytes.decode("utf-8", "surrogateescape")
             old_file = groupsfile.parse(old_text)
             del old_text
-        del old_model
         out.diff = difflib.diff(old_file, groupsfile.GroupsFile.of_model(model))
         refusals = safety.check(output.path, output.safety, None if old_bytes is None else old_file.size(),
                                 model, out.diff)
@@ -318,10 +321,11 @@ def _plan(output: Output, model: GroupsModel, dry_run: bool,
     return out, old_bytes, refusals
 
 
-def _verified(text: str, model: GroupsModel, data: bytes, cached: bool) -> tuple[list[str], bytes | None]:
-    """In the worker: why the text does not mean the model (nothing: it
-    does), and the cache of what it means if that is wanted."""
-    back = groupsfile.parse(text)
+def _verified(text: list[str], model: GroupsModel, data: bytes, cached: bool) -> tuple[list[str], bytes | None]:
+    """In the worker: why the text (the one item of ``text``, taken out)
+    does not mean the model (nothing: it does), and the cache of what it
+    means if that is wanted."""
+    back = groupsfile.parse(text.pop())
     problems = groupsfile.reading_problems(back, model)
     return problems, (modelcache.encode(back, data) if cached and not problems else None)
 

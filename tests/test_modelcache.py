@@ -8,14 +8,12 @@ from pathlib import Path
 import pytest
 
 from ldapsync import modelcache
-from ldapsync.groupsfile import parse, render
+from ldapsync.groupsfile import GroupsFile, parse, render
 from ldapsync.model import GroupsModel, SharedGroup
 
-MODEL = GroupsModel.of([
-    SharedGroup("All Staff", {"a@x": "Al", "b@x": "Bo", "c@x": "Cy"}, True),
-    SharedGroup("Team", {"a@x": "Al", "c@x": "Cy"}),
-    SharedGroup("Empty", {}),
-])
+STAFF = SharedGroup("All Staff", {"a@x": "Al", "b@x": "Bo", "c@x": "Cy"}, True)
+TEAM = SharedGroup("Team", {"a@x": "Al", "c@x": "Cy"})
+MODEL = GroupsModel.of([STAFF, TEAM, SharedGroup("Empty", {})])
 
 
 @pytest.fixture
@@ -39,7 +37,24 @@ def test_the_cache_gives_back_the_groups_of_the_file_it_was_saved_with(tmp_path)
     cache, data = saved(tmp_path)
     assert cache.parent == tmp_path and cache.name.startswith("state.json.groups.txt.")
     assert cache.stat().st_mode & 0o777 == 0o600
-    assert modelcache.load(cache, data) == MODEL
+    cached = modelcache.load(cache, data)
+    assert cached.means(MODEL)
+    read, from_cache = parse(data.decode()), GroupsFile.of_groups(cached.groups())
+    assert list(from_cache.groups.items()) == list(read.groups.items())
+    assert from_cache.memberships == read.memberships and list(from_cache.public) == list(read.public)
+    assert from_cache.declared == read.declared
+
+
+@pytest.mark.parametrize("other", [
+    GroupsModel.of([STAFF, TEAM, SharedGroup("Empty", {"d@x": "Di"})]),  # a size differs
+    GroupsModel.of([STAFF, TEAM, SharedGroup("Empty", {}, True)]),  # a public flag
+    GroupsModel.of([STAFF, SharedGroup("Team", {"a@x": "Al", "b@x": "Bo"}), SharedGroup("Empty")]),  # same sizes
+    GroupsModel.of([STAFF, SharedGroup("Team", {"a@x": "Al", "c@x": "Cyril"}), SharedGroup("Empty")]),  # a name
+    GroupsModel.of([STAFF, TEAM]),
+])
+def test_the_cache_tells_other_groups_apart(tmp_path, other):
+    cache, data = saved(tmp_path)
+    assert not modelcache.load(cache, data).means(other)
 
 
 def test_one_cache_per_output_and_none_without_a_state_file(tmp_path):
