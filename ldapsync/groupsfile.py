@@ -173,14 +173,13 @@ def parse(text: str) -> GroupsFile:
     reader = _Reader()
     # Lines that may be headers (or are blank) are read one by one; the runs
     # of member lines between them, most of a file, in bulk where they can be.
-    start = 0
-    for mark in [i for i, line in enumerate(lines) if line[:1] in _HEADER_STARTS]:
+    start, end = 0, len(lines)
+    for mark in [*(i for i, line in enumerate(lines) if line[:1] in _HEADER_STARTS), end]:
         if start < mark and not reader.member_run(lines, start, mark):
             reader.lines(lines, start, mark)
-        reader.lines(lines, mark, mark + 1)
+        if mark < end:
+            reader.lines(lines, mark, mark + 1)
         start = mark + 1
-    if start < len(lines) and not reader.member_run(lines, start, len(lines)):
-        reader.lines(lines, start, len(lines))
     return reader.result()
 
 
@@ -238,24 +237,22 @@ class _Reader:
                 text[:1] == " " or text[-1:] == " " or "\n " in text or " \n" in text):
             return False
         knowns = list(map(self.clean.get, run))  # one lookup a line: a large file's dictionaries miss the cache
-        if None in knowns:
+        has_new = None in knowns
+        if has_new:
             new = [jid for jid, known in zip(run, knowns) if known is None]
             joined = "".join(new)
             if any(space in joined for space in _LUA_SPACE) or not all(map(jidlib.is_prepared, new)) or (
                     not self.seen.keys().isdisjoint(new)):
                 return False
-            fresh = set(new)
-            numbers = {jid: number for number, jid in enumerate(run, start + 1) if jid in fresh}
+            firsts = [name if k is None else k[2] for k, name in zip(knowns, names)]
         else:
-            numbers = None
-        firsts = [k[2] for k in knowns] if numbers is None else [
-            name if k is None else k[2] for k, name in zip(knowns, names)]
+            firsts = [k[2] for k in knowns]
         if firsts != names:
             return False  # a JID named differently before
-        if numbers is not None:
+        if has_new:  # each JID once in the run: its position is its line's
             for i, jid in enumerate(run):
                 if knowns[i] is None:
-                    known = knowns[i] = self.seen[jid] = self.clean[jid] = [jid, [], names[i], numbers[jid]]
+                    known = knowns[i] = self.seen[jid] = self.clean[jid] = [jid, [], names[i], start + 1 + i]
                     self.memberships[jid] = known[1]
         members.update(zip(map(_FIRST, knowns), firsts))  # one string per JID and per name, not one per line
         current = self.current
@@ -577,12 +574,6 @@ def verify(text: str, model: GroupsModel, *, allow_nameless: bool = False) -> Gr
     if problems:
         raise RenderError(problems)
     return back
-
-
-def verification_problems(text: str, model: GroupsModel, *, allow_nameless: bool = False) -> list[str]:
-    """:func:`verify` as a list of problems (empty: ``text`` means ``model``),
-    plain data that can cross a process boundary."""
-    return reading_problems(parse(text), model, allow_nameless=allow_nameless)
 
 
 def reading_problems(back: GroupsFile, model: GroupsModel, *, allow_nameless: bool = False) -> list[str]:

@@ -50,10 +50,6 @@ def shape(groups: Iterable[tuple[str, bool, Mapping]]) -> list[tuple[str, bool, 
     return [(name, public, len(members)) for name, public, members in groups]
 
 
-def model_groups(model: GroupsModel) -> list[tuple[str, bool, Mapping[str, str | None]]]:
-    return [(g.name, g.public, g.members) for g in model.groups]
-
-
 def encode(reading: GroupsFile, data: bytes) -> bytes:
     """The cache of the file ``data``, from its ``reading`` (:func:`groupsfile.parse`):
     only for a file that was verified.  The reading holds each JID and name
@@ -83,7 +79,7 @@ class Cached:
     def means(self, model: GroupsModel) -> bool:
         """Whether the file holds exactly ``model``: most changes show in the
         shape, without loading the members."""
-        groups = model_groups(model)
+        groups = [(g.name, g.public, g.members) for g in model.groups]
         if shape(groups) != self.shape:
             return False
         # Prosody reads a nameless line as the name ""; the model says None

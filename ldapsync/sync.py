@@ -98,7 +98,7 @@ class OutputResult:
     written: WriteResult | None = None
     command: CommandResult | None = None
     check_problem: str | None = None  # the reload check found Prosody not as it should be
-    cache: bytes | None = field(default=None, repr=False)  # the verified model, to save once the file is written
+    cache: bytes | None = field(default=None, repr=False)  # modelcache.encode() of the verified file, to save
 
 
 @dataclass
