@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from ldapsync import jid as jidlib
+from ldapsync import safeio
 from ldapsync.model import GroupsModel, SharedGroup
 from ldapsync.speed import without_cycle_collector
 
@@ -158,10 +159,11 @@ class GroupsFile:
 
 
 def read(path: str | Path) -> GroupsFile:
-    """Parse the file at ``path``; bytes that are not UTF-8 are kept as
-    surrogate escapes, which Prosody's JID preparation rejects as it rejects
-    invalid UTF-8."""
-    return parse(Path(path).read_bytes().decode("utf-8", "surrogateescape"))
+    """Parse the file a person named at ``path`` (a link to it will do; a
+    FIFO, a device or an oversized file raises :class:`safeio.UnsafeFile`);
+    bytes that are not UTF-8 are kept as surrogate escapes, which Prosody's
+    JID preparation rejects as it rejects invalid UTF-8."""
+    return parse(safeio.read_bytes(path, "groups file", follow=True).decode("utf-8", "surrogateescape"))
 
 
 @without_cycle_collector

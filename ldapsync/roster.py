@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ldapsync import jid as jidlib
+from ldapsync import safeio
 from ldapsync.groupsfile import GroupsFile
 
 SUBSCRIPTIONS = ("none", "from", "to", "both")
@@ -135,8 +136,8 @@ def load_personal_roster(path: str | Path) -> list[RosterItem]:
     """Read a personal roster: a JSON array of ``{"jid", "name", "subscription",
     "groups"}`` objects, the format ``preview --json`` prints."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(safeio.read_bytes(path, "roster", follow=True).decode("utf-8"))
+    except (OSError, safeio.UnsafeFile, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PersonalRosterError(f"{path}: cannot read the personal roster: {exc}") from exc
     if not isinstance(data, list):
         raise PersonalRosterError(f"{path}: expected a JSON array of roster items")

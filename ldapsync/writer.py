@@ -14,24 +14,30 @@ from __future__ import annotations
 
 import errno
 import grp
+import logging
 import os
 import pwd
+import re
 import secrets
 import shlex
 import signal
-import stat
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ldapsync import safeio
 from ldapsync.errors import ExitCode, UserError
 
+log = logging.getLogger(__name__)
+
 __all__ = [
+    "ANY",
     "CommandResult",
     "WriteError",
     "WriteResult",
+    "read_current",
     "run_post_change",
     "split_command",
     "write_if_changed",
@@ -41,7 +47,12 @@ _TEMP_ATTEMPTS = 100
 # Not following a symlink planted at the temporary name is the point of
 # O_EXCL | O_NOFOLLOW; O_CLOEXEC keeps the descriptor out of a post-change command.
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_TEMP_TOKEN_BYTES = 6
+
+
+def _temp_pattern(name: str) -> re.Pattern[str]:
+    """The names :func:`_create_temp` gives the temporary files of ``name``."""
+    return re.compile(rf"\.{re.escape(name)}\.ldapsync-[0-9a-f]{{{2 * _TEMP_TOKEN_BYTES}}}\.tmp\Z")
 
 
 class WriteError(UserError):
@@ -90,41 +101,33 @@ def _gid(group: str | int) -> int:
         raise WriteError(f"unknown group {group!r}: no such group") from None
 
 
-def _read_current(path: Path) -> bytes | None:
-    """The target's bytes, or None when it does not exist; refuse anything
-    but a regular file, so that a link is never silently replaced."""
+def _read_current(folder: int, path: Path, kind: str) -> bytes | None:
+    """The target's bytes, or None when it does not exist; a link, a FIFO or
+    anything but a regular file is refused, so that it is never read through
+    or silently replaced."""
     try:
-        st = os.lstat(path)
+        return safeio.read_bytes(path.name, kind, dir_fd=folder, shown="it")
+    except FileNotFoundError:
+        return None
+    except safeio.UnsafeFile as exc:
+        raise WriteError(f"refusing to write {path}: {exc}") from None
+    except OSError as exc:
+        raise _os_error(path, exc) from None
+
+
+def read_current(path: Path | str, kind: str = "groups file") -> bytes | None:
+    """The bytes of the file ldapsync is about to replace (None: there is
+    none), read as :func:`write_if_changed` reads it."""
+    path = Path(path)
+    try:
+        with safeio.directory(path.parent) as folder:
+            return _read_current(folder, path, kind)
+    except safeio.UnsafeFile as exc:
+        raise WriteError(f"cannot write {path}: {exc}") from None
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise _os_error(path, exc) from None
-    if stat.S_ISLNK(st.st_mode):
-        raise WriteError(
-            f"refusing to write {path}: it is a symbolic link, and replacing it would "
-            "replace the link, not the file it points to; give the path of the real file"
-        )
-    if not stat.S_ISREG(st.st_mode):
-        raise WriteError(f"refusing to write {path}: it is not a regular file")
-    try:
-        fd = os.open(path, _READ_FLAGS)
-    except FileNotFoundError:  # removed since the lstat: as if it never was
-        return None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:  # became a link since the lstat
-            raise WriteError(f"refusing to write {path}: it is a symbolic link") from None
-        raise _os_error(path, exc) from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise WriteError(f"refusing to write {path}: it is not a regular file")
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    except OSError as exc:
-        raise _os_error(path, exc) from None
-    finally:
-        os.close(fd)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -136,29 +139,48 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def _create_temp(directory: Path, name: str, mode: int) -> tuple[Path, int]:
+def _create_temp(folder: int, name: str, mode: int) -> tuple[str, int]:
     """A new file next to the target under an unguessable name; O_EXCL and
     O_NOFOLLOW make a planted file or symlink an error, never a write through."""
     for _ in range(_TEMP_ATTEMPTS):
-        temp = directory / f".{name}.ldapsync-{secrets.token_hex(6)}.tmp"
+        temp = f".{name}.ldapsync-{secrets.token_hex(_TEMP_TOKEN_BYTES)}.tmp"
         try:
-            return temp, os.open(temp, _TEMP_FLAGS, mode)
+            return temp, os.open(temp, _TEMP_FLAGS, mode, dir_fd=folder)
         except FileExistsError:
             continue
     raise OSError(errno.EEXIST, "no unused temporary file name")
 
 
-def _fsync_directory(directory: Path) -> None:
+def _remove_leftovers(folder: int, name: str) -> None:
+    """Remove the temporary files of ``name`` that a killed run left behind.
+    Writers of one file hold one lock (see state.locked), so no temporary
+    file of a write under way is among them; unlink never follows a link."""
+    pattern = _temp_pattern(name)
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return
+    for entry in entries:
+        if pattern.match(entry):
+            try:
+                os.unlink(entry, dir_fd=folder)
+                log.info("removed %s, left behind by an interrupted run", entry)
+            except OSError:
+                pass
+
+
+def _fsync_directory(folder: int) -> None:
     """Make the rename itself durable; a file system that cannot sync a
     directory (EINVAL) has nothing to flush."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        os.fsync(fd)
+        os.fsync(folder)
     except OSError as exc:
         if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
             raise
-    finally:
-        os.close(fd)
+
+
+#: ``expected`` of :func:`write_if_changed` when any current content will do.
+ANY = object()
 
 
 def write_if_changed(
@@ -169,12 +191,22 @@ def write_if_changed(
     owner: str | int | None = None,
     group: str | int | None = None,
     dry_run: bool = False,
+    expected: bytes | None | object = ANY,
+    keep_previous: Callable[[bytes], Path | None] | None = None,
+    kind: str = "groups file",
 ) -> WriteResult:
     """Replace ``path`` with ``data`` atomically, and only if the bytes differ.
 
     The new file gets exactly ``mode`` (the umask plays no part) and, when
-    given, ``owner``/``group`` (names or numeric ids).  On any failure the old
-    file is left byte for byte as it was, no temporary file remains, and
+    given, ``owner``/``group`` (names or numeric ids).  Everything happens
+    relative to one descriptor of the directory; the current file is read
+    without following a link, and temporary files an interrupted run left
+    are removed first.  ``expected``: the content the caller planned the
+    change against; if the file holds anything else now, nothing is written.
+    ``keep_previous(old bytes)`` saves the file about to be replaced once the
+    new one is ready, and returns the path it saved to, which is removed
+    again if the replacement then fails.  On any failure the old file is
+    left byte for byte as it was, no temporary file remains, and
     :class:`WriteError` (exit code 73) says which path and why.  ``dry_run``
     only reports whether the file would change.
     """
@@ -184,22 +216,40 @@ def write_if_changed(
     if not 0 <= mode <= 0o7777:
         raise ValueError(f"mode {mode:#o} is not a file mode")
     path = Path(path)
+    if path.name in ("", ".", ".."):
+        raise WriteError(f"cannot write {path}: not a file name")
     # Resolve names first: a wrong name in the configuration should fail
     # every run, not only the runs that happen to change the file.
     uid = -1 if owner is None else _uid(owner)
     gid = -1 if group is None else _gid(group)
+    try:
+        with safeio.directory(path.parent) as folder:
+            return _write_in(folder, path, data, mode, uid, gid, dry_run, expected, keep_previous, kind)
+    except safeio.UnsafeFile as exc:
+        raise WriteError(f"cannot write {path}: {exc}") from None
+    except OSError as exc:
+        raise _os_error(path, exc) from None
 
-    previous = _read_current(path)
+
+def _write_in(folder: int, path: Path, data: bytes, mode: int, uid: int, gid: int, dry_run: bool,
+              expected: bytes | None | object, keep_previous: Callable[[bytes], Path | None] | None,
+              kind: str) -> WriteResult:
+    name = path.name
+    previous = _read_current(folder, path, kind)
+    if expected is not ANY and previous != expected:
+        raise WriteError(f"not writing {path}: it changed while this run was under way (another program "
+                         "wrote it); nothing written, run again")
     if previous == data:
         return WriteResult(path, False, previous, len(data))
     if dry_run:
         return WriteResult(path, True, previous, len(data))
 
-    directory = path.parent
-    temp: Path | None = None
+    _remove_leftovers(folder, name)
+    temp: str | None = None
+    kept: Path | None = None
     fd = -1
     try:
-        temp, fd = _create_temp(directory, path.name, mode)
+        temp, fd = _create_temp(folder, name, mode)
         if uid != -1 or gid != -1:
             # Before fchmod: chown may clear set-id bits, and it fails early.
             os.fchown(fd, uid, gid)
@@ -208,8 +258,11 @@ def write_if_changed(
         os.fsync(fd)
         os.close(fd)
         fd = -1
-        os.replace(temp, path)
+        if keep_previous is not None and previous is not None:
+            kept = keep_previous(previous)
+        os.replace(temp, name, src_dir_fd=folder, dst_dir_fd=folder)
         temp = None
+        kept = None
     except OSError as exc:
         raise _os_error(path, exc) from None
     finally:
@@ -217,11 +270,16 @@ def write_if_changed(
             os.close(fd)
         if temp is not None:
             try:
-                os.unlink(temp)
+                os.unlink(temp, dir_fd=folder)
             except FileNotFoundError:
                 pass
+        if kept is not None:  # the backup of a replacement that did not happen
+            try:
+                os.unlink(kept)
+            except OSError:
+                pass
     try:
-        _fsync_directory(directory)
+        _fsync_directory(folder)
     except OSError as exc:
         raise WriteError(
             f"cannot write {path}: the new file is in place but its directory could not "
@@ -304,6 +362,22 @@ def split_command(command: str | Sequence[str]) -> tuple[str, ...]:
     return argv
 
 
+#: What a post-change command inherits of ldapsync's environment: enough to
+#: find programs and speak the locale, and nothing that may hold a secret
+#: (the bind password's variable above all).
+COMMAND_ENVIRONMENT = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE",
+                       "LC_MESSAGES", "TZ", "TMPDIR")
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def command_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a post-change command runs with: the few variables of
+    :data:`COMMAND_ENVIRONMENT` that are set, then ``extra``."""
+    environment = {k: os.environ[k] for k in COMMAND_ENVIRONMENT if k in os.environ}
+    environment.setdefault("PATH", _DEFAULT_PATH)
+    return {**environment, **(extra or {})}
+
+
 def run_post_change(
     command: str | Sequence[str],
     *,
@@ -312,15 +386,16 @@ def run_post_change(
 ) -> CommandResult:
     """Run ``command`` (no shell, stdin from /dev/null, output captured).
 
-    ``env`` adds to (and overrides in) the inherited environment.  At the
-    timeout the command's whole process group is killed.  A command that
-    fails, hangs or does not exist gives ``ok=False``, never an exception;
-    only a malformed command raises (see :func:`split_command`).
+    The command gets a minimal environment (:func:`command_environment`),
+    plus ``env``.  At the timeout the command's whole process group is
+    killed.  A command that fails, hangs or does not exist gives
+    ``ok=False``, never an exception; only a malformed command raises (see
+    :func:`split_command`).
     """
     argv = split_command(command)
     if not timeout > 0:
         raise ValueError(f"timeout must be positive, not {timeout!r}")
-    environment = None if env is None else {**os.environ, **env}
+    environment = command_environment(env)
     start = time.monotonic()
     try:
         proc = subprocess.Popen(

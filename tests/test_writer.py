@@ -296,9 +296,9 @@ def test_temp_names_are_random_and_hidden_next_to_the_target(tmp_path, monkeypat
     names = []
     real_replace = os.replace
 
-    def spy(src, dst):
-        names.append(Path(src))
-        return real_replace(src, dst)
+    def spy(src, dst, **dir_fds):
+        names.append(tmp_path / src)  # relative to the directory's descriptor
+        return real_replace(src, dst, **dir_fds)
 
     monkeypatch.setattr(writer.os, "replace", spy)
     target = tmp_path / "groups.txt"
@@ -540,10 +540,22 @@ def test_stdin_is_closed():
     assert time.monotonic() - start < 3
 
 
-def test_env_adds_to_the_inherited_environment(monkeypatch):
-    monkeypatch.setenv("LDAPSYNC_INHERITED", "kept")
-    result = run_post_change(["sh", "-c", 'echo "$LDAPSYNC_CHANGED $LDAPSYNC_INHERITED"'], env={"LDAPSYNC_CHANGED": "1"})
-    assert result.stdout == "1 kept\n"
+def test_the_command_gets_a_minimal_environment_plus_env(monkeypatch):
+    """The bind password's variable (or anything else of ldapsync's
+    environment that may hold a secret) never reaches the command."""
+    monkeypatch.setenv("LDAPSYNC_BIND_PASSWORD", "hunter2")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    monkeypatch.setenv("PATH", os.environ.get("PATH", "/usr/bin:/bin"))
+    result = run_post_change(["sh", "-c", "env"], env={"LDAPSYNC_CHANGED": "1"})
+    seen = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+    assert "hunter2" not in result.stdout and "LDAPSYNC_BIND_PASSWORD" not in seen
+    assert seen["LDAPSYNC_CHANGED"] == "1" and seen["LANG"] == "C.UTF-8" and seen["PATH"] == os.environ["PATH"]
+    assert set(seen) <= {*writer.COMMAND_ENVIRONMENT, "LDAPSYNC_CHANGED", "PWD", "SHLVL", "_"}
+
+
+def test_a_command_finds_programs_without_path(monkeypatch):
+    monkeypatch.delenv("PATH")
+    assert run_post_change(["sh", "-c", "echo ok"]).stdout == "ok\n"
 
 
 def test_output_that_is_not_utf8_is_replaced():
