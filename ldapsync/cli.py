@@ -20,6 +20,7 @@ from ldapsync import diff as difflib
 from ldapsync import groupsfile
 from ldapsync import jid as jidlib
 from ldapsync import roster as rosterlib
+from ldapsync import safeio
 from ldapsync.errors import ExitCode, UserError
 from ldapsync.output import plural, shown, table
 
@@ -133,6 +134,8 @@ def _read_groups(path: str) -> groupsfile.GroupsFile:
         return groupsfile.read(path)
     except FileNotFoundError:
         raise UserError(f"{path}: no such file", ExitCode.NOINPUT) from None
+    except safeio.UnsafeFile as exc:
+        raise UserError(f"cannot read {exc}", ExitCode.NOINPUT) from None
     except OSError as exc:
         raise UserError(f"{path}: cannot read: {exc.strerror or exc}", ExitCode.NOINPUT) from None
 
@@ -248,30 +251,30 @@ def rollback(version: int, config_path: str | None, output_path: str | None, lis
     view again, unless its safety limits refuse it.
     """
     from ldapsync import backups, state as statelib, sync
+    from ldapsync.writer import write_if_changed
 
     config = _load_config(config_path)
     output = _pick_output(config, output_path, None)
     if list_only:
-        rows = [(str(b.number), b.taken.isoformat(timespec="seconds"), str(b.path.stat().st_size), str(b.path))
+        rows = [(str(b.number), b.taken.isoformat(timespec="seconds"), str(b.size), str(b.path))
                 for b in backups.listing(output)]
         if rows:
             click.echo(table(("VERSION", "TAKEN", "BYTES", "FILE"), rows))
         else:
             click.echo(f"{output.path}: no backups in {backups.directory(output)}")
         return
-    chosen = backups.pick(output, version)
-    data = chosen.path.read_bytes()
-    parsed = groupsfile.parse(data.decode("utf-8", "surrogateescape"))
     with statelib.locked(config.lock_path, config.state.lock_timeout):
+        # chosen under the lock: a run that finished meanwhile has made a newer backup
+        chosen = backups.pick(output, version)
+        data = backups.read(chosen)
+        parsed = groupsfile.parse(data.decode("utf-8", "surrogateescape"))
         current = sync.current_bytes(output)
         if current == data:
             click.echo(f"{output.path} already holds backup {version}; nothing to do")
             return
-        if current is not None:
-            backups.keep(output, current)
-        from ldapsync.writer import write_if_changed
-
-        write_if_changed(output.path, data, mode=output.mode, owner=output.owner, group=output.group)
+        write_if_changed(output.path, data, mode=output.mode, owner=output.owner, group=output.group,
+                         expected=current, keep_previous=backups.saver(output))
+        backups.prune_quietly(output)
         log.warning("rolled %s back to the backup of %s", output.path, chosen.taken.isoformat(timespec="seconds"))
         click.echo(f"{output.path}: restored backup {version} of {chosen.taken.isoformat(timespec='seconds')} "
                    f"({plural(len(parsed.to_model().groups), 'group')})")
@@ -338,9 +341,9 @@ def status(config_path: str | None, max_age: str, as_json: bool) -> None:
     if config.state.path is None:
         click.echo("LDAPSYNC UNKNOWN - no state.path in the configuration: runs are not recorded")
         sys.exit(3)
-    state = statelib.load(config.state.path)
+    state, problem = statelib.read(config.state.path)
     if state is None:
-        click.echo(f"LDAPSYNC UNKNOWN - no run recorded yet in {config.state.path}")
+        click.echo(f"LDAPSYNC UNKNOWN - {problem or f'no run recorded yet in {config.state.path}'}")
         sys.exit(3)
     now = time.time()
     success_at = state.last_success_at()

@@ -10,16 +10,17 @@ that name attributes nobody fetches).
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 import re
 import shlex
-import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ldapsync import safeio
 from ldapsync.errors import ExitCode, UserError
 
 __all__ = ["Config", "ConfigError", "load", "parse"]
@@ -233,6 +234,12 @@ class Output(_Strict):
     backups: Annotated[int, Field(ge=0, le=1000)] = 5
     backup_dir: Path | None = None
 
+    @property
+    def tag(self) -> str:
+        """A stable id of this output's path, for the files kept about it
+        (backups, the model cache): two outputs may share a file name."""
+        return path_tag(self.path)
+
     @field_validator("post_change_command", "reload_check_command")
     @classmethod
     def _command(cls, value: str | list[str] | None) -> str | list[str] | None:
@@ -255,6 +262,11 @@ class Output(_Strict):
             except ValueError:
                 raise ValueError(f"{value!r} is not an octal file mode such as '0640'") from None
         return value
+
+
+def path_tag(path: Path) -> str:
+    """16 hex digits that name ``path`` (as an absolute path) and no other."""
+    return hashlib.sha256(str(path.absolute()).encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 class ScheduleSettings(_Strict):
@@ -397,10 +409,13 @@ class Config(_Strict):
 
     @property
     def lock_path(self) -> Path:
-        """The lock file: configured, or hidden beside the first output file
-        (whose directory ldapsync must be able to write anyway)."""
+        """The lock file: configured, else beside the state file (a directory
+        only ldapsync's account should write), else hidden beside the first
+        output file."""
         if self.state.lock_path is not None:
             return self.state.lock_path
+        if self.state.path is not None:
+            return self.state.path.with_name(f"{self.state.path.name}.lock")
         first = self.outputs[0].path
         return first.with_name(f".{first.name}.ldapsync.lock")
 
@@ -414,28 +429,60 @@ class Config(_Strict):
                                 "is not set", ExitCode.CONFIG)
             return value
         if ldap.bind_password_file:
+            data = _read_trusted(ldap.bind_password_file, "password", "ldap.bind_password_file", secret=True)
             try:
-                return ldap.bind_password_file.read_text(encoding="utf-8").rstrip("\r\n")
-            except OSError as exc:
-                raise UserError(f"ldap.bind_password_file: cannot read {ldap.bind_password_file}: "
-                                f"{exc.strerror or exc}", ExitCode.CONFIG) from None
+                return data.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                raise UserError(f"ldap.bind_password_file: {ldap.bind_password_file} is not UTF-8 text: {exc}",
+                                ExitCode.CONFIG) from None
         return ldap.bind_password
 
 
+def _read_trusted(path: Path, kind: str, key: str, *, secret: bool = False) -> bytes:
+    """A file whose content decides what ldapsync does, as :mod:`safeio`
+    reads it; any problem is a configuration error naming ``key``."""
+    try:
+        return safeio.read_bytes(path, kind, follow=True, trusted=True, secret=secret)
+    except FileNotFoundError:
+        raise UserError(f"{key}: {path}: no such file", ExitCode.CONFIG) from None
+    except safeio.UnsafeFile as exc:
+        raise UserError(f"{key}: {exc}", ExitCode.CONFIG) from None
+    except OSError as exc:
+        raise UserError(f"{key}: cannot read {path}: {exc.strerror or exc}", ExitCode.CONFIG) from None
+
+
 def load(path: str | Path) -> Config:
-    """Read and validate the config file at ``path``."""
+    """Read and validate the config file at ``path``: a regular file that
+    only root or ldapsync's own account can change (it names the commands
+    ldapsync runs), and that others cannot read when it holds the password."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = safeio.open_regular(path, follow=True)
     except FileNotFoundError:
         raise UserError(f"{path}: no such configuration file", ExitCode.CONFIG) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read the configuration: {exc}", ExitCode.CONFIG) from None
+    except (OSError, safeio.UnsafeFile) as exc:
+        raise UserError(f"{path}: cannot read the configuration: {getattr(exc, 'strerror', None) or exc}",
+                        ExitCode.CONFIG) from None
+    try:
+        st = os.fstat(fd)
+        problem = safeio.trust_problem(path, st)
+        if problem:
+            raise UserError(f"refusing the configuration {path}: {problem}", ExitCode.CONFIG)
+        try:
+            text = safeio.read_fd(fd, safeio.LIMITS["config"], path).decode("utf-8")
+        except safeio.UnsafeFile as exc:
+            raise UserError(f"{path}: cannot read the configuration: {exc}", ExitCode.CONFIG) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"{path}: cannot read the configuration: {exc}", ExitCode.CONFIG) from None
+    finally:
+        os.close(fd)
     config = parse(text, source=str(path))
     if config.ldap.bind_password is not None:
-        _refuse_readable_secret(path)
+        problem = safeio.trust_problem(path, st, secret=True)
+        if problem:
+            raise UserError(f"ldap.bind_password: {problem}", ExitCode.CONFIG)
     if config.ldap.bind_password_file is not None:
-        _refuse_readable_secret(config.ldap.bind_password_file, key="ldap.bind_password_file")
+        _read_trusted(config.ldap.bind_password_file, "password", "ldap.bind_password_file", secret=True)
     return config
 
 
@@ -493,16 +540,3 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
         if model is None:
             return None
     return model
-
-
-def _refuse_readable_secret(path: Path, key: str = "ldap.bind_password") -> None:
-    """A password that every user of the machine can read is refused (the
-    service's own group may read it: root:ldapsync 0640 is fine)."""
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return
-    if mode & (stat.S_IROTH | stat.S_IWOTH):
-        raise UserError(
-            f"{key}: {path} holds a password but other users can read it (mode {stat.S_IMODE(mode):04o}); "
-            f"run 'chmod 600 {path}'", ExitCode.CONFIG)

@@ -16,6 +16,7 @@ class ExitCode(IntEnum):
     UNAVAILABLE = 69  # the directory cannot be reached
     SOFTWARE = 70  # a bug in ldapsync
     CANTCREAT = 73  # the output cannot be written
+    STATE_NOT_SAVED = 74  # the output was written (and reloaded), but the state file could not be saved
     BUSY = 75  # another ldapsync run holds the lock (try again later)
     POST_CHANGE_FAILED = 76  # the file was written, but the post-change command or its check failed
     REFUSED = 77  # a safety limit stopped the write (nothing written); --force overrides

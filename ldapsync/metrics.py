@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Gauge, start_http_server, write_to_textfile
+from prometheus_client import CollectorRegistry, Gauge, generate_latest, start_http_server
 
 from ldapsync.state import State
+from ldapsync.writer import write_if_changed
 
 
 class Metrics:
@@ -63,8 +64,10 @@ class Metrics:
         self.refused.set(1 if state.result == "refused" else 0)
 
     def write_textfile(self, path: Path) -> None:
-        """node_exporter's textfile collector reads this (written atomically)."""
-        write_to_textfile(str(path), self.registry)
+        """node_exporter's textfile collector reads this: written atomically,
+        as ldapsync writes every file (prometheus_client's own writer uses a
+        predictable temporary name, and follows a link planted there)."""
+        write_if_changed(path, generate_latest(self.registry), mode=0o644, kind="state")
 
     def serve_http(self, listen: str) -> None:
         host, _, port = listen.rpartition(":")

@@ -10,6 +10,13 @@ elsewhere makes the run read the file as before.  A missing, stale or
 damaged cache costs time, never correctness, and a cache that cannot be
 written is a warning, not a failed run.
 
+The cache decides whether a run writes and what its diff (and so its safety
+limits) measures, so it is trusted only as ssh trusts its keys: the file and
+every directory above it must belong to root or to the account running
+ldapsync and be writable by nobody else; otherwise it is not used (a
+warning says why).  Signing it instead would not help: the key would have to
+live where the cache lives, within reach of whoever could write the cache.
+
 The cache holds the groups' shape (names, public flags, sizes) apart from
 their members, so that a run can tell most changes from the shape alone
 and load the members only when it needs them.
@@ -24,6 +31,8 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from ldapsync import safeio
+from ldapsync.config import path_tag
 from ldapsync.groupsfile import GroupsFile
 from ldapsync.model import GroupsModel
 from ldapsync.writer import WriteError, write_if_changed
@@ -41,8 +50,7 @@ def path_for(state_path: Path | None, output_path: Path) -> Path | None:
     after the output; None (no cache) when no state file is configured."""
     if state_path is None:
         return None
-    tag = hashlib.sha256(str(output_path.absolute()).encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return state_path.with_name(f"{state_path.name}.{output_path.name}.{tag}.model")
+    return state_path.with_name(f"{state_path.name}.{output_path.name}.{path_tag(output_path)}.model")
 
 
 def shape(groups: Iterable[tuple[str, bool, Mapping]]) -> list[tuple[str, bool, int]]:
@@ -93,8 +101,11 @@ def load(path: Path | None, data: bytes | None) -> Cached | None:
     if path is None or data is None:
         return None
     try:
-        blob = path.read_bytes()
+        blob = safeio.read_bytes(path, "cache", trusted=True)
     except FileNotFoundError:
+        return None
+    except safeio.UnsafeFile as exc:
+        log.warning("not using the cache: %s; reading the groups file instead", exc)
         return None
     except OSError as exc:
         log.warning("cannot read the cache %s (%s); reading the groups file instead", path, exc.strerror or exc)
@@ -127,7 +138,7 @@ def save(path: Path | None, blob: bytes | None) -> None:
     if path is None or blob is None:
         return
     try:
-        write_if_changed(path, blob, mode=0o600)
+        write_if_changed(path, blob, mode=0o600, kind="cache")
     except WriteError as exc:
         log.warning("cannot save the cache of the groups just written (the next run reads the file instead): %s",
                     exc)

@@ -9,6 +9,7 @@ which of them a site uses.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -36,21 +37,29 @@ def recorded_run(config: configlib.Config, *, dry_run: bool = False, force: str 
     """Lock, sync, then record the outcome in the state file and metrics
     (a dry run records nothing).  Never raises for a failed sync: the error
     is in the result, with its exit code."""
-    from ldapsync import sync  # ldap3 and jinja2 load only when a sync runs
-
     started = time.time()
-    result = None
-    error = None
     try:
         with statelib.locked(config.lock_path, config.state.lock_timeout):
-            result = sync.run(config, config.bind_password(), dry_run=dry_run, force=force)
-            exit_code = int(result.exit_code)
-            if exit_code:
-                error = "; ".join(o.check_problem or o.command.describe() for o in result.outputs
-                                  if o.check_problem or (o.command and not o.command.ok))
+            # the record is written under the lock too: two runs never race for it
+            return _sync_and_record(config, started, dry_run, force)
     except statelib.Busy as exc:
         # not a run: another one is under way and will leave its own record
         return Recorded(exc.exit_code, None, str(exc), None)
+    except UserError as exc:  # the lock itself could not be taken
+        return Recorded(int(exc.exit_code), None, str(exc), None)
+
+
+def _sync_and_record(config: configlib.Config, started: float, dry_run: bool, force: str | None) -> Recorded:
+    from ldapsync import sync  # ldap3 and jinja2 load only when a sync runs
+
+    result = None
+    error = None
+    try:
+        result = sync.run(config, config.bind_password(), dry_run=dry_run, force=force)
+        exit_code = int(result.exit_code)
+        if exit_code:
+            error = "; ".join(o.check_problem or o.command.describe() for o in result.outputs
+                              if o.check_problem or (o.command and not o.command.ok))
     except UserError as exc:
         exit_code, error = int(exc.exit_code), str(exc)
     if dry_run or config.state.path is None:
@@ -68,10 +77,15 @@ def recorded_run(config: configlib.Config, *, dry_run: bool = False, force: str 
                             "summary": o.diff.summary() if o.diff else "unchanged"})
     try:
         new_state = statelib.record(config.state.path, started, time.time(), exit_code, error, counts, outputs)
-        publish(config, new_state)
     except UserError as exc:
-        log.error("cannot record the run: %s", exc)
-        return Recorded(exit_code or int(exc.exit_code), result, error or str(exc), None)
+        # Whatever was written stays written: a run that succeeded says so
+        # with its own exit code (74), a failed one keeps its own.
+        log.error("cannot record the run in the state file: %s", exc)
+        problem = f"the state file could not be saved: {exc}"
+        if exit_code == ExitCode.OK:
+            return Recorded(ExitCode.STATE_NOT_SAVED, result, problem, None)
+        return Recorded(exit_code, result, f"{error}; {problem}", None)
+    publish(config, new_state)
     return Recorded(exit_code, result, error, new_state)
 
 
@@ -96,8 +110,8 @@ def publish(config: configlib.Config, state: statelib.State) -> None:
     if config.metrics.textfile is not None:
         try:
             m.write_textfile(config.metrics.textfile)
-        except OSError as exc:
-            log.error("cannot write the metrics file %s: %s", config.metrics.textfile, exc)
+        except UserError as exc:
+            log.error("cannot write the metrics file: %s", exc)
 
 
 class Service:
@@ -152,15 +166,21 @@ class Service:
         return self.shutdown()
 
     def shutdown(self) -> int:
+        """Stop within ``shutdown_timeout`` whatever the sync is doing: after
+        it, a sync still under way (a directory that stopped answering) is
+        abandoned by ending the process at once.  Nothing is half-written:
+        files are replaced by a rename, and the lock dies with the process."""
         self.scheduler.pause()
         timeout = self.config.schedule.shutdown_timeout
         if not self.idle.is_set():
             log.info("stopping: waiting up to %.0f s for the sync under way", timeout)
         finished = self.idle.wait(timeout)
-        self.scheduler.shutdown(wait=False)
         if not finished:
-            log.error("stopping although a sync is still under way after %.0f s", timeout)
-            return ExitCode.SOFTWARE
+            log.error("stopping after %.0f s (schedule.shutdown_timeout) with a sync still under way: it is "
+                      "abandoned; the groups file is the old or the new one, never half-written", timeout)
+            logging.shutdown()  # flush the log: what follows skips Python's own exit
+            os._exit(ExitCode.BUSY)
+        self.scheduler.shutdown(wait=False)
         log.info("ldapsync serve stopped")
         return ExitCode.OK
 

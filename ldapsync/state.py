@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -14,8 +15,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+from ldapsync import safeio
 from ldapsync.errors import ExitCode, UserError
 from ldapsync.writer import write_if_changed
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -36,11 +42,32 @@ class State:
     refusals_total: int = 0
     consecutive_failures: int = 0
 
+    # read back with pydantic, strictly: a string where a number belongs is damage
+    __pydantic_config__ = ConfigDict(strict=True)
+
     def finished_at(self) -> float | None:
         return _epoch(self.finished)
 
     def last_success_at(self) -> float | None:
         return _epoch(self.last_success)
+
+    def __post_init__(self) -> None:
+        for key in ("started", "finished", "last_success"):
+            _epoch(getattr(self, key))  # a date that does not parse is damage
+        for key in ("runs_total", "failures_total", "refusals_total", "consecutive_failures"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key} is negative")
+        # what status and the metrics add up must be numbers
+        for where, record, keys in (("counts", self.counts, _COUNTED),
+                                    *((f"outputs[{i}]", o, _OUTPUT_COUNTED) for i, o in enumerate(self.outputs))):
+            for key in keys:
+                value = record.get(key, 0)
+                if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+                    raise ValueError(f"{where}.{key} is not a number")
+
+
+_COUNTED = ("shared_groups", "users_in_groups", "users_read", "groups_read")
+_OUTPUT_COUNTED = ("groups", "member_lines", "member_lines_added", "member_lines_removed")
 
 
 def _epoch(text: str | None) -> float | None:
@@ -51,22 +78,45 @@ def now_iso(at: float | None = None) -> str:
     return datetime.fromtimestamp(time.time() if at is None else at, timezone.utc).isoformat(timespec="seconds")
 
 
-def load(path: Path) -> State | None:
-    """The state at ``path``; None when no run has written it yet."""
+_shape = TypeAdapter(State)
+
+
+def read(path: Path) -> tuple[State | None, str | None]:
+    """The state at ``path`` and, when it cannot be used, why.  (None, None):
+    no run has written it yet.  The file is input like any other: a link, a
+    FIFO, a huge file, text that is not JSON or JSON of another shape is a
+    problem to report, never a crash, and never trusted."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = safeio.read_bytes(path, "state")
     except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read the state file {path}: {exc}", ExitCode.NOINPUT) from None
-    known = {k: v for k, v in data.items() if k in State.__dataclass_fields__}
-    return State(**known)
+        return None, None
+    except (OSError, safeio.UnsafeFile) as exc:
+        return None, f"the state file {path} cannot be used ({_why(exc)})"
+    try:
+        return _shape.validate_json(data), None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        return None, f"the state file {path} is damaged ({where}: {first['msg']})"
+
+
+def load(path: Path) -> State | None:
+    """The state at ``path``; None when no run has written it yet or it is
+    damaged (a warning says so: the next run starts a new record)."""
+    state, problem = read(path)
+    if problem:
+        log.warning("%s; starting a new record", problem)
+    return state
+
+
+def _why(exc: Exception) -> str:
+    return str(exc.strerror or exc) if isinstance(exc, OSError) else str(exc)
 
 
 def save(path: Path, state: State) -> None:
     """Replace the state file atomically (never a half-written record)."""
     data = json.dumps(asdict(state), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
-    write_if_changed(path, data.encode("utf-8"), mode=0o644)
+    write_if_changed(path, data.encode("utf-8"), mode=0o644, kind="state")
 
 
 def record(path: Path, started: float, finished: float, exit_code: int, error: str | None,
@@ -104,13 +154,25 @@ def locked(path: Path, timeout: float) -> Iterator[None]:
     """Hold an exclusive lock on ``path``, waiting at most ``timeout`` seconds.
 
     flock locks belong to the open file: they go away with the process, so a
-    crashed run never leaves a stale lock behind.
+    crashed run never leaves a stale lock behind.  The lock file is opened
+    without following a link and must be a regular file of this account
+    with one name, so that writing the PID into it can never reach another
+    file; a lock in a directory other accounts can write is warned about
+    (they could delete it and so let two runs in).
     """
+    problem = safeio.folder_problem(path.parent, path)
+    if problem:
+        log.warning("the lock %s is not safe from other accounts: %s; set state.path (the lock goes beside it) "
+                    "or state.lock_path to a directory only ldapsync's account can write", path, problem)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        raise UserError(f"cannot open the lock file {path}: {exc.strerror}", ExitCode.CANTCREAT) from None
+        fd = safeio.open_regular(path, os.O_RDWR | os.O_CREAT)
+    except (OSError, safeio.UnsafeFile) as exc:
+        raise UserError(f"cannot open the lock file {path}: {_why(exc)}", ExitCode.CANTCREAT) from None
     try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or st.st_nlink != 1:
+            raise UserError(f"cannot use the lock file {path}: it belongs to another account or has other names "
+                            "(hard links); remove it", ExitCode.CANTCREAT)
         deadline = time.monotonic() + timeout
         while True:
             try:

@@ -25,7 +25,7 @@ from ldapsync.membership import PRESET_ATTRIBUTES, Finding, Memberships, resolve
 from ldapsync import dn as dnlib
 from ldapsync.model import GroupsModel
 from ldapsync.speed import ChildFailed, Parallel, without_cycle_collector
-from ldapsync.writer import CommandResult, WriteResult, run_post_change, write_if_changed
+from ldapsync.writer import CommandResult, WriteResult, read_current, run_post_change, write_if_changed
 
 log = logging.getLogger(__name__)
 changes_log = logging.getLogger("ldapsync.changes")
@@ -215,13 +215,9 @@ def _guard(output: Output, step, *args):
 
 
 def current_bytes(output: Output) -> bytes | None:
-    """The output file as it is now; None when there is none yet."""
-    try:
-        return output.path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise UserError(f"cannot read {output.path}: {exc.strerror or exc}", ExitCode.NOINPUT) from None
+    """The output file as it is now; None when there is none yet.  Read as
+    the writer reads it: a link or anything but a regular file is refused."""
+    return read_current(output.path)
 
 
 def current_text(output: Output) -> str | None:
@@ -256,11 +252,13 @@ def run(config: Config, password: str | None, *, dry_run: bool = False, progress
     for out, old_bytes, cache in planned:
         output = out.output
         if not dry_run:
-            if out.changed and old_bytes is not None:
-                backups.keep(output, old_bytes)
-            out.written = write_if_changed(output.path, out.data, mode=output.mode,
-                                           owner=output.owner, group=output.group)
+            # the backup is taken only once the new file is ready to replace
+            # the old one, and only if the file is still what was planned on
+            out.written = write_if_changed(output.path, out.data, mode=output.mode, owner=output.owner,
+                                           group=output.group, expected=old_bytes,
+                                           keep_previous=backups.saver(output))
             if out.written.changed:
+                backups.prune_quietly(output)
                 modelcache.save(cache, out.cache)
             if out.written.changed and output.post_change_command:
                 out.command, out.check_problem = after_change(output)
