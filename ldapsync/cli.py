@@ -29,7 +29,8 @@ Exit codes:
   0  success            1  diff/check found differences or problems
   64 bad command line   65 bad input data     66 input file missing or unreadable
   69 directory unavailable or incomplete       70 internal error (a bug)
-  73 output cannot be written                  75 busy: another run holds the lock
+  73 output cannot be written (old file intact) 74 written, but the state file not saved
+  75 busy: another run holds the lock (serve: stopped with a sync abandoned)
   76 written, but the post-change command or its check failed
   77 refused by a safety limit (nothing written)
   78 invalid configuration
@@ -467,6 +468,10 @@ def _check_config(path: str, connect: bool, as_json: bool) -> None:
                 problems.append(f"outputs: {output.path}: post_change_command: {argv[0]!r} not found")
             else:
                 notes.append(f"{output.path}: post-change command {argv[0]} found")
+    for key, path in (("state.path", config.state.path), ("the lock", config.lock_path)):
+        problem = path and safeio.folder_problem(path.parent, path)
+        if problem:
+            problems.append(f"{key}: {problem}")
     counts = None
     if connect and not problems:
         snapshot = sync.fetch(config, password)

@@ -461,3 +461,18 @@ def test_a_config_of_another_account_is_refused(tmp_path, capsys):
     os.chown(config, nobody(), -1)
     code, _, err = cli(capsys, "check", "-c", config)
     assert code == 78 and "belongs to nobody, who could change it" in err
+
+
+def test_check_names_a_state_or_lock_directory_others_can_write(tmp_path, capsys):
+    shared = tmp_path / "prosody"
+    shared.mkdir()
+    config = tmp_path / "ldapsync.yaml"
+    config.write_text("ldap: {servers: ['ldaps://x']}\nusers: {base: 'dc=x'}\ngroups: {base: 'dc=x'}\n"
+                      f"outputs: [{{path: {shared}/groups.txt}}]\n")
+    assert cli(capsys, "check", "-c", config)[0] == 0
+    shared.chmod(0o770)  # the groups file's directory, writable by the prosody group
+    code, out, _ = cli(capsys, "check", "-c", config)
+    assert code == 1 and f"problem: the lock: the directory {shared} can be changed by other users" in out
+    config.write_text(config.read_text() + f"state: {{path: {shared}/state.json}}\n")
+    code, out, _ = cli(capsys, "check", "-c", config)
+    assert code == 1 and "problem: state.path: the directory" in out
