@@ -19,7 +19,7 @@ from ldapsync import backups, modelcache, safeio, state as statelib
 from ldapsync.cli import main
 from ldapsync.config import parse
 from ldapsync.errors import ExitCode, UserError
-from ldapsync.groupsfile import GroupsFile, parse as parse_groups, render
+from ldapsync.groupsfile import parse as parse_groups, render
 from ldapsync.model import GroupsModel, SharedGroup
 from ldapsync.writer import WriteError, write_if_changed
 
