@@ -476,6 +476,8 @@ def _check_config(path: str, connect: bool, as_json: bool) -> None:
             problems.append(f"users: no entries under {config.users.base!r} match {config.users.filter!r}")
         if not counts["groups_read"]:
             problems.append(f"groups: no entries under {config.groups.base!r} match {config.groups.filter!r}")
+        # a run goes on past a collision, holding the name: here it is something to fix
+        problems += [f"groups: {f}" for f in snapshot.findings if f.kind == "group-collision"]
         for key in snapshot.templates.user_attributes:
             if not any(e.attrs.get(key.lower()) for e in snapshot.members.users.values()):
                 problems.append(f"mapping: the attribute {key!r} is used by a template but no user has it")

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from ldapsync.config import ConfigError, parse
+from ldapsync.groupsfile import read
 from tests.ldap.conftest import run
 from tests.ldap.directory import BULK, SYNC_PASSWORD
 
@@ -96,6 +97,63 @@ def test_absolute_limits(capsys, make_config, tmp_path):
                             "max_members_removed_percent": None}
     code, _, err = run(capsys, "run", "-c", make_config(outputs=outputs, groups={"exclude": ["All Staff"]}))
     assert code == 77 and "contacts would disappear from users' rosters; the limit is 10" in err
+
+
+# --- safety that cannot be bypassed from inside the directory ---------------------------
+
+# someone creates a group named like sales (here: ghosts, given that name), and alice is renamed
+CLAIMED = {"group_name": "{{ 'sales' if cn == 'ghosts' else (description or cn) }}",
+           "name": "{{ 'Alice L.' if uid == 'alice' else (displayName or (givenName ~ ' ' ~ sn)) }}"}
+GHOSTS, SALES = "cn=ghosts,ou=groups,dc=example,dc=com", "cn=sales,ou=groups,dc=example,dc=com"
+
+
+def section(data: bytes, name: str) -> bytes:
+    """A group's header and member lines, as the file has them."""
+    start = data.index(f"[{name}]\n".encode())
+    end = data.find(b"\n[", start)
+    return data[start:] if end < 0 else data[start:end + 1]
+
+
+def test_a_group_named_like_another_is_held_and_the_rest_syncs(capsys, config_with_state, tmp_path):
+    target = tmp_path / "groups.txt"
+    assert run(capsys, "run", "-c", config_with_state(groups={"exclude": ["ghosts"]}))[0] == 0
+    before = target.read_bytes()
+    claimed = config_with_state(mapping=CLAIMED)
+    # diff and preview show what the run does
+    code, out, err = run(capsys, "diff", "-c", claimed, "--json")
+    assert code == 1, err
+    [change] = json.loads(out)
+    assert {g["group"] for g in change["groups"]} == {"All Staff", "Engineering", "R&D, Europe", "disabled-mix",
+                                                      "ops", "platform"}  # alice renamed; sales as it is
+    code, out, _ = run(capsys, "preview", "-c", claimed, "carol@example.com", "--json")
+    assert code == 0 and "sales" in {g for item in json.loads(out) for g in item["groups"]}
+    code, out, _ = run(capsys, "check", "-c", claimed, "--connect")
+    assert code == 1 and f"problem: groups: sales: {GHOSTS} and {SALES} all map to this shared group name" in out
+    # the run (its groups from the cache of the last file): the held group as it was, the rest synced
+    code, out, err = run(capsys, "run", "-c", claimed, "--json")
+    assert code == 0, err
+    assert f"sales: {GHOSTS} and {SALES} all map to this shared group name; the name is held as it is in the " \
+           "current file" in err
+    assert [f["kind"] for f in json.loads(out)["findings"]].count("group-collision") == 1
+    after = target.read_bytes()
+    assert section(after, "sales") == section(before, "sales") == (
+        b"[sales]\ncarol@example.com=Carol Danvers\njmueller@example.com=J\xc3\xbcrgen M\xc3\xbcller\n")
+    assert b"alice@example.com=Alice L.\n" in after and b"Alice Liddell" not in after
+    assert json.loads(out)["outputs"][0]["diff"]["groups"] == change["groups"]
+    # from the file itself (no cache): the same, and nothing more to do
+    target.with_name("state.json").unlink()
+    for cache in tmp_path.glob("state.json.*.model"):
+        cache.unlink()
+    code, out, _ = run(capsys, "run", "-c", claimed, "--json")
+    assert code == 0 and not json.loads(out)["outputs"][0]["changed"]
+    assert target.read_bytes() == after
+
+
+def test_a_name_held_on_the_first_run_stays_out(capsys, make_config, tmp_path):
+    code, _, err = run(capsys, "run", "-c", make_config(mapping=CLAIMED))
+    assert code == 0 and f"{GHOSTS} and {SALES} all map to this shared group name" in err
+    groups = read(tmp_path / "groups.txt").groups
+    assert "sales" not in groups and "ghosts" not in groups and "Engineering" in groups
 
 
 # --- backups and rollback --------------------------------------------------------------
