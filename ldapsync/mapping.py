@@ -146,6 +146,9 @@ class Mapped:
     # shared name -> the group DNs that all map to it (on_name_collision: refuse): the name is held as the
     # current file has it, and is in no output's groups from the directory
     held: dict[str, list[str]] = field(default_factory=dict)
+    # shared name -> the member lines the directory itself gives it (static_groups not counted; groups
+    # made only by static_groups absent): what safety.refuse_empty judges
+    from_directory: dict[str, int] = field(default_factory=dict)
 
 
 def map_directory(config: Config, templates: Templates, members: Memberships) -> Mapped:
@@ -236,7 +239,9 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
             group = SharedGroup(shared, {**groups[shared].members, **group.members}, group.public)
         groups[shared] = group
         sources.setdefault(shared, []).append(entry.dn)
+    from_directory = {name: len(g.members) for name, g in groups.items()}
     for name, dns in held.items():
+        from_directory[name] = len(held_members[name])
         listed = sorted(dns)
         findings.append(Finding(
             "group-collision", name,
@@ -260,7 +265,7 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
     for key, person in people.items():
         if person.jid not in in_a_group:
             left_out.setdefault(key, "in no selected group")
-    return Mapped(groups, sources, people, left_out, findings, in_a_group, held)
+    return Mapped(groups, sources, people, left_out, findings, in_a_group, held, from_directory)
 
 
 def _display_name(templates: Templates, entry: Entry, jid: str, raw: str | None,
@@ -334,3 +339,10 @@ def with_held(model: GroupsModel, names: Collection[str], current: GroupsFile) -
         SharedGroup(name, {jid: names_now.get(jid, old) for jid, old in members.items()}, name in public)
         for name, members in kept)])
 
+
+def directory_size(output: Output, mapped: Mapped) -> tuple[int, int]:
+    """The groups and member lines the directory itself gives this output,
+    static_groups not counted: a config's own groups must not make an empty
+    answer look full."""
+    names = [name for name in mapped.from_directory if selected(name, output.include, output.exclude)]
+    return len(names), sum(mapped.from_directory[name] for name in names)

@@ -9,12 +9,13 @@ writes nothing and says which limit, with the figures.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 from ldapsync.config import Safety
 from ldapsync.diff import Diff
 from ldapsync.errors import ExitCode, UserError
-from ldapsync.model import GroupsModel
+from ldapsync.groupsfile import GroupsFile
 
 
 class Refused(UserError):
@@ -28,21 +29,19 @@ class Refused(UserError):
             "  If the change is intended: ldapsync run --force --reason \"WHY\"", ExitCode.REFUSED)
 
 
-def check(path: Path, safety: Safety, old: tuple[int, int] | None, new: GroupsModel, change: Diff) -> list[str]:
-    """Every limit the change to ``new`` exceeds, as sentences; ``old`` is
-    the size of the current file (groups, member lines).  No current file
-    (the first run) passes."""
+def check(path: Path, safety: Safety, old: GroupsFile | None, change: Diff, given: tuple[int, int],
+          static_names: Collection[str] = ()) -> list[str]:
+    """Every limit the change exceeds, as sentences.  ``old`` is the current
+    file as read; None (no file: the first run) passes.  ``given`` is the
+    groups and member lines the directory itself gives the output, and
+    ``static_names`` the names of the config's static_groups: a config's
+    own groups must not make an empty directory answer look full."""
     if old is None:
         return []
     problems: list[str] = []
-    old_groups, old_members = old
+    old_groups, old_members = old.size()
     if safety.refuse_empty:
-        if old_groups and not new.groups:
-            problems.append(f"{path}: the directory gives no groups at all; the current file has {old_groups} "
-                            "(safety.refuse_empty)")
-        elif old_members and not new.member_count:
-            problems.append(f"{path}: the directory gives no members at all; the current file has {old_members} "
-                            "(safety.refuse_empty)")
+        problems += _empty(path, old, given, static_names)
     t = change.totals
     problems += _limit(path, "groups removed", t["groups_removed"], old_groups,
                        safety.max_groups_removed, safety.max_groups_removed_percent, "max_groups_removed")
@@ -52,6 +51,24 @@ def check(path: Path, safety: Safety, old: tuple[int, int] | None, new: GroupsMo
         problems.append(f"{path}: {t['contacts_lost']} contacts would disappear from users' rosters; the limit "
                         f"is {safety.max_contacts_lost} (safety.max_contacts_lost)")
     return problems
+
+
+def _empty(path: Path, old: GroupsFile, given: tuple[int, int], static_names: Collection[str]) -> list[str]:
+    """safety.refuse_empty: judged on what the directory gives against what
+    the current file holds besides the static groups."""
+    static = frozenset(static_names)
+    from_directory = [members for name, members in old.groups.items()
+                      if (members or name in old.declared) and name not in static]
+    old_groups, old_members = len(from_directory), sum(map(len, from_directory))
+    besides = " besides static_groups" if static else ""
+    given_groups, given_members = given
+    if old_groups and not given_groups:
+        return [f"{path}: the directory gives no groups at all; the current file has {old_groups}{besides} "
+                "(safety.refuse_empty)"]
+    if old_members and not given_members:
+        return [f"{path}: the directory gives no members at all; the current file has {old_members}{besides} "
+                "(safety.refuse_empty)"]
+    return []
 
 
 def _limit(path: Path, what: str, count: int, total: int, max_count: int | None, max_percent: float | None,

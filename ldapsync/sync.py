@@ -22,7 +22,7 @@ from ldapsync import diff as difflib
 from ldapsync.config import Config, GroupSettings, LdapSettings, Output
 from ldapsync.directory import open_directory, parenthesized
 from ldapsync.errors import ExitCode, UserError
-from ldapsync.mapping import Mapped, Templates, held_for, map_directory, model_for, with_held
+from ldapsync.mapping import Mapped, Templates, directory_size, held_for, map_directory, model_for, with_held
 from ldapsync.membership import PRESET_ATTRIBUTES, Finding, Memberships, resolve
 from ldapsync import dn as dnlib
 from ldapsync.model import GroupsModel
@@ -263,9 +263,10 @@ def run(config: Config, password: str | None, *, dry_run: bool = False, progress
     planned: list[tuple[OutputResult, bytes | None, Path | None]] = []
     problems: list[str] = []
     snapshot.shed()
+    static_names = frozenset(s.name for s in config.static_groups)
     for output in config.outputs:
         cache = modelcache.path_for(config.state.path, output.path)
-        out, old_bytes, refusals = _plan(output, snapshot.mapped, dry_run, cache)
+        out, old_bytes, refusals = _plan(output, snapshot.mapped, dry_run, cache, static_names)
         planned.append((out, old_bytes, cache))
         problems += refusals
     if problems:
@@ -288,8 +289,8 @@ def run(config: Config, password: str | None, *, dry_run: bool = False, progress
     return result
 
 
-def _plan(output: Output, mapped: Mapped, dry_run: bool,
-          cache: Path | None) -> tuple[OutputResult, bytes | None, list[str]]:
+def _plan(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None,
+          static_names: frozenset[str]) -> tuple[OutputResult, bytes | None, list[str]]:
     """What to do with one output: its new content, whether it changed, the
     diff and the safety limits it exceeds; and the current content.
 
@@ -323,8 +324,8 @@ def _plan(output: Output, mapped: Mapped, dry_run: bool,
         old_file = current()
         del current, cached
         out.diff = difflib.diff(old_file, groupsfile.GroupsFile.of_model(model))
-        refusals = safety.check(output.path, output.safety, None if old_bytes is None else old_file.size(),
-                                model, out.diff)
+        refusals = safety.check(output.path, output.safety, None if old_bytes is None else old_file, out.diff,
+                                directory_size(output, mapped), static_names)
     except BaseException:
         check.discard()
         raise

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from ldapsync.config import MappingSettings, parse
 from ldapsync.directory import Entry
 from ldapsync.groupsfile import parse as parse_file
-from ldapsync.mapping import _RECORD, _SEPARATOR, Templates, held_for, map_directory, model_for, with_held
+from ldapsync.mapping import (_RECORD, _SEPARATOR, Templates, directory_size, held_for, map_directory, model_for,
+                              with_held)
 from ldapsync.membership import resolve
 from ldapsync.model import SharedGroup
 
@@ -115,9 +116,11 @@ def test_a_name_several_groups_claim_is_held_and_reported():
     assert str(finding) == ("Team: cn=new,dc=x, cn=team,dc=x and cn=third,dc=x all map to this shared group name; "
                             "the name is held as it is in the current file while the other groups sync (change "
                             "mapping.group_name or a group's name, or set groups.on_name_collision: merge)")
+    assert mapped.from_directory == {"ops": 1, "Team": 2}  # Desk is the config's alone
     assert "uid=bob,dc=x" not in mapped.left_out  # in a group, if a held one
     output = COLLIDING.outputs[0]
     assert held_for(output, mapped) == ["Team"]
+    assert directory_size(output, mapped) == (2, 3)
     assert held_for(output.model_copy(update={"exclude": ["Team"]}), mapped) == []
 
 

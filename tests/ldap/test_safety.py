@@ -156,6 +156,30 @@ def test_a_name_held_on_the_first_run_stays_out(capsys, make_config, tmp_path):
     assert "sales" not in groups and "ghosts" not in groups and "Engineering" in groups
 
 
+def test_static_groups_do_not_make_an_empty_answer_look_full(capsys, make_config, tmp_path):
+    target = tmp_path / "groups.txt"
+    static = [{"name": "Helpdesk", "members": {"help@example.com": "Help Desk"}},
+              {"name": "Engineering", "members": {"oncall@example.com": "On call"}}]
+    outputs = [{"path": str(target), "safety": {"max_groups_removed_percent": None,
+                                                "max_members_removed_percent": None}}]
+    assert run(capsys, "run", "-c", make_config(static_groups=static, outputs=outputs))[0] == 0
+    before = target.read_bytes()
+    code, _, err = run(capsys, "run", "-c", make_config(static_groups=static, outputs=outputs,
+                                                        groups={"filter": "(cn=no-such-group)"}))
+    assert code == 77 and "the directory gives no groups at all; the current file has 21 besides static_groups " \
+                          "(safety.refuse_empty)" in err
+    assert target.read_bytes() == before
+    # a static group merged with a directory group counts by its directory members only
+    code, _, err = run(capsys, "run", "-c", make_config(static_groups=static, outputs=outputs,
+                                                        users={"filter": "(uid=nobody)"}))
+    assert code == 77 and "the directory gives no members at all" in err
+    assert target.read_bytes() == before
+    # an output of static groups only is no empty answer
+    only = [{"path": str(tmp_path / "helpdesk.txt"), "include": ["Helpdesk"]}]
+    for _ in range(2):
+        assert run(capsys, "run", "-c", make_config(static_groups=static, outputs=only))[0] == 0
+
+
 # --- backups and rollback --------------------------------------------------------------
 
 
