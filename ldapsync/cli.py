@@ -160,9 +160,10 @@ def run(config_path: str | None, dry_run: bool, force: bool, reason: str | None,
     shell module reload groups example.com). Users see the change when they
     next log in.
 
-    A change that removes more than the output's safety limits allow (by
-    default 20% of the groups or of the member lines, or everything) writes
-    nothing and exits 77; --force --reason TEXT accepts it once.
+    A change past the output's safety limits (by default: 20% of the groups
+    or of the member lines removed, or everything; a group that becomes
+    public; 20% more contacts through the public groups) writes nothing and
+    exits 77; --force --reason TEXT accepts it once.
     """
     from ldapsync.service import recorded_run
 

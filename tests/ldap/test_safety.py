@@ -18,6 +18,9 @@ from tests.ldap.conftest import run
 from tests.ldap.directory import BULK, SYNC_PASSWORD
 
 OLD = b"[Old]\nkeep@example.com=Keep me\n"
+# An unrelated old file replaced by the whole directory: past every limit
+NO_LIMITS = {"max_groups_removed_percent": None, "max_members_removed_percent": None,
+             "max_public_groups_added": None, "max_public_contacts_gained_percent": None}
 
 
 def write_old(tmp_path: Path) -> Path:
@@ -156,6 +159,49 @@ def test_a_name_held_on_the_first_run_stays_out(capsys, make_config, tmp_path):
     assert "sales" not in groups and "ghosts" not in groups and "Engineering" in groups
 
 
+def test_a_group_renamed_into_a_public_pattern_needs_force(capsys, make_config, tmp_path):
+    target = tmp_path / "groups.txt"
+    public = {"public": ["All *"]}
+    assert run(capsys, "run", "-c", make_config(groups=public))[0] == 0
+    before = target.read_bytes()
+    renamed = make_config(groups=public,
+                          mapping={"group_name": "{{ 'All Sales' if cn == 'sales' else (description or cn) }}"})
+    code, _, err = run(capsys, "run", "-c", renamed)
+    assert code == 77, err
+    assert "1 group would become visible to every user ('All Sales'); the limit is 0 " \
+           "(safety.max_public_groups_added)" in err
+    assert target.read_bytes() == before
+    code, _, err = run(capsys, "run", "-c", renamed, "--force", "--reason", "sales is for everyone now")
+    assert code == 0, err
+    assert read(target).public == ["All Sales", "All Staff"]
+    assert run(capsys, "run", "-c", renamed)[0] == 0  # public already: nothing new
+
+
+def test_limits_on_contacts_gained(capsys, make_config, tmp_path):
+    target = tmp_path / "groups.txt"
+    few = {"filter": "(&(objectClass=inetOrgPerson)(!(uid=alice))(!(uid=bob)))"}
+    assert run(capsys, "run", "-c", make_config(users=few))[0] == 0
+    before = target.read_bytes()
+    assert len(read(target).groups["All Staff"]) == 7
+    # alice and bob come back: every user's public groups give 2 contacts more than the 7 they gave
+    code, _, err = run(capsys, "run", "--dry-run", "-c", make_config())
+    assert code == 77
+    assert "every user would gain 2 contacts through the public groups, which gave 7 before (29%); the limit " \
+           "is 20% (safety.max_public_contacts_gained_percent)" in err
+    outputs = [{"path": str(target), "safety": {"max_public_contacts_gained": 1,
+                                                "max_public_contacts_gained_percent": None}}]
+    code, _, err = run(capsys, "run", "--dry-run", "-c", make_config(outputs=outputs))
+    assert code == 77 and "the limit is 1 (safety.max_public_contacts_gained)" in err
+    outputs[0]["safety"] = {"max_public_contacts_gained_percent": 30, "max_contacts_gained": 5}
+    code, out, err = run(capsys, "run", "--dry-run", "--json", "-c", make_config(outputs=outputs))
+    assert code == 77 and "contacts would be added to users' rosters; the limit is 5 (safety.max_contacts_gained)" in err
+    assert "max_public_contacts_gained_percent" not in err
+    assert target.read_bytes() == before
+    outputs[0]["safety"] = {"max_public_contacts_gained_percent": 30}
+    assert run(capsys, "run", "-c", make_config(outputs=outputs))[0] == 0
+    assert len(read(target).groups["All Staff"]) == 9
+
+
 def test_static_groups_do_not_make_an_empty_answer_look_full(capsys, make_config, tmp_path):
     target = tmp_path / "groups.txt"
     static = [{"name": "Helpdesk", "members": {"help@example.com": "Help Desk"}},
@@ -185,8 +231,7 @@ def test_static_groups_do_not_make_an_empty_answer_look_full(capsys, make_config
 
 def test_backups_are_kept_and_rollback_restores_one(capsys, make_config, tmp_path):
     target = write_old(tmp_path)
-    outputs = [{"path": str(target), "backups": 2, "mode": "0600",
-                "safety": {"max_groups_removed_percent": None, "max_members_removed_percent": None},
+    outputs = [{"path": str(target), "backups": 2, "mode": "0600", "safety": NO_LIMITS,
                 "post_change_command": ["sh", "-c", f"echo reloaded >> {tmp_path / 'reloads'}"]}]
     assert run(capsys, "run", "-c", make_config(outputs=outputs))[0] == 0
     full = target.read_bytes()
@@ -350,9 +395,7 @@ def test_a_full_disk_leaves_the_old_file(capsys, make_config, tmp_path):
         target.write_bytes(OLD)
         filler = disk / "filler"
         filler.write_bytes(b"x" * 4096)
-        config = make_config(outputs=[{"path": str(target), "backups": 0,
-                                       "safety": {"max_groups_removed_percent": None,
-                                                  "max_members_removed_percent": None}}])
+        config = make_config(outputs=[{"path": str(target), "backups": 0, "safety": NO_LIMITS}])
         code, _, err = run(capsys, "run", "-c", config)
         assert code == 73 and "No space left on device" in err and str(target) in err
         assert target.read_bytes() == OLD
