@@ -164,9 +164,10 @@ def run(config_path: str | None, dry_run: bool, force: bool, reason: str | None,
     shell module reload groups example.com). Users see the change when they
     next log in.
 
-    A change that removes more than the output's safety limits allow (by
-    default 20% of the groups or of the member lines, or everything) writes
-    nothing and exits 77; --force --reason TEXT accepts it once.
+    A change past the output's safety limits (by default: 20% of the groups
+    or of the member lines removed, or everything; a group that becomes
+    public; 20% more contacts through the public groups) writes nothing and
+    exits 77; --force --reason TEXT accepts it once.
     """
     from ldapsync.service import recorded_run
 
@@ -484,6 +485,8 @@ def _check_config(path: str, connect: bool, as_json: bool) -> None:
             problems.append(f"users: no entries under {config.users.base!r} match {config.users.filter!r}")
         if not counts["groups_read"]:
             problems.append(f"groups: no entries under {config.groups.base!r} match {config.groups.filter!r}")
+        # a run goes on past a collision, holding the name: here it is something to fix
+        problems += [f"groups: {f}" for f in snapshot.findings if f.kind == "group-collision"]
         for key in snapshot.templates.user_attributes:
             if not any(e.attrs.get(key.lower()) for e in snapshot.members.users.values()):
                 problems.append(f"mapping: the attribute {key!r} is used by a template but no user has it")

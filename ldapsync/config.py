@@ -194,20 +194,32 @@ class StaticGroup(_Strict):
 
 
 Percent = Annotated[float, Field(ge=0, le=100)]
+# growth may pass 100% (a public group that doubles), but not without bound
+GrowthPercent = Annotated[float, Field(ge=0, le=10000, allow_inf_nan=False)]
 
 
 class Safety(_Strict):
-    """Limits that stop a write which would remove much at once: a wrong
-    filter or a half-empty directory answer must not wipe rosters.  Counts
-    are absolute, percentages are of what the current file holds; None
-    turns a limit off.  ``ldapsync run --force --reason TEXT`` passes once."""
+    """Limits that stop a write which would remove, or give, much at once: a
+    wrong filter or a half-empty directory answer must not wipe rosters, and
+    a group renamed into a public pattern must not give everyone new
+    contacts unseen.  Counts are absolute, percentages are of what the
+    current file holds; None turns a limit off.  ``ldapsync run --force
+    --reason TEXT`` passes once."""
 
     max_groups_removed: Annotated[int, Field(ge=0)] | None = None
     max_groups_removed_percent: Percent | None = 20.0
     max_members_removed: Annotated[int, Field(ge=0)] | None = None
     max_members_removed_percent: Percent | None = 20.0
     max_contacts_lost: Annotated[int, Field(ge=0)] | None = None
-    # an answer without groups, or without members, never replaces a file that has them
+    # groups that become visible to every user: by default each needs --force once
+    max_public_groups_added: Annotated[int, Field(ge=0)] | None = 0
+    # contacts every user gains through the public groups, against what they gave before
+    max_public_contacts_gained: Annotated[int, Field(ge=0)] | None = None
+    max_public_contacts_gained_percent: GrowthPercent | None = 20.0
+    # contacts added to the rosters of the users the files list
+    max_contacts_gained: Annotated[int, Field(ge=0)] | None = None
+    # an answer in which the directory gives no groups, or no members (static_groups not counted),
+    # never replaces a file that has them
     refuse_empty: bool = True
 
 

@@ -10,7 +10,7 @@ defined when rendering (an empty string when the entry lacks it), so that
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from jinja2 import StrictUndefined, TemplateError, meta
@@ -20,7 +20,7 @@ from ldapsync import jid as jidlib
 from ldapsync.config import Config, MappingSettings, Output
 from ldapsync.directory import Entry
 from ldapsync.errors import ExitCode, UserError
-from ldapsync.groupsfile import clean_text, writable_jid
+from ldapsync.groupsfile import GroupsFile, clean_text, writable_jid
 from ldapsync.membership import Finding, Memberships
 from ldapsync.model import GroupsModel, SharedGroup
 
@@ -143,6 +143,12 @@ class Mapped:
     left_out: dict[str, str]  # user DN key -> why the user is in no group file
     findings: list[Finding] = field(default_factory=list)
     in_a_group: set[str] = field(default_factory=set)  # the JIDs of every member of a shared group
+    # shared name -> the group DNs that all map to it (on_name_collision: refuse): the name is held as the
+    # current file has it, and is in no output's groups from the directory
+    held: dict[str, list[str]] = field(default_factory=dict)
+    # shared name -> the member lines the directory itself gives it (static_groups not counted; groups
+    # made only by static_groups absent): what safety.refuse_empty judges
+    from_directory: dict[str, int] = field(default_factory=dict)
 
 
 def map_directory(config: Config, templates: Templates, members: Memberships) -> Mapped:
@@ -192,6 +198,8 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
     jid_and_name = {key: (p.jid, p.name) for key, p in people.items()}.get
     groups: dict[str, SharedGroup] = {}
     sources: dict[str, list[str]] = {}
+    held: dict[str, list[str]] = {}
+    held_members: dict[str, set[str]] = {}
     group_names = templates.render_group_names(list(members.groups.values()))
     for (key, entry), raw in zip(members.groups.items(), group_names):
         if raw is None:
@@ -216,15 +224,30 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
             findings.append(Finding("group-name", entry.dn, f"a private group cannot be named {shared!r} "
                                                             "(a leading '+' makes a group public); left out"))
             continue
+        if shared in held:
+            held[shared].append(entry.dn)
+            held_members[shared].update(group.members)
+            continue
+        if shared in groups and gs.on_name_collision == "refuse":
+            # Anyone who may create a group must not be able to stop every roster update: the name
+            # stays as it is in the current file, and every other group syncs.
+            held[shared] = [*sources.pop(shared), entry.dn]
+            held_members[shared] = {*groups.pop(shared).members, *group.members}
+            continue
         if shared in groups:
-            if gs.on_name_collision == "refuse":
-                raise UserError(
-                    f"groups {sources[shared][0]} and {entry.dn} both map to the shared group {shared!r}; "
-                    "change mapping.group_name or set groups.on_name_collision: merge", ExitCode.DATAERR)
             findings.append(Finding("group-merged", shared, f"{entry.dn} merged with {', '.join(sources[shared])}"))
             group = SharedGroup(shared, {**groups[shared].members, **group.members}, group.public)
         groups[shared] = group
         sources.setdefault(shared, []).append(entry.dn)
+    from_directory = {name: len(g.members) for name, g in groups.items()}
+    for name, dns in held.items():
+        from_directory[name] = len(held_members[name])
+        listed = sorted(dns)
+        findings.append(Finding(
+            "group-collision", name,
+            f"{', '.join(listed[:-1])} and {listed[-1]} all map to this shared group name; the name is held as "
+            "it is in the current file while the other groups sync (change mapping.group_name or a group's "
+            "name, or set groups.on_name_collision: merge)"))
     for static in config.static_groups:
         extra = {}
         for raw, name in static.members.items():
@@ -232,15 +255,17 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
             if prepared is None:
                 raise UserError(f"static_groups: {static.name!r}: {raw!r} is not a valid JID", ExitCode.CONFIG)
             extra[prepared] = clean_text(name) or None
+        if static.name in held:
+            continue  # held whole, static members included, as the current file has it
         base = groups.get(static.name)
         merged = {**(base.members if base else {}), **extra}
         groups[static.name] = SharedGroup(static.name, merged, static.public or bool(base and base.public))
         sources.setdefault(static.name, []).append("config (static_groups)")
-    in_a_group = set().union(*(g.members for g in groups.values()))
+    in_a_group = set().union(*(g.members for g in groups.values()), *held_members.values())
     for key, person in people.items():
         if person.jid not in in_a_group:
             left_out.setdefault(key, "in no selected group")
-    return Mapped(groups, sources, people, left_out, findings, in_a_group)
+    return Mapped(groups, sources, people, left_out, findings, in_a_group, held, from_directory)
 
 
 def _display_name(templates: Templates, entry: Entry, jid: str, raw: str | None,
@@ -287,5 +312,37 @@ def selected(name: str, include: list[str], exclude: list[str]) -> bool:
 
 
 def model_for(output: Output, mapped: Mapped) -> GroupsModel:
-    """The groups one output file holds: its own selection of the groups."""
+    """The groups one output file holds from the directory and the config:
+    its own selection of the groups (held names apart, see :func:`with_held`)."""
     return GroupsModel.of(g for name, g in mapped.groups.items() if selected(name, output.include, output.exclude))
+
+
+def held_for(output: Output, mapped: Mapped) -> list[str]:
+    """The held names (see :attr:`Mapped.held`) that this output selects."""
+    return [name for name in mapped.held if selected(name, output.include, output.exclude)]
+
+
+def with_held(model: GroupsModel, names: Collection[str], current: GroupsFile) -> GroupsModel:
+    """``model`` with each of ``names`` as the current file has it, members
+    and public flag; a name the file lacks stays out.  A member the model
+    has too gets the model's name for them, so that the file keeps one name
+    per JID when the directory renamed someone."""
+    public = current.public_names
+    kept = [(name, current.groups[name]) for name in names
+            if name in current.groups and (current.groups[name] or name in current.declared)]
+    if not kept:
+        return model
+    names_now: dict[str, str | None] = {}
+    for group in model.groups:
+        names_now.update(group.members)
+    return GroupsModel.of([*model.groups, *(
+        SharedGroup(name, {jid: names_now.get(jid, old) for jid, old in members.items()}, name in public)
+        for name, members in kept)])
+
+
+def directory_size(output: Output, mapped: Mapped) -> tuple[int, int]:
+    """The groups and member lines the directory itself gives this output,
+    static_groups not counted: a config's own groups must not make an empty
+    answer look full."""
+    names = [name for name in mapped.from_directory if selected(name, output.include, output.exclude)]
+    return len(names), sum(mapped.from_directory[name] for name in names)

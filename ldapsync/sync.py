@@ -11,7 +11,9 @@ import logging
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache as cache_result
 from functools import partial
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from ldapsync import diff as difflib
 from ldapsync.config import Config, GroupSettings, LdapSettings, Output
 from ldapsync.directory import open_directory, parenthesized
 from ldapsync.errors import ExitCode, UserError
-from ldapsync.mapping import Mapped, Templates, map_directory, model_for
+from ldapsync.mapping import Mapped, Templates, directory_size, held_for, map_directory, model_for, with_held
 from ldapsync.membership import PRESET_ATTRIBUTES, Finding, Memberships, resolve
 from ldapsync import dn as dnlib
 from ldapsync.model import GroupsModel
@@ -197,9 +199,27 @@ def _groups_from(job: Parallel) -> tuple[list, tuple[int, int]]:
 
 
 def render_output(output: Output, snapshot: Snapshot) -> tuple[GroupsModel, str]:
-    """The groups and the verified text of one output file."""
-    model = model_for(output, snapshot.mapped)
+    """The groups and the verified text of one output file, as a run would write them."""
+    model = output_model(output, snapshot.mapped, lambda: _reading(current_bytes(output), None))
     return model, render_model(output, model)
+
+
+def output_model(output: Output, mapped: Mapped, current: Callable[[], groupsfile.GroupsFile]) -> GroupsModel:
+    """The groups one output file gets: its selection of the directory's and
+    the config's groups, and each held name (two directory groups claim it,
+    see :attr:`Mapped.held`) as the current file has it; ``current`` reads
+    that file, only when a name is held."""
+    model = model_for(output, mapped)
+    held = held_for(output, mapped)
+    return with_held(model, held, current()) if held else model
+
+
+def _reading(data: bytes | None, cached: modelcache.Cached | None) -> groupsfile.GroupsFile:
+    """The current file as Prosody reads it (from its cache when there is
+    one); an empty reading when there is no file."""
+    if cached is not None:
+        return groupsfile.GroupsFile.of_groups(cached.groups())
+    return groupsfile.parse("" if data is None else data.decode("utf-8", "surrogateescape"))
 
 
 def render_model(output: Output, model: GroupsModel) -> str:
@@ -238,11 +258,11 @@ def run(config: Config, password: str | None, *, dry_run: bool = False, progress
     result = RunResult(snapshot)
     planned: list[tuple[OutputResult, bytes | None, Path | None]] = []
     problems: list[str] = []
-    models = [model_for(output, snapshot.mapped) for output in config.outputs]
     snapshot.shed()
-    for output, model in zip(config.outputs, models):
+    static_names = frozenset(s.name for s in config.static_groups)
+    for output in config.outputs:
         cache = modelcache.path_for(config.state.path, output.path)
-        out, old_bytes, refusals = _plan(output, model, dry_run, cache)
+        out, old_bytes, refusals = _plan(output, snapshot.mapped, dry_run, cache, static_names)
         planned.append((out, old_bytes, cache))
         problems += refusals
     if problems:
@@ -267,8 +287,8 @@ def run(config: Config, password: str | None, *, dry_run: bool = False, progress
     return result
 
 
-def _plan(output: Output, model: GroupsModel, dry_run: bool,
-          cache: Path | None) -> tuple[OutputResult, bytes | None, list[str]]:
+def _plan(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None,
+          static_names: frozenset[str]) -> tuple[OutputResult, bytes | None, list[str]]:
     """What to do with one output: its new content, whether it changed, the
     diff and the safety limits it exceeds; and the current content.
 
@@ -281,6 +301,8 @@ def _plan(output: Output, model: GroupsModel, dry_run: bool,
     whose reading the diff uses meanwhile."""
     old_bytes = current_bytes(output)
     cached = modelcache.load(cache, old_bytes)
+    current = cache_result(partial(_reading, old_bytes, cached))  # read once, only when needed
+    model = output_model(output, mapped, current)
     if cached is not None and cached.means(model):
         log.debug("%s: the same groups as the last file written", output.path)
         return OutputResult(output, model, old_bytes, False), old_bytes, []
@@ -295,16 +317,13 @@ def _plan(output: Output, model: GroupsModel, dry_run: bool,
     check = Parallel(partial(_verified, text, model, data, cache is not None and not dry_run))
     text.clear()
     try:
-        if cached is not None:  # its members loaded only now: the worker need not carry them
-            old_file = groupsfile.GroupsFile.of_groups(cached.groups())
-            del cached
-        else:
-            old_text = "" if old_bytes is None else old_bytes.decode("utf-8", "surrogateescape")
-            old_file = groupsfile.parse(old_text)
-            del old_text
+        # read now unless a held name needed it: with a cache, its members
+        # loaded only now, the worker need not carry them
+        old_file = current()
+        del current, cached
         out.diff = difflib.diff(old_file, groupsfile.GroupsFile.of_model(model))
-        refusals = safety.check(output.path, output.safety, None if old_bytes is None else old_file.size(),
-                                model, out.diff)
+        refusals = safety.check(output.path, output.safety, None if old_bytes is None else old_file, out.diff,
+                                directory_size(output, mapped), static_names)
     except BaseException:
         check.discard()
         raise

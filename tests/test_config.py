@@ -60,6 +60,20 @@ def test_minimal_config_gets_defaults():
     assert config.ldap.verify_certificates is True
 
 
+def test_the_gains_limits_and_their_bounds():
+    safety = parse(MINIMAL).outputs[0].safety
+    assert (safety.max_public_groups_added, safety.max_public_contacts_gained_percent) == (0, 20.0)
+    assert safety.max_public_contacts_gained is None and safety.max_contacts_gained is None
+    grown = parse(MINIMAL + "    safety: {max_public_contacts_gained_percent: 250}\n").outputs[0].safety
+    assert grown.max_public_contacts_gained_percent == 250  # growth may pass 100%
+    for value in (".nan", ".inf", "10001", "-1"):
+        found = problems(MINIMAL + f"    safety: {{max_public_contacts_gained_percent: {value}}}\n")
+        assert [p.split(":")[0] for p in found] == ["outputs[0].safety.max_public_contacts_gained_percent"], found
+    found = problems(MINIMAL + "    safety: {max_public_groups_added: -1, max_contacts_gained: x}\n")
+    assert {p.split(":")[0] for p in found} == {"outputs[0].safety.max_public_groups_added",
+                                                "outputs[0].safety.max_contacts_gained"}
+
+
 def test_unknown_keys_are_errors_with_a_suggestion():
     found = problems(MINIMAL + "mapping:\n  group_nam: '{{ cn }}'\n")
     assert found == ["mapping.group_nam: unknown key; did you mean 'group_name'?"]

@@ -8,8 +8,11 @@ from hypothesis import strategies as st
 
 from ldapsync.config import MappingSettings, parse
 from ldapsync.directory import Entry
-from ldapsync.mapping import _RECORD, _SEPARATOR, Templates, map_directory
+from ldapsync.groupsfile import parse as parse_file
+from ldapsync.mapping import (_RECORD, _SEPARATOR, Templates, directory_size, held_for, map_directory, model_for,
+                              with_held)
 from ldapsync.membership import resolve
+from ldapsync.model import SharedGroup
 
 TEMPLATES = [
     ("{{ uid | lower }}@example.com", "{{ displayName or cn }}"),
@@ -81,3 +84,56 @@ def test_group_names_in_batches():
     assert templates.render_group_names(groups) == ["Team A", "b"]
     hostile = Entry("cn=c,dc=x", {"cn": [f"c{_RECORD}"]})
     assert templates.render_group_names([*groups, hostile]) == [None] * 3  # each rendered on its own
+
+
+COLLIDING = parse("""
+ldap: {servers: ["ldap://127.0.0.1"]}
+users: {base: "dc=x"}
+groups: {base: "dc=x", public: ["All"]}
+mapping: {jid: "{{ uid }}@example.com", name: "{{ cn }}", group_name: "{{ description or cn }}"}
+static_groups:
+  - {name: Team, members: {help@example.com: Help}}
+  - {name: Desk, members: {help@example.com: Help}}
+outputs: [{path: /tmp/unused.txt, exclude: [Other]}]
+""")
+
+
+def colliding_directory():
+    users = [Entry(f"uid={u},dc=x", {"uid": [u], "cn": [u.title()]}) for u in ("alice", "bob", "carol", "dave")]
+    groups = [Entry("cn=team,dc=x", {"cn": ["team"], "description": ["Team"], "member": ["uid=alice,dc=x"]}),
+              Entry("cn=new,dc=x", {"cn": ["new"], "description": ["Team"], "member": ["uid=bob,dc=x"]}),
+              Entry("cn=third,dc=x", {"cn": ["third"], "description": ["Team"], "member": ["uid=bob,dc=x"]}),
+              Entry("cn=ops,dc=x", {"cn": ["ops"], "member": ["uid=carol,dc=x"]})]
+    members = resolve(users, groups, COLLIDING.users, COLLIDING.groups)
+    return map_directory(COLLIDING, Templates(COLLIDING.mapping), members)
+
+
+def test_a_name_several_groups_claim_is_held_and_reported():
+    mapped = colliding_directory()
+    assert mapped.held == {"Team": ["cn=team,dc=x", "cn=new,dc=x", "cn=third,dc=x"]}
+    assert set(mapped.groups) == {"ops", "Desk"}  # the static group of a held name is held with it
+    [finding] = [f for f in mapped.findings if f.kind == "group-collision"]
+    assert str(finding) == ("Team: cn=new,dc=x, cn=team,dc=x and cn=third,dc=x all map to this shared group name; "
+                            "the name is held as it is in the current file while the other groups sync (change "
+                            "mapping.group_name or a group's name, or set groups.on_name_collision: merge)")
+    assert mapped.from_directory == {"ops": 1, "Team": 2}  # Desk is the config's alone
+    assert "uid=bob,dc=x" not in mapped.left_out  # in a group, if a held one
+    output = COLLIDING.outputs[0]
+    assert held_for(output, mapped) == ["Team"]
+    assert directory_size(output, mapped) == (2, 3)
+    assert held_for(output.model_copy(update={"exclude": ["Team"]}), mapped) == []
+
+
+def test_a_held_name_takes_its_group_from_the_current_file():
+    mapped = colliding_directory()
+    model = model_for(COLLIDING.outputs[0], mapped)
+    current = parse_file("[+Team]\nalice@example.com=Alice (old name)\nzed@example.com=Zed\n[ops]\nx@example.com=X\n")
+    held = with_held(model, ["Team"], current)
+    # members and public flag as the file has them; a member the directory names elsewhere gets that name
+    assert held.group("Team") == SharedGroup("Team", {"alice@example.com": "Alice (old name)",
+                                                      "zed@example.com": "Zed"}, True)
+    assert held.group("ops") == model.group("ops")
+    renamed = parse_file("[Team]\ncarol@example.com=Carol (old name)\n")
+    assert with_held(model, ["Team"], renamed).group("Team").members == {"carol@example.com": "Carol"}
+    assert with_held(model, ["Team"], parse_file("[Other]\na@example.com=A\n")) == model  # absent: absent
+    assert with_held(model, ["Team"], parse_file("[Team]\n")).group("Team") == SharedGroup("Team")

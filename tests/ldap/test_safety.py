@@ -13,10 +13,14 @@ import pytest
 import yaml
 
 from ldapsync.config import ConfigError, parse
+from ldapsync.groupsfile import read
 from tests.ldap.conftest import run
 from tests.ldap.directory import BULK, SYNC_PASSWORD
 
 OLD = b"[Old]\nkeep@example.com=Keep me\n"
+# An unrelated old file replaced by the whole directory: past every limit
+NO_LIMITS = {"max_groups_removed_percent": None, "max_members_removed_percent": None,
+             "max_public_groups_added": None, "max_public_contacts_gained_percent": None}
 
 
 def write_old(tmp_path: Path) -> Path:
@@ -98,13 +102,136 @@ def test_absolute_limits(capsys, make_config, tmp_path):
     assert code == 77 and "contacts would disappear from users' rosters; the limit is 10" in err
 
 
+# --- safety that cannot be bypassed from inside the directory ---------------------------
+
+# someone creates a group named like sales (here: ghosts, given that name), and alice is renamed
+CLAIMED = {"group_name": "{{ 'sales' if cn == 'ghosts' else (description or cn) }}",
+           "name": "{{ 'Alice L.' if uid == 'alice' else (displayName or (givenName ~ ' ' ~ sn)) }}"}
+GHOSTS, SALES = "cn=ghosts,ou=groups,dc=example,dc=com", "cn=sales,ou=groups,dc=example,dc=com"
+
+
+def section(data: bytes, name: str) -> bytes:
+    """A group's header and member lines, as the file has them."""
+    start = data.index(f"[{name}]\n".encode())
+    end = data.find(b"\n[", start)
+    return data[start:] if end < 0 else data[start:end + 1]
+
+
+def test_a_group_named_like_another_is_held_and_the_rest_syncs(capsys, config_with_state, tmp_path):
+    target = tmp_path / "groups.txt"
+    assert run(capsys, "run", "-c", config_with_state(groups={"exclude": ["ghosts"]}))[0] == 0
+    before = target.read_bytes()
+    claimed = config_with_state(mapping=CLAIMED)
+    # diff and preview show what the run does
+    code, out, err = run(capsys, "diff", "-c", claimed, "--json")
+    assert code == 1, err
+    [change] = json.loads(out)
+    assert {g["group"] for g in change["groups"]} == {"All Staff", "Engineering", "R&D, Europe", "disabled-mix",
+                                                      "ops", "platform"}  # alice renamed; sales as it is
+    code, out, _ = run(capsys, "preview", "-c", claimed, "carol@example.com", "--json")
+    assert code == 0 and "sales" in {g for item in json.loads(out) for g in item["groups"]}
+    code, out, _ = run(capsys, "check", "-c", claimed, "--connect")
+    assert code == 1 and f"problem: groups: sales: {GHOSTS} and {SALES} all map to this shared group name" in out
+    # the run (its groups from the cache of the last file): the held group as it was, the rest synced
+    code, out, err = run(capsys, "run", "-c", claimed, "--json")
+    assert code == 0, err
+    assert f"sales: {GHOSTS} and {SALES} all map to this shared group name; the name is held as it is in the " \
+           "current file" in err
+    assert [f["kind"] for f in json.loads(out)["findings"]].count("group-collision") == 1
+    after = target.read_bytes()
+    assert section(after, "sales") == section(before, "sales") == (
+        b"[sales]\ncarol@example.com=Carol Danvers\njmueller@example.com=J\xc3\xbcrgen M\xc3\xbcller\n")
+    assert b"alice@example.com=Alice L.\n" in after and b"Alice Liddell" not in after
+    assert json.loads(out)["outputs"][0]["diff"]["groups"] == change["groups"]
+    # from the file itself (no cache): the same, and nothing more to do
+    target.with_name("state.json").unlink()
+    for cache in tmp_path.glob("state.json.*.model"):
+        cache.unlink()
+    code, out, _ = run(capsys, "run", "-c", claimed, "--json")
+    assert code == 0 and not json.loads(out)["outputs"][0]["changed"]
+    assert target.read_bytes() == after
+
+
+def test_a_name_held_on_the_first_run_stays_out(capsys, make_config, tmp_path):
+    code, _, err = run(capsys, "run", "-c", make_config(mapping=CLAIMED))
+    assert code == 0 and f"{GHOSTS} and {SALES} all map to this shared group name" in err
+    groups = read(tmp_path / "groups.txt").groups
+    assert "sales" not in groups and "ghosts" not in groups and "Engineering" in groups
+
+
+def test_a_group_renamed_into_a_public_pattern_needs_force(capsys, make_config, tmp_path):
+    target = tmp_path / "groups.txt"
+    public = {"public": ["All *"]}
+    assert run(capsys, "run", "-c", make_config(groups=public))[0] == 0
+    before = target.read_bytes()
+    renamed = make_config(groups=public,
+                          mapping={"group_name": "{{ 'All Sales' if cn == 'sales' else (description or cn) }}"})
+    code, _, err = run(capsys, "run", "-c", renamed)
+    assert code == 77, err
+    assert "1 group would become visible to every user ('All Sales'); the limit is 0 " \
+           "(safety.max_public_groups_added)" in err
+    assert target.read_bytes() == before
+    code, _, err = run(capsys, "run", "-c", renamed, "--force", "--reason", "sales is for everyone now")
+    assert code == 0, err
+    assert read(target).public == ["All Sales", "All Staff"]
+    assert run(capsys, "run", "-c", renamed)[0] == 0  # public already: nothing new
+
+
+def test_limits_on_contacts_gained(capsys, make_config, tmp_path):
+    target = tmp_path / "groups.txt"
+    few = {"filter": "(&(objectClass=inetOrgPerson)(!(uid=alice))(!(uid=bob)))"}
+    assert run(capsys, "run", "-c", make_config(users=few))[0] == 0
+    before = target.read_bytes()
+    assert len(read(target).groups["All Staff"]) == 7
+    # alice and bob come back: every user's public groups give 2 contacts more than the 7 they gave
+    code, _, err = run(capsys, "run", "--dry-run", "-c", make_config())
+    assert code == 77
+    assert "every user would gain 2 contacts through the public groups, which gave 7 before (29%); the limit " \
+           "is 20% (safety.max_public_contacts_gained_percent)" in err
+    outputs = [{"path": str(target), "safety": {"max_public_contacts_gained": 1,
+                                                "max_public_contacts_gained_percent": None}}]
+    code, _, err = run(capsys, "run", "--dry-run", "-c", make_config(outputs=outputs))
+    assert code == 77 and "the limit is 1 (safety.max_public_contacts_gained)" in err
+    outputs[0]["safety"] = {"max_public_contacts_gained_percent": 30, "max_contacts_gained": 5}
+    code, out, err = run(capsys, "run", "--dry-run", "--json", "-c", make_config(outputs=outputs))
+    assert code == 77 and "contacts would be added to users' rosters; the limit is 5 (safety.max_contacts_gained)" in err
+    assert "max_public_contacts_gained_percent" not in err
+    assert target.read_bytes() == before
+    outputs[0]["safety"] = {"max_public_contacts_gained_percent": 30}
+    assert run(capsys, "run", "-c", make_config(outputs=outputs))[0] == 0
+    assert len(read(target).groups["All Staff"]) == 9
+
+
+def test_static_groups_do_not_make_an_empty_answer_look_full(capsys, make_config, tmp_path):
+    target = tmp_path / "groups.txt"
+    static = [{"name": "Helpdesk", "members": {"help@example.com": "Help Desk"}},
+              {"name": "Engineering", "members": {"oncall@example.com": "On call"}}]
+    outputs = [{"path": str(target), "safety": {"max_groups_removed_percent": None,
+                                                "max_members_removed_percent": None}}]
+    assert run(capsys, "run", "-c", make_config(static_groups=static, outputs=outputs))[0] == 0
+    before = target.read_bytes()
+    code, _, err = run(capsys, "run", "-c", make_config(static_groups=static, outputs=outputs,
+                                                        groups={"filter": "(cn=no-such-group)"}))
+    assert code == 77 and "the directory gives no groups at all; the current file has 21 besides static_groups " \
+                          "(safety.refuse_empty)" in err
+    assert target.read_bytes() == before
+    # a static group merged with a directory group counts by its directory members only
+    code, _, err = run(capsys, "run", "-c", make_config(static_groups=static, outputs=outputs,
+                                                        users={"filter": "(uid=nobody)"}))
+    assert code == 77 and "the directory gives no members at all" in err
+    assert target.read_bytes() == before
+    # an output of static groups only is no empty answer
+    only = [{"path": str(tmp_path / "helpdesk.txt"), "include": ["Helpdesk"]}]
+    for _ in range(2):
+        assert run(capsys, "run", "-c", make_config(static_groups=static, outputs=only))[0] == 0
+
+
 # --- backups and rollback --------------------------------------------------------------
 
 
 def test_backups_are_kept_and_rollback_restores_one(capsys, make_config, tmp_path):
     target = write_old(tmp_path)
-    outputs = [{"path": str(target), "backups": 2, "mode": "0600",
-                "safety": {"max_groups_removed_percent": None, "max_members_removed_percent": None},
+    outputs = [{"path": str(target), "backups": 2, "mode": "0600", "safety": NO_LIMITS,
                 "post_change_command": ["sh", "-c", f"echo reloaded >> {tmp_path / 'reloads'}"]}]
     assert run(capsys, "run", "-c", make_config(outputs=outputs))[0] == 0
     full = target.read_bytes()
@@ -268,9 +395,7 @@ def test_a_full_disk_leaves_the_old_file(capsys, make_config, tmp_path):
         target.write_bytes(OLD)
         filler = disk / "filler"
         filler.write_bytes(b"x" * 4096)
-        config = make_config(outputs=[{"path": str(target), "backups": 0,
-                                       "safety": {"max_groups_removed_percent": None,
-                                                  "max_members_removed_percent": None}}])
+        config = make_config(outputs=[{"path": str(target), "backups": 0, "safety": NO_LIMITS}])
         code, _, err = run(capsys, "run", "-c", config)
         assert code == 73 and "No space left on device" in err and str(target) in err
         assert target.read_bytes() == OLD
