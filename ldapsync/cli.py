@@ -11,7 +11,6 @@ import shutil
 import sys
 import time
 import traceback
-from collections import Counter
 
 import click
 
@@ -109,25 +108,8 @@ def _fetch(path: str | None):
 
     config = _load_config(path)
     snapshot = sync.fetch(config, config.bind_password())
-    _report_findings(snapshot)
+    sync.log_findings(snapshot)
     return snapshot
-
-
-# Findings that are the directory working as intended: shown with -vv.
-_QUIET_FINDINGS = {"disabled"}
-
-
-def _report_findings(snapshot, limit: int = 20) -> None:
-    findings = [f for f in snapshot.findings if f.kind not in _QUIET_FINDINGS]
-    for f in snapshot.findings:
-        if f.kind in _QUIET_FINDINGS:
-            log.debug("%s", f)
-    for f in findings[:limit]:
-        log.warning("%s", f)
-    if len(findings) > limit:
-        kinds = Counter(f.kind for f in findings)
-        log.warning("... %d more findings (%s); 'ldapsync run --json' lists all", len(findings) - limit,
-                    ", ".join(f"{n} {k}" for k, n in kinds.most_common()))
 
 
 def _read_groups(path: str) -> groupsfile.GroupsFile:
@@ -169,6 +151,7 @@ def run(config_path: str | None, dry_run: bool, force: bool, reason: str | None,
     public; 20% more contacts through the public groups) writes nothing and
     exits 77; --force --reason TEXT accepts it once.
     """
+    from ldapsync import sync
     from ldapsync.service import recorded_run
 
     if force and not (reason and reason.strip()):
@@ -178,7 +161,7 @@ def run(config_path: str | None, dry_run: bool, force: bool, reason: str | None,
     if outcome.result is None:
         raise UserError(outcome.error or "the sync failed", ExitCode(outcome.exit_code))
     result = outcome.result
-    _report_findings(result.snapshot)
+    sync.log_findings(result.snapshot)
     if as_json:
         _emit_json(_run_json(result, dry_run))
     else:
@@ -476,7 +459,7 @@ def _check_config(path: str, connect: bool, as_json: bool) -> None:
     counts = None
     if connect and not problems:
         snapshot = sync.fetch(config, password)
-        _report_findings(snapshot)
+        sync.log_findings(snapshot)
         counts = snapshot.counts()
         notes.append(f"bind as {config.ldap.bind_dn or 'anonymous'} works; {counts['users_read']} users, "
                      f"{counts['groups_read']} groups; {counts['shared_groups']} shared groups with "

@@ -206,6 +206,10 @@ class Service:
         try:
             config = self.config
             outcome = recorded_run(config)
+            if outcome.result is not None:
+                from ldapsync.sync import log_findings  # loaded by the run already
+
+                log_findings(outcome.result.snapshot)
             if outcome.exit_code == ExitCode.OK:
                 self.attempt = 0
                 log.info("sync finished")

@@ -81,6 +81,25 @@ class Snapshot:
         }
 
 
+# Findings that are the directory working as intended: shown with -vv.
+_QUIET_FINDINGS = {"disabled"}
+
+
+def log_findings(snapshot: Snapshot, limit: int = 20) -> None:
+    """Warn about what the directory holds that ldapsync left out or
+    changed (at most ``limit`` lines; ``run --json`` lists all)."""
+    findings = [f for f in snapshot.findings if f.kind not in _QUIET_FINDINGS]
+    for f in snapshot.findings:
+        if f.kind in _QUIET_FINDINGS:
+            log.debug("%s", f)
+    for f in findings[:limit]:
+        log.warning("%s", f)
+    if len(findings) > limit:
+        kinds = Counter(f.kind for f in findings)
+        log.warning("... %d more findings (%s); 'ldapsync run --json' lists all", len(findings) - limit,
+                    ", ".join(f"{n} {k}" for k, n in kinds.most_common()))
+
+
 def _reason_kind(reason: str) -> str:
     for prefix, kind in (("disabled", "disabled"), ("several entries", "duplicate JID"),
                          ("mapping.jid gives", "bad JID"), ("mapping.jid failed", "template error"),

@@ -131,6 +131,8 @@ def test_serve_syncs_on_schedule_and_records_state_and_metrics(capsys, service_c
     assert s.stop() == 0
     log = s.log()
     assert "next sync at" in log and "ldapsync serve stopped" in log
+    # findings reach the journal, as they reach the terminal of 'ldapsync run'
+    assert "memberUid 'ghostuid' matches no user's uid" in log
 
 
 def test_sighup_with_a_broken_config_keeps_serving(service_config, serve, tmp_path):
