@@ -81,8 +81,8 @@ class Snapshot:
 
 def _reason_kind(reason: str) -> str:
     for prefix, kind in (("disabled", "disabled"), ("several entries", "duplicate JID"),
-                         ("mapping.jid gives", "bad JID"), ("mapping.jid failed", "template error"),
-                         ("in no selected group", "in no selected group")):
+                         ("lookalike", "lookalike JID"), ("mapping.jid gives", "bad JID"),
+                         ("mapping.jid failed", "template error"), ("in no selected group", "in no selected group")):
         if reason.startswith(prefix):
             return kind
     return "other"
