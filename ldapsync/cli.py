@@ -382,8 +382,9 @@ def check(file: str | None, config_path: str | None, connect: bool, as_json: boo
       differently from how it looks: comment-looking lines (a groups file has
       no comments), a byte-order mark, text after a header's ']', CRLF line
       ends, members without a name (they wipe users' own names), names with
-      stray spaces or control characters, a contact named differently in two
-      groups.
+      stray spaces, control characters or invisible and bidi characters
+      (zero-width spaces, right-to-left overrides), a contact named
+      differently in two groups.
     ldapsync check -c CONFIG [--connect]
       The config is valid, templates compile, each output's directory is
       writable and its post-change command exists; with --connect, the bind
@@ -677,8 +678,10 @@ def explain(jid: str, config_path: str | None, as_json: bool) -> None:
     people = [p for p in mapped.people.values() if p.jid == user]
     node = user.split("@", 1)[0]
     uid_attr = snapshot.config.users.uid_attribute
+    # also the lookalikes whose uid only preparation makes this node ("alice" + a zero-width space)
     related = [k for k, e in members.users.items()
-               if any(v.lower() == node for v in e.attrs.get(uid_attr.lower(), ()))]
+               if any(v.lower() == node or (not v.isascii() and jidlib.nodeprep(v) == node)
+                      for v in e.attrs.get(uid_attr.lower(), ()))]
     report: dict = {"jid": user, "entries": [], "groups": [], "left_out": []}
     for p in people:
         report["entries"].append({"dn": p.dn, "jid": p.jid, "name": p.name})

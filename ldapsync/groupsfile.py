@@ -20,6 +20,7 @@ from typing import Literal
 
 from ldapsync import jid as jidlib
 from ldapsync import safeio
+from ldapsync.invisible import describe, escaped, has_invisible, surely_visible, without_invisible
 from ldapsync.model import GroupsModel, SharedGroup
 from ldapsync.speed import without_cycle_collector
 
@@ -235,7 +236,8 @@ class _Reader:
             return False
         names = list(run.values())
         text = "\n".join(names)  # printable names hold no line break
-        if not (all(names) and "".join(names).isprintable()) or (
+        joined = "".join(names)
+        if not (all(names) and joined.isprintable() and surely_visible(joined)) or (
                 text[:1] == " " or text[-1:] == " " or "\n " in text or " \n" in text):
             return False
         knowns = list(map(self.clean.get, run))  # one lookup a line: a large file's dictionaries miss the cache
@@ -244,7 +246,7 @@ class _Reader:
             new = [jid for jid, known in zip(run, knowns) if known is None]
             joined = "".join(new)
             if any(space in joined for space in _LUA_SPACE) or not all(map(jidlib.is_prepared, new)) or (
-                    not self.seen.keys().isdisjoint(new)):
+                    not self.seen.keys().isdisjoint(new)) or not surely_visible(joined):
                 return False
             firsts = [name if k is None else k[2] for k, name in zip(knowns, names)]
         else:
@@ -314,6 +316,9 @@ class _Reader:
                 if known is None:
                     known = seen[jid] = [jid, [], member_name, number]
                     memberships[jid] = known[1]
+                    if not surely_visible(jid) and has_invisible(jid):
+                        warn(number, "warning", "invisible-characters", f"the JID {escaped(jid)} holds "
+                             f"{describe(jid)}: it looks like another JID")
                 if jid == entry:
                     clean[entry] = known
                 else:
@@ -336,7 +341,7 @@ class _Reader:
             # Everything from here on only explains; the above is what Prosody does.
             if eq < 0 or before_header or not member_name or not member_name.isprintable() or (
                 member_name[0] in _LUA_SPACE or member_name[-1] in _LUA_SPACE
-            ):
+            ) or not surely_visible(member_name):
                 _check_member(warn, number, line, jid, eq, member_name, before_header)
         self.current, self.before_header = current, before_header
 
@@ -364,6 +369,9 @@ def _check_header(warn, number, line, name, is_public, header_line, plain_header
              "Prosody fails to send the roster of every user who gets this group")
     elif not _printable(name):
         warn(number, "warning", "control-char", f"the group name {name!r} holds control characters")
+    if has_invisible(name):
+        warn(number, "warning", "invisible-characters", f"the group name {escaped(name)} holds {describe(name)}: "
+             "invisible or bidi characters hide or reorder what users see")
     if name in header_line:
         warn(number, "warning", "duplicate-header",
              f"group {name!r} already started on line {header_line[name]}; Prosody merges the sections")
@@ -432,6 +440,9 @@ def _check_member(warn, number, line, jid, eq, member_name, before_header) -> No
              f"Prosody fails to send the roster of every user who gets {jid}")
     elif not _printable(member_name.rstrip("\r")):
         warn(number, "warning", "control-char", f"the name {member_name!r} holds control characters")
+    if has_invisible(member_name):
+        warn(number, "warning", "invisible-characters", f"the name {escaped(member_name)} of {jid} holds "
+             f"{describe(member_name)}: invisible or bidi characters hide or reorder what users see")
     if member_name == "":
         warn(number, "warning", "nameless",
              f"{jid} has an empty name: Prosody replaces the name users chose with it")
@@ -494,6 +505,8 @@ def unrepresentable(model: GroupsModel, *, allow_nameless: bool = False) -> list
             problems.append(f"{where}: the name starts or ends with white space")
         if not _printable(group.name):
             problems.append(f"{where}: the name holds control characters")
+        if has_invisible(group.name):
+            problems.append(f"{where}: the name holds invisible or bidi characters ({describe(group.name)})")
         if group.name.startswith("+") and not group.public:
             problems.append(f"{where}: a private group's name cannot start with '+' ([+X] makes X public)")
         # a member is checked once, with its name, in the first group it is in: most are in several
@@ -523,10 +536,11 @@ def _all_writable(members: dict[str, str | None]) -> bool:
     if None in names or not jidlib.all_prepared(members):
         return False
     jids = "@".join(members)  # '@' is no problem, and in no problem pattern
-    if _UNWRITABLE_IN_JID.search(jids) is not None or "@[" in jids:
+    if _UNWRITABLE_IN_JID.search(jids) is not None or "@[" in jids or not surely_visible(jids):
         return False
     text = "\n".join(names)  # printable names hold no line break
-    return "".join(names).isprintable() and not (
+    joined = "".join(names)
+    return joined.isprintable() and surely_visible(joined) and not (
         text[:1] == " " or text[-1:] == " " or "\n " in text or " \n" in text)
 
 
@@ -539,11 +553,16 @@ def _member_problems(where: str, jid: str, name: str | None, allow_nameless: boo
     elif not writable_jid(jid):
         problems.append(f"{where}: member {jid!r} holds '=', white space or control characters, "
                         "or starts with '[' like a group header")
+    elif has_invisible(jid):
+        problems.append(f"{where}: member {escaped(jid)} holds invisible or bidi characters ({describe(jid)})")
     if name is None:
         if not allow_nameless:
             problems.append(f"{where}: member {jid} has no name (a nameless line wipes users' own names)")
     elif not _printable(name):
         problems.append(f"{where}: member {jid}: the name {name!r} holds control characters or line breaks")
+    elif has_invisible(name):
+        problems.append(f"{where}: member {jid}: the name {escaped(name)} holds invisible or bidi characters "
+                        f"({describe(name)})")
     elif name != name.strip(_LUA_SPACE):
         problems.append(f"{where}: member {jid}: the name {name!r} starts or ends with white space")
     return problems
@@ -602,9 +621,9 @@ def _lines(model: GroupsModel) -> Iterable[str]:
 
 
 def sanitise(model: GroupsModel) -> tuple[GroupsModel, list[str]]:
-    """Repair what can be repaired without changing anyone's identity: control
-    characters and line breaks in names become a space, names are trimmed, and
-    a name left empty becomes no name.  Members whose JID cannot be written are
+    """Repair what can be repaired without changing anyone's identity: names
+    are cleaned as :func:`clean_text` cleans them, and a name left empty
+    becomes no name.  Members whose JID cannot be written are
     dropped.  Returns the new model and one message per change; raises
     :class:`RenderError` when two group names clean to the same name."""
     messages: list[str] = []
@@ -619,7 +638,7 @@ def sanitise(model: GroupsModel) -> tuple[GroupsModel, list[str]]:
         taken[group_name] = group.name
         members: dict[str, str | None] = {}
         for jid, name in group.members.items():
-            if not jidlib.is_prepared(jid) or not writable_jid(jid):
+            if not jidlib.is_prepared(jid) or not writable_jid(jid) or has_invisible(jid):
                 messages.append(f"group {group.name!r}: member {jid!r} dropped: the JID cannot be written")
                 continue
             clean = clean_text(name) if name is not None else None
@@ -635,6 +654,16 @@ def sanitise(model: GroupsModel) -> tuple[GroupsModel, list[str]]:
 _BAD_RUN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]+")
 
 
+# a name that shows as blank: white space and the braille blank U+2800
+_BLANK = re.compile(r"[\s\u2800]+")
+
+
 def clean_text(text: str) -> str:
-    """Control characters and line breaks become a space; the ends are trimmed."""
-    return _BAD_RUN.sub(" ", text).strip(_LUA_SPACE)
+    """A name as a roster may show it: invisible and bidi characters go (see
+    :mod:`ldapsync.invisible`), control characters and line breaks become a
+    space, the ends are trimmed, and a name that would show as blank (only
+    no-break spaces or braille blanks, say) becomes empty."""
+    if text.isascii():
+        return _BAD_RUN.sub(" ", text).strip(_LUA_SPACE)
+    text = _BAD_RUN.sub(" ", without_invisible(text)).strip(_LUA_SPACE)
+    return "" if _BLANK.fullmatch(text) else text

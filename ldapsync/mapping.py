@@ -10,6 +10,8 @@ defined when rendering (an empty string when the entry lacks it), so that
 from __future__ import annotations
 
 import fnmatch
+import stringprep
+import unicodedata
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -21,6 +23,7 @@ from ldapsync.config import Config, MappingSettings, Output
 from ldapsync.directory import Entry
 from ldapsync.errors import ExitCode, UserError
 from ldapsync.groupsfile import GroupsFile, clean_text, writable_jid
+from ldapsync.invisible import describe, escaped, has_invisible, surely_visible
 from ldapsync.membership import Finding, Memberships
 from ldapsync.model import GroupsModel, SharedGroup
 
@@ -158,6 +161,7 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
     left_out: dict[str, str] = dict(members.disabled)
     by_jid: dict[str, str] = {}  # JID -> the first user key that gives it
     collisions: dict[str, list[str]] = {}
+    reshaped: dict[str, str] = {}  # user key -> its rendered JID, which preparation changes beyond case
     enabled = [(key, entry) for key, entry in members.users.items() if key not in members.disabled]
     rendered = templates.render_people([entry for _, entry in enabled])
     for (key, entry), both in zip(enabled, rendered):
@@ -178,8 +182,15 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
             left_out[key] = f"mapping.jid gives {raw_jid!r}, which is not a user JID Prosody accepts"
             findings.append(Finding("bad-jid", entry.dn, left_out[key]))
             continue
+        if not surely_visible(prepared) and has_invisible(prepared):
+            left_out[key] = (f"mapping.jid gives {escaped(raw_jid)}, which Prosody reads as {escaped(prepared)}: "
+                             f"a JID with {describe(prepared)} looks like another")
+            findings.append(Finding("bad-jid", entry.dn, left_out[key]))
+            continue
+        if raw_jid != prepared and not only_case(raw_jid, prepared):
+            reshaped[key] = raw_jid
         if raw_name and raw_name.isprintable() and raw_name[0] != " " and raw_name[-1] != " " and (
-                len(raw_name) <= MAX_NAME):
+                len(raw_name) <= MAX_NAME) and (raw_name.isascii() or surely_visible(raw_name)):
             name = raw_name  # nothing to clean (the common case, checked quickly)
         else:
             name = _display_name(templates, entry, prepared, raw_name, findings)
@@ -188,11 +199,20 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
         if first is not key:
             collisions.setdefault(prepared, [first]).append(key)
     for jid, keys in collisions.items():
-        dns = "; ".join(sorted(members.users[k].dn for k in keys))
+        exact = [k for k in keys if k not in reshaped]
+        if len(exact) == 1:
+            _keep_the_exact_one(jid, exact[0], keys, members, people, left_out, reshaped, findings)
+            continue
+        dns = "; ".join(sorted(members.users[k].dn + (f" ({escaped(reshaped[k])})" if k in reshaped else "")
+                               for k in keys))
         for k in keys:
             del people[k]
             left_out[k] = f"several entries give the JID {jid}: {dns}"
         findings.append(Finding("jid-collision", jid, f"several entries give this JID, all left out: {dns}"))
+    for key, given in reshaped.items():
+        if key in people:
+            findings.append(Finding("jid-prepared", people[key].dn, f"mapping.jid gives {escaped(given)}, which "
+                                    f"Prosody reads as {people[key].jid}{_how_prepared(given)}"))
 
     gs = config.groups
     jid_and_name = {key: (p.jid, p.name) for key, p in people.items()}.get
@@ -210,8 +230,8 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
                 continue
         shared = cleaned_name(raw)
         if shared != raw:
-            findings.append(Finding("name-cleaned", entry.dn, f"group name {_short(raw)!r} cleaned to "
-                                                              f"{_short(shared)!r}"))
+            findings.append(Finding("name-cleaned", entry.dn, f"group name {escaped(_short(raw))} cleaned to "
+                                                              f"{escaped(_short(shared))}"))
         if not shared:
             findings.append(Finding("group-name-empty", entry.dn, "mapping.group_name gives an empty name; group "
                                                                   "left out"))
@@ -254,7 +274,15 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
             prepared = jidlib.prep(raw)
             if prepared is None:
                 raise UserError(f"static_groups: {static.name!r}: {raw!r} is not a valid JID", ExitCode.CONFIG)
-            extra[prepared] = clean_text(name) or None
+            if has_invisible(prepared):
+                raise UserError(f"static_groups: {static.name!r}: {escaped(raw)} holds {describe(prepared)}: "
+                                "invisible characters make it look like another JID", ExitCode.CONFIG)
+            clean = clean_text(name)
+            if clean != name:
+                findings.append(Finding("name-cleaned", f"static_groups {static.name!r}",
+                                        f"the name {escaped(_short(name))} of {prepared} cleaned to "
+                                        f"{escaped(_short(clean))}"))
+            extra[prepared] = clean or None
         if static.name in held:
             continue  # held whole, static members included, as the current file has it
         base = groups.get(static.name)
@@ -278,8 +306,8 @@ def _display_name(templates: Templates, entry: Entry, jid: str, raw: str | None,
             raw = ""
     name = cleaned_name(raw)
     if name != raw:
-        findings.append(Finding("name-cleaned", entry.dn, f"display name {_short(raw)!r} cleaned to "
-                                                          f"{_short(name)!r}"))
+        findings.append(Finding("name-cleaned", entry.dn, f"display name {escaped(_short(raw))} cleaned to "
+                                                          f"{escaped(_short(name))}"))
     if name:
         return name
     node = jid.split("@", 1)[0]
@@ -295,10 +323,45 @@ MAX_NAME = 256  # characters: a 1 MB display name would reach every roster
 
 
 def cleaned_name(raw: str) -> str:
-    """A rendered name as the groups file gets it: control characters and
-    line breaks cleaned away, at most MAX_NAME characters."""
+    """A rendered name as the groups file gets it: invisible and bidi
+    characters, control characters and line breaks cleaned away, at most
+    MAX_NAME characters."""
     text = clean_text(raw)
-    return text if len(text) <= MAX_NAME else text[:MAX_NAME].rstrip()
+    # cut again: the cut may leave a joiner at the end, where it hides
+    return text if len(text) <= MAX_NAME else clean_text(text[:MAX_NAME])
+
+
+def only_case(raw: str, prepared: str) -> bool:
+    """Whether Prosody's preparation of ``raw`` changed nothing but the case
+    of letters (Unicode case folding: "JSmith", "STRASSE"/"Straße", a Greek
+    final sigma).  Anything else (an invisible character dropped, a
+    fullwidth or ligature form normalised, a domain's trailing dot) makes
+    two different directory values one JID."""
+    return raw.lower() == prepared or raw.casefold() == prepared
+
+
+def _how_prepared(raw: str) -> str:
+    dropped = [f"U+{ord(c):04X} {unicodedata.name(c, 'unassigned')}"
+               for c in dict.fromkeys(raw) if stringprep.in_table_b1(c)]
+    if dropped:
+        return f", dropping {', '.join(dropped)}"
+    return ", normalised beyond case"
+
+
+def _keep_the_exact_one(jid: str, owner: str, keys: list[str], members: Memberships, people: dict[str, Person],
+                        left_out: dict[str, str], reshaped: dict[str, str], findings: list[Finding]) -> None:
+    """Several entries give ``jid`` and one of them gives it as it is (up to
+    case): that one keeps it, the lookalikes are left out.  A uid with a
+    zero-width space must not take the real user out of every roster."""
+    owner_dn = members.users[owner].dn
+    for k in keys:
+        if k == owner:
+            continue
+        del people[k]
+        dn, raw = members.users[k].dn, reshaped.pop(k)
+        left_out[k] = f"lookalike of {owner_dn}: mapping.jid gives {escaped(raw)}, which Prosody reads as {jid}"
+        findings.append(Finding("jid-lookalike", dn, f"{left_out[k]}{_how_prepared(raw)}: left out, {owner_dn} "
+                                                     "keeps the JID"))
 
 
 def _short(text: str) -> str:

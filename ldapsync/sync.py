@@ -102,8 +102,8 @@ def log_findings(snapshot: Snapshot, limit: int = 20) -> None:
 
 def _reason_kind(reason: str) -> str:
     for prefix, kind in (("disabled", "disabled"), ("several entries", "duplicate JID"),
-                         ("mapping.jid gives", "bad JID"), ("mapping.jid failed", "template error"),
-                         ("in no selected group", "in no selected group")):
+                         ("lookalike", "lookalike JID"), ("mapping.jid gives", "bad JID"),
+                         ("mapping.jid failed", "template error"), ("in no selected group", "in no selected group")):
         if reason.startswith(prefix):
             return kind
     return "other"

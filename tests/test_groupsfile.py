@@ -183,6 +183,11 @@ def test_memberships_follow_member_line_order():
         ("[ G ]\n", "header-spaces"),
         ("[]\n", "empty-group-name"),
         ("[G\x01]\n", "breaks-roster"),
+        ("[G]\na@x=Alice\u202egpj.exe\n", "invisible-characters"),
+        ("[G]\na@x=Al\u200bice\n", "invisible-characters"),
+        ("[G]\na@x=\u3164\nb@x=B\n", "invisible-characters"),  # printable to Python, yet shows nothing
+        ("[G\u200b]\n", "invisible-characters"),
+        ("[\u3164]\n", "invisible-characters"),
     ],
 )
 def test_diagnostics(text, code):
@@ -192,6 +197,17 @@ def test_diagnostics(text, code):
 def test_a_clean_file_has_no_diagnostics():
     assert parse("[+Staff]\nalice@example.com=Alice\n[Team]\nbob@example.com=Bob\n").diagnostics == ()
     assert parse("").diagnostics == ()
+    # the joiners scripts and emoji need are no invisible characters
+    assert parse("[G]\na@x=\u062d\u0633\u06cc\u0646\u200c\u0632\u0627\u062f\u0647\n"
+                 "b@x=I \u2764\ufe0f \U0001f468\u200d\U0001f469\n").diagnostics == ()
+
+
+def test_invisible_characters_are_named_but_read_as_prosody_reads_them():
+    f = parse("[Team]\na@x=Alice\u202egpj.exe\n")
+    assert f.groups["Team"] == {"a@x": "Alice\u202egpj.exe"}  # what Prosody holds, verbatim
+    [d] = f.diagnostics
+    assert d.message == ("the name 'Alice\\u202egpj.exe' of a@x holds U+202E RIGHT-TO-LEFT OVERRIDE: invisible or "
+                         "bidi characters hide or reorder what users see")
 
 
 # --- writing ---------------------------------------------------------------------------
@@ -231,6 +247,9 @@ def test_render_of_an_empty_model_is_empty():
         (SharedGroup("Te\nam", {"a@x": "A"}), "control characters"),
         (SharedGroup(" Team", {"a@x": "A"}), "white space"),
         (SharedGroup("", {"a@x": "A"}), "needs a name"),
+        (SharedGroup("Team", {"a@x": "Alice\u202egpj.exe"}), "invisible or bidi characters (U+202E RIGHT-TO-LEFT"),
+        (SharedGroup("Team", {"a@x": "Al\u3164ice", "b@x": "B"}), "invisible or bidi characters (U+3164"),
+        (SharedGroup("Te\u200bam", {"a@x": "A"}), "invisible or bidi characters (U+200B"),
     ],
 )
 def test_render_refuses_what_prosody_cannot_read_back(group, why):
@@ -269,10 +288,18 @@ def test_sanitise_cleans_names_and_drops_unwritable_members():
     assert render(clean, allow_nameless=True)
 
 
+def test_sanitise_removes_invisible_characters():
+    m = model(SharedGroup("\u2066Team\u2069", {"a@x": "Alice\u202egpj.exe", "b@x": "\u3164", "c@x": "C\u200b"}))
+    clean, messages = sanitise(m)
+    assert clean == model(SharedGroup("Team", {"a@x": "Alicegpj.exe", "b@x": None, "c@x": "C"}))
+    assert len(messages) == 4
+
+
 # --- properties ------------------------------------------------------------------------
 
 NAME_CHARS = st.sampled_from(list("aZ09 =#[]+-.'\"&;\\/") + ["é", "ß", "Ä", "\u05d0", "\u0627", "中", "\u00a0",
-                                                             "\t", "\r", "\n", "\x00", "\x1b", "\u2028", "\ufeff", "😀"])
+                                                             "\t", "\r", "\n", "\x00", "\x1b", "\u2028", "\ufeff", "😀",
+                                                             "\u200b", "\u200c", "\u202e", "\u3164", "\ufe0f"])
 names = st.lists(NAME_CHARS, max_size=12).map("".join)
 jids = st.one_of(
     st.from_regex(r"[a-z0-9._-]{1,8}@(example\.com|ex\.org)", fullmatch=True),
@@ -393,7 +420,8 @@ def read_line_by_line(text: str) -> GroupsFile:
 # Lines a real file holds, and the near misses the bulk reading must hand back
 member_lines = st.one_of(
     st.tuples(st.sampled_from(["a@x", "b@x", "c@x", "d@y", "A@X", "é@x", "e@x/r", "a@x ", "=", "", " a@x"]),
-              st.sampled_from(["=Al", "=Bo", "=Al=x", "=", "", "= Al", "=Al ", "=Al\r", "=\x01"]))
+              st.sampled_from(["=Al", "=Bo", "=Al=x", "=", "", "= Al", "=Al ", "=Al\r", "=\x01", "=\u3164",
+                               "=Al\u200b", "=\u0627\u200c\u0627", "=\u2764\ufe0f", "=\ufe0f"]))
     .map("".join),
     st.sampled_from(["[T]", "[+T]", "[U]", " [T]", "[T] x", "\ufeffa@x=Al"]),
     st.text(max_size=6),
@@ -424,3 +452,13 @@ def test_bulk_reading_takes_the_runs_of_a_clean_file():
     assert reader.member_run(lines, 4, 6)
     assert reader.result().groups == read_line_by_line(text).groups
     assert not _Reader().member_run(lines, 1, 3)  # before any header: line by line
+
+
+def test_a_jid_that_looks_like_another_is_named():
+    # U+2066 was unassigned in Unicode 3.2: JID preparation keeps it
+    f = parse("[G]\nalice\u2066@x=Alice\nalice@x=Alice\n")
+    assert set(f.groups["G"]) == {"alice\u2066@x", "alice@x"}
+    assert [(d.line, d.code) for d in f.diagnostics] == [(2, "invisible-characters")]
+    with pytest.raises(RenderError, match="invisible or bidi characters"):
+        render(model(SharedGroup("G", {"alice\u2066@x": "Alice"})))
+    assert sanitise(model(SharedGroup("G", {"alice\u2066@x": "Alice"})))[0] == model(SharedGroup("G", {}))

@@ -10,7 +10,9 @@ from ldapsync.config import parse
 from ldapsync.directory import Entry
 from ldapsync.groupsfile import parse as parse_file
 from ldapsync.groupsfile import render, xml_safe
-from ldapsync.mapping import Templates, map_directory, model_for
+from ldapsync.invisible import has_invisible
+from ldapsync.jid import prep
+from ldapsync.mapping import Templates, map_directory, model_for, only_case
 from ldapsync.membership import resolve
 
 CONFIG = parse("""
@@ -51,12 +53,32 @@ def file_for(users: list[Entry], groups: list[Entry]) -> dict[str, dict[str, str
     return {g: dict(m) for g, m in parsed.groups.items() if m or g in parsed.declared}
 
 
+# Characters that show nothing or reorder text: format characters (bidi
+# controls, zero-width characters, BOM, tags) and printable fillers
+INVISIBLE = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\xad", "\u202e", "\u202d", "\u2066", "\u2069",
+             "\u200e", "\u061c", "\U000e0041", "\u180e", "\u3164", "\u115f", "\ufe0f", "\u034f"]
+
+
+@st.composite
+def lookalikes(draw) -> str:
+    """A real user's uid or name with invisible characters slipped in."""
+    text = draw(st.sampled_from(["alice", "bob", "Alice Liddell", "Everyone", "Team"]))
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(st.sampled_from(INVISIBLE)) + text[at:]
+    return text
+
+
 HOSTILE = st.one_of(
     st.text(st.characters(blacklist_categories=("Cs",)), max_size=40),
+    st.text(st.one_of(st.sampled_from(INVISIBLE), st.characters(whitelist_categories=("Cf", "Ll", "Lo", "Mn"))),
+            max_size=12),
+    lookalikes(),
     st.sampled_from(["\n[Evil]\nalice@example.com=Owned", "x]\n[+All", "a=b=c", "\r\n", "\x00\x01\x1b",
                      "\ufeff[Team]", "\u2028line", "[", "]", "=", " ", "", "x" * 1_000_000, "\udcff\udcfe",
                      "ALICE", "alice", "bob@example.com", "../../etc/passwd", "{{ 7*7 }}",
-                     "\xad"]),  # a soft hyphen: prepares to nothing, leaving "@example.com"
+                     "\xad",  # a soft hyphen: prepares to nothing, leaving "@example.com"
+                     "alice\u200b", "ａｌｉｃｅ", "Alice\u202egpj.exe", "\u202e[Evil]", "\u3164", "alice\u2066"]),
 )
 
 
@@ -72,17 +94,19 @@ def test_one_hostile_entry_changes_nobody_else(uid, name, group_name):
                        [group("team", ["alice", "bob", "mallory"], "Team"),
                         group("everyone", ["alice", "bob", "carol", "mallory"], "Everyone"), evil_group])
     normal_jids = {"alice@example.com", "bob@example.com", "carol@example.com"}
+    # Only a uid that gives a real user's JID as it is (up to case) takes it from them: then both are left
+    # out, and reported.  A lookalike (alice plus a zero-width space) is left out alone.
+    raw = uid.lower() + "@example.com"
+    prepared = prep(raw)
+    taken = prepared if prepared in normal_jids and only_case(raw, prepared) else None
     for shared, members in baseline.items():
-        kept = {j: n for j, n in hostile.get(shared, {}).items() if j in normal_jids}
-        if uid.lower() in ("alice", "bob", "carol"):
-            # mallory's JID collides with a real user's: both are left out, and reported
-            kept = {j: n for j, n in kept.items() if j != f"{uid.lower()}@example.com"}
-            members = {j: n for j, n in members.items() if j != f"{uid.lower()}@example.com"}
-        assert kept == members, shared
+        kept = {j: n for j, n in hostile.get(shared, {}).items() if j in normal_jids and j != taken}
+        assert kept == {j: n for j, n in members.items() if j != taken}, shared
     for shared, members in hostile.items():
         for jid, display in members.items():
-            if jid in normal_jids and jid != f"{uid.lower()}@example.com":
+            if jid in normal_jids and jid != taken:
                 assert display == baseline["Everyone"][jid]
-        assert "\n" not in shared and xml_safe(shared)
-        assert all(xml_safe(display) and len(display) <= 256 for display in members.values())
+        assert "\n" not in shared and xml_safe(shared) and not has_invisible(shared)
+        assert all(xml_safe(display) and len(display) <= 256 and not has_invisible(display)
+                   for display in members.values())
         assert len(shared) <= 256

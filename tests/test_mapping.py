@@ -3,16 +3,20 @@ gives, whatever the data and whatever the template does."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ldapsync.config import MappingSettings, parse
 from ldapsync.directory import Entry
+from ldapsync.errors import UserError
 from ldapsync.groupsfile import parse as parse_file
-from ldapsync.mapping import (_RECORD, _SEPARATOR, Templates, directory_size, held_for, map_directory, model_for,
-                              with_held)
+from ldapsync.invisible import has_invisible
+from ldapsync.mapping import (_RECORD, _SEPARATOR, MAX_NAME, Templates, cleaned_name, directory_size, held_for,
+                              map_directory, model_for, with_held)
 from ldapsync.membership import resolve
 from ldapsync.model import SharedGroup
+from ldapsync.sync import _reason_kind
 
 TEMPLATES = [
     ("{{ uid | lower }}@example.com", "{{ displayName or cn }}"),
@@ -137,3 +141,122 @@ def test_a_held_name_takes_its_group_from_the_current_file():
     assert with_held(model, ["Team"], renamed).group("Team").members == {"carol@example.com": "Carol"}
     assert with_held(model, ["Team"], parse_file("[Other]\na@example.com=A\n")) == model  # absent: absent
     assert with_held(model, ["Team"], parse_file("[Team]\n")).group("Team") == SharedGroup("Team")
+
+
+# --- lookalike identities ----------------------------------------------------------
+
+
+def mapped_from(users: list[Entry], *, jid: str = "{{ uid | lower }}@example.com", static: str = "",
+                group_name: str = "{{ cn }}"):
+    config = parse(f"""
+ldap: {{servers: ["ldap://127.0.0.1"]}}
+users: {{base: "dc=x"}}
+groups: {{base: "dc=x"}}
+mapping: {{jid: "{jid}", name: "{{{{ displayName }}}}", group_name: "{group_name}"}}
+outputs: [{{path: /tmp/unused.txt}}]
+{static}""")
+    team = Entry("cn=team,dc=x", {"cn": ["team"], "member": [u.dn for u in users]})
+    return map_directory(config, Templates(config.mapping), resolve(users, [team], config.users, config.groups))
+
+
+def user(rdn: str, uid: str, name: str = "Alice Liddell") -> Entry:
+    return Entry(f"{rdn},dc=x", {"uid": [uid], "displayname": [name]})
+
+
+def kinds(mapped) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for f in mapped.findings:
+        out.setdefault(f.kind, []).append(str(f))
+    return out
+
+
+ALICE = user("uid=alice", "alice")
+LOOKALIKE = user("cn=fake", "alice\u200b")
+
+
+@pytest.mark.parametrize("order", [[ALICE, LOOKALIKE], [LOOKALIKE, ALICE]])
+def test_a_lookalike_uid_never_evicts_the_user_it_imitates(order):
+    mapped = mapped_from(order)
+    assert mapped.groups["team"].members == {"alice@example.com": "Alice Liddell"}
+    assert [p.dn for p in mapped.people.values()] == ["uid=alice,dc=x"]
+    assert mapped.left_out["cn=fake,dc=x"] == ("lookalike of uid=alice,dc=x: mapping.jid gives "
+                                               "'alice\\u200b@example.com', which Prosody reads as alice@example.com")
+    assert _reason_kind(mapped.left_out["cn=fake,dc=x"]) == "lookalike JID"
+    assert kinds(mapped) == {"jid-lookalike": [
+        ("cn=fake,dc=x: lookalike of uid=alice,dc=x: mapping.jid gives 'alice\\u200b@example.com', which Prosody "
+         "reads as alice@example.com, dropping U+200B ZERO WIDTH SPACE: left out, uid=alice,dc=x keeps the JID")]}
+
+
+def test_the_exact_jid_is_up_to_case():
+    # sAMAccountName-style capitals: "JSmith" is JSmith's JID, "JSmith" plus a soft hyphen is not
+    mapped = mapped_from([user("cn=a", "JS\u00admith"), user("cn=b", "JSmith"), user("cn=c", "ＪＳｍｉｔｈ")],
+                         jid="{{ uid }}@Example.com")
+    assert mapped.groups["team"].members == {"jsmith@example.com": "Alice Liddell"}
+    assert sorted(mapped.left_out) == ["cn=a,dc=x", "cn=c,dc=x"]
+    assert [f.subject for f in mapped.findings if f.kind == "jid-lookalike"] == ["cn=a,dc=x", "cn=c,dc=x"]
+
+
+@pytest.mark.parametrize("uids", [["alice", "ALICE", "al\u200bice"], ["al\u200bice", "al\u00adice"]])
+def test_without_exactly_one_exact_entry_all_are_left_out(uids):
+    mapped = mapped_from([user(f"cn=u{i}", u) for i, u in enumerate(uids)], jid="{{ uid }}@example.com")
+    assert mapped.groups["team"].members == {}
+    assert {_reason_kind(r) for r in mapped.left_out.values()} == {"duplicate JID"}
+    [collision] = kinds(mapped)["jid-collision"]
+    assert "cn=u1,dc=x" in collision and "'al\\u200bice@example.com'" in collision
+
+
+def test_a_jid_that_preparation_changes_beyond_case_is_reported():
+    mapped = mapped_from([user("cn=a", "ｂｏｂ"), user("cn=b", "car\u200bol"), user("cn=c", "Dave"),
+                          user("cn=d", "Straße"), user("cn=e", "ΟΔΥΣΣΕΥΣ"), user("cn=f", "erin.")],
+                         jid="{{ uid }}@example.com")
+    assert set(mapped.groups["team"].members) == {
+        "bob@example.com", "carol@example.com", "dave@example.com", "strasse@example.com", "οδυσσευσ@example.com",
+        "erin.@example.com"}
+    assert kinds(mapped) == {"jid-prepared": [
+        ("cn=a,dc=x: mapping.jid gives 'ｂｏｂ@example.com', which Prosody reads as bob@example.com, normalised "
+         "beyond case"),
+        ("cn=b,dc=x: mapping.jid gives 'car\\u200bol@example.com', which Prosody reads as carol@example.com, "
+         "dropping U+200B ZERO WIDTH SPACE")]}
+
+
+def test_a_bidi_display_name_is_cleaned_and_reported():
+    mapped = mapped_from([user("uid=m", "m", "Alice\u202egpj.exe"), user("uid=f", "f", "\u3164"),
+                          user("uid=z", "z", "Al\u3164ice")])
+    assert mapped.groups["team"].members == {"m@example.com": "Alicegpj.exe", "f@example.com": "f",
+                                             "z@example.com": "Alice"}
+    assert kinds(mapped)["name-cleaned"] == [
+        "uid=m,dc=x: display name 'Alice\\u202egpj.exe' cleaned to 'Alicegpj.exe'",
+        "uid=f,dc=x: display name '\\u3164' cleaned to ''",
+        "uid=z,dc=x: display name 'Al\\u3164ice' cleaned to 'Alice'"]
+
+
+def test_group_and_static_member_names_are_cleaned_and_reported():
+    static = 'static_groups: [{name: Desk, members: {"help@example.com": "Help\\u200b Desk"}}]'
+    mapped = mapped_from([ALICE], static=static, group_name="{{ cn }}\u202e")
+    assert set(mapped.groups) == {"team", "Desk"}
+    assert mapped.groups["Desk"].members == {"help@example.com": "Help Desk"}
+    assert kinds(mapped)["name-cleaned"] == [
+        "cn=team,dc=x: group name 'team\\u202e' cleaned to 'team'",
+        "static_groups 'Desk': the name 'Help\\u200b Desk' of help@example.com cleaned to 'Help Desk'"]
+
+
+def test_a_long_name_is_never_cut_after_a_joiner():
+    name = "\u0627" * (MAX_NAME - 1) + "\u200c" + "\u0632" * 10
+    assert not has_invisible(name)
+    assert cleaned_name(name) == "\u0627" * (MAX_NAME - 1)
+
+
+def test_a_jid_that_keeps_an_invisible_character_is_left_out():
+    # JID preparation drops zero-width spaces but keeps what Unicode 3.2 did not know (U+2066) and fillers
+    mapped = mapped_from([ALICE, user("cn=b", "alice\u2066"), user("cn=c", "\u3164")])
+    assert mapped.groups["team"].members == {"alice@example.com": "Alice Liddell"}
+    assert {k: _reason_kind(r) for k, r in mapped.left_out.items()} == {"cn=b,dc=x": "bad JID", "cn=c,dc=x": "bad JID"}
+    assert kinds(mapped)["bad-jid"][0] == (
+        "cn=b,dc=x: mapping.jid gives 'alice\\u2066@example.com', which Prosody reads as 'alice\\u2066@example.com': "
+        "a JID with U+2066 LEFT-TO-RIGHT ISOLATE looks like another")
+
+
+def test_a_static_member_whose_jid_hides_a_character_is_a_config_error():
+    static = 'static_groups: [{name: Desk, members: {"help\\u2066@example.com": "Help Desk"}}]'
+    with pytest.raises(UserError, match=r"static_groups: 'Desk': 'help\\u2066@example.com' holds U\+2066"):
+        mapped_from([ALICE], static=static)
