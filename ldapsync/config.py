@@ -316,7 +316,7 @@ class Output(_Strict):
                     if mode > 0 and set(digits) <= set("01234567") and int(digits, 8) <= 0o777 else "")
             raise ValueError(f"{mode:#o} is not a permission mode from 0000 to 0777 (no setuid, setgid or sticky "
                              f"bit){hint}")
-        if mode & stat.S_IWOTH:
+        if mode & 0o002:  # written by others (stat.S_IWOTH)
             raise ValueError(f"{mode:04o} lets every user of the machine write the groups file, and so put "
                              "contacts in everyone's roster; use 0640 or 0644")
         return mode
