@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import shlex
 import shutil
@@ -310,12 +311,18 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _duration(text: str) -> float:
+    """Seconds from "26h", "90m" or "3600": a positive, finite number
+    (nan, inf and -5m would make every age OK, or every age CRITICAL)."""
     unit = text[-1:].lower()
     number = text[:-1] if unit in _UNITS else text
     try:
-        return float(number) * _UNITS.get(unit, 1)
+        seconds = float(number) * _UNITS.get(unit, 1)
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not a duration such as 26h, 90m or 3600") from None
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise click.BadParameter(f"{text!r} is not a duration such as 26h, 90m or 3600 (a positive number of "
+                                 "seconds, or of s, m, h or d)", param_hint="'--max-age'")
+    return seconds
 
 
 @cli.command()
