@@ -235,7 +235,7 @@ def _print_run(result, dry_run: bool) -> None:
 
 
 @cli.command()
-@click.argument("version", type=int, required=False, default=1)
+@click.argument("version", type=click.IntRange(min=1), required=False, default=1)
 @CONFIG_OPTION
 @click.option("--output", "output_path", help="With several outputs: the output path to roll back.")
 @click.option("--list", "list_only", is_flag=True, help="List the backups instead.")
@@ -593,7 +593,7 @@ def preview(jid: str, groups_file: str | None, config_path: str | None, output_p
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
 @CONFIG_OPTION
 @JSON_OPTION
-@click.option("--limit", default=20, show_default=True, metavar="N",
+@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True, metavar="N",
               help="Show at most N groups and N users in the text output (0: all).")
 def diff_command(files: tuple[str, ...], config_path: str | None, as_json: bool, limit: int) -> None:
     """Show what changes: between two files, or pending from the directory.
