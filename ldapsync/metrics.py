@@ -6,6 +6,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, start_http_server, write_to_textfile
 
+from ldapsync.errors import ExitCode, UserError
 from ldapsync.state import State
 
 
@@ -67,5 +68,11 @@ class Metrics:
         write_to_textfile(str(path), self.registry)
 
     def serve_http(self, listen: str) -> None:
+        """Serve /metrics on ``listen``; a port another process holds (a
+        second serve) is a clear error, not a traceback."""
         host, _, port = listen.rpartition(":")
-        start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1", registry=self.registry)
+        try:
+            start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1", registry=self.registry)
+        except OSError as exc:
+            raise UserError(f"metrics.listen: cannot listen on {listen}: {exc.strerror or exc}",
+                            ExitCode.UNAVAILABLE) from None
