@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
 
 from ldapsync.errors import ExitCode, UserError
 
@@ -42,12 +42,20 @@ class _Strict(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_nul(cls, value: Any) -> Any:
+    def _no_nul(cls, value: Any, info: ValidationInfo) -> Any:
         """A NUL byte cannot be part of a path, a command argument, a user
-        name or an LDAP string: refused in every value, at load."""
-        if _holds_nul(value):
+        name or an LDAP string: refused in every value, at load.  A section
+        (a nested model) checks its own keys, so that the message names the
+        key that holds it."""
+        if not _holds_model(cls.model_fields[info.field_name].annotation) and _holds_nul(value):
             raise ValueError("holds a NUL byte (\\0), which no path, command, name or LDAP value can carry")
         return value
+
+
+def _holds_model(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_holds_model(a) for a in getattr(annotation, "__args__", ()))
 
 
 def _holds_nul(value: Any) -> bool:
