@@ -3,7 +3,9 @@
 The fields are checked and expanded here with cron's rules, not
 APScheduler's: APScheduler counts weekdays from Monday (so cron's "0-4",
 Sunday to Thursday, would be an error) and reads a name field only up to the
-first character it does not expect ("mon-fri/2" would mean "mon-fri").
+first character it does not expect ("mon-fri/2" would mean "mon-fri"), and
+runs only on days that match both the day of month and the weekday, where
+cron runs on days that match either.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 _WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -86,7 +90,7 @@ def _apscheduler_field(field: _Field, text: str) -> str:
     return ",".join(map(str, values))
 
 
-def cron_trigger(expression: str, timezone: str | None, jitter: int = 0) -> CronTrigger:
+def cron_trigger(expression: str, timezone: str | None, jitter: int = 0) -> BaseTrigger:
     """A trigger from five cron fields (minute hour day month weekday), or six
     with seconds in front.  Raises ValueError with the reason."""
     texts = expression.split()
@@ -97,7 +101,16 @@ def cron_trigger(expression: str, timezone: str | None, jitter: int = 0) -> Cron
     try:
         second, minute, hour, day, month, weekday = (
             _apscheduler_field(f, t) for f, t in zip((_SECOND, *_FIVE), texts))
-        return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
-                           day_of_week=weekday, timezone=timezone, jitter=jitter or None)
+
+        def trigger(day: str, weekday: str, jitter: int | None) -> CronTrigger:
+            return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
+                               day_of_week=weekday, timezone=timezone, jitter=jitter)
+
+        if texts[3].startswith("*") or texts[5].startswith("*"):
+            return trigger(day, weekday, jitter or None)
+        # cron runs on the days that match either field when both are given
+        # ("0 3 1 * mon": the 1st and every Monday); APScheduler on those
+        # that match both.
+        return OrTrigger([trigger(day, "*", None), trigger("*", weekday, None)], jitter=jitter or None)
     except ValueError as exc:
         raise ValueError(f"{expression!r}: {exc}") from None

@@ -88,3 +88,11 @@ def test_a_field_out_of_range_is_refused_naming_the_field(expression, says):
     assert says in str(err.value)
     assert str(err.value).startswith(repr(expression))
 
+
+def test_day_of_month_and_weekday_both_given_mean_either():
+    # cron: the 13th and every Friday, not only Friday the 13th
+    assert fires("0 3 13 * fri", 4) == ["Fri 2025-01-03 03:00", "Fri 2025-01-10 03:00", "Mon 2025-01-13 03:00",
+                                       "Fri 2025-01-17 03:00"]
+    # a field that starts with * does not count as given: both must match
+    assert fires("0 3 */2 * fri", 2) == ["Fri 2025-01-03 03:00", "Fri 2025-01-17 03:00"]
+    assert fires("0 3 13 * *", 2) == ["Mon 2025-01-13 03:00", "Thu 2025-02-13 03:00"]
