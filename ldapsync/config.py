@@ -142,7 +142,12 @@ class LdapSettings(_Strict):
         for url in servers:
             if not url.lower().startswith(("ldap://", "ldaps://")):
                 raise ValueError(f"{url!r} is not an ldap:// or ldaps:// URL")
-        return servers
+            problem = _server_problem(url)
+            if problem:
+                shown = re.sub(r"//[^/@]*@", "//...@", url)  # a password in the URL is not repeated
+                raise ValueError(f"{shown!r} is not ldap://HOST[:PORT] or ldaps://HOST[:PORT]: {problem}")
+        # ldap3 would take the "/" of "ldap://host/" (as ldap.conf writes it) for part of the host name
+        return [url.removesuffix("/") for url in servers]
 
     @model_validator(mode="after")
     def _one_password_source(self) -> LdapSettings:
@@ -160,6 +165,27 @@ class LdapSettings(_Strict):
                     f"the bind password would cross the network in clear text to {', '.join(exposed)}; use "
                     "ldaps:// or start_tls: true (or, knowingly, allow_insecure: true)")
         return self
+
+
+def _server_problem(url: str) -> str | None:
+    """What is wrong with a server URL, checked here since ldap3 ends in a
+    traceback on a port that is no number, a path or a half IPv6 address."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # "Port out of range 0-65535", "Invalid IPv6 URL"
+        return str(exc).lower()
+    if parts.username is not None or parts.password is not None:
+        return "no user name or password in it (bind_dn and bind_password_* say who binds)"
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return "no base, filter or other part after the host (they are users.base and groups.base)"
+    if not parts.hostname or not _host_name_or_address(parts.hostname):
+        return "no host name or IP address ([::1] for IPv6)"
+    if port == 0:
+        return "port 0"
+    return None
 
 
 def _loopback(url: str) -> bool:
@@ -400,7 +426,7 @@ class MetricsSettings(_Strict):
             host, _, port = value.rpartition(":")
             if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
                 raise ValueError(f"{value!r} is not HOST:PORT, e.g. 127.0.0.1:9847")
-            if host and not _listen_host(host):
+            if host and not _host_name_or_address(host):
                 raise ValueError(f"{value!r}: {host!r} is neither an IP address ([::1] for IPv6) nor a host name")
         return value
 
@@ -408,9 +434,9 @@ class MetricsSettings(_Strict):
 _HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
 
 
-def _listen_host(host: str) -> bool:
-    """Whether the metrics endpoint can listen on ``host``: an IP address
-    (IPv6 in brackets) or a host name (looked up when serve starts)."""
+def _host_name_or_address(host: str) -> bool:
+    """Whether ``host`` is an IP address (IPv6 in brackets or not) or a host
+    name (looked up when it is used)."""
     import ipaddress
 
     if host.startswith("[") and host.endswith("]"):

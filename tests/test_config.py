@@ -329,3 +329,31 @@ def test_a_nul_byte_is_reported_at_the_key_that_holds_it():
     text = with_value("static_groups", [{"name": "Helpdesk", "members": {"help\0desk@example.com": "Help"}}])
     assert problems(text) == [
         "static_groups[0].members: holds a NUL byte (\\0), which no path, command, name or LDAP value can carry"]
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    # each ended in a traceback inside ldap3
+    ("ldap://127.0.0.1:abc", "port could not be cast to integer"),
+    ("ldap://ldap.example.com:99999", "port out of range"),
+    ("ldap://[::1", "invalid ipv6 url"),
+    ("ldap://127.0.0.1:389/dc=example,dc=com?uid?sub", "no base, filter or other part after the host"),
+    ("ldap://" + "a" * 300, "no host name or IP address"),
+    # and these never reached a server
+    ("ldaps://", "no host name or IP address"),
+    ("ldap://ldap example.com", "no host name or IP address"),
+    ("ldap://127.0.0.1:0", "port 0"),
+    ("ldap://cn=admin:secret@ldap.example.com", "no user name or password in it"),
+])
+def test_a_server_url_ldap_cannot_use_is_refused(url, says):
+    found = problems(with_value("ldap.servers", [url]))
+    shown = url.replace("cn=admin:secret@", "...@")
+    assert len(found) == 1 and found[0].startswith(f"ldap.servers: {shown!r} is not ldap://HOST[:PORT] or ldaps://")
+    assert says in found[0] and "secret" not in found[0]
+
+
+def test_server_urls_ldap_can_use():
+    servers = ["ldaps://ldap1.example.com", "LDAP://DC1.EXAMPLE.COM:3268", "ldap://[::1]:389", "ldap://127.0.0.1/",
+               "ldaps://ldap.example.com.:636"]
+    assert parse(with_value("ldap.servers", servers)).ldap.servers == [
+        "ldaps://ldap1.example.com", "LDAP://DC1.EXAMPLE.COM:3268", "ldap://[::1]:389", "ldap://127.0.0.1",
+        "ldaps://ldap.example.com.:636"]
