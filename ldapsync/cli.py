@@ -37,6 +37,19 @@ Exit codes:
 
 log = logging.getLogger("ldapsync")
 
+
+class _FilePath(click.Path):
+    """A file argument: "" would name the current directory."""
+
+    def __init__(self) -> None:
+        super().__init__(dir_okay=False)
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> object:
+        if not str(value).strip():
+            self.fail("the path is empty", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 CONFIG_OPTION = click.option(
     "-c", "--config", "config_path", type=click.Path(dir_okay=False), envvar="LDAPSYNC_CONFIG",
     help="The ldapsync YAML configuration (or $LDAPSYNC_CONFIG).")
@@ -388,7 +401,7 @@ def _ago(seconds: float) -> str:
 
 
 @cli.command()
-@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.argument("file", required=False, type=_FilePath())
 @CONFIG_OPTION
 @click.option("--connect", is_flag=True, help="With -c: also bind to the directory and count what it finds.")
 @JSON_OPTION
@@ -527,13 +540,13 @@ def _pick_output(config, output_path: str | None, user: str | None):
 
 @cli.command()
 @click.argument("jid")
-@click.option("--groups-file", "groups_file", type=click.Path(dir_okay=False),
+@click.option("--groups-file", "groups_file", type=_FilePath(),
               help="Preview from this groups file (the file Prosody reads) instead of the directory.")
 @CONFIG_OPTION
 @click.option("--output", "output_path", help="With -c and several outputs: the output path to preview "
                                               "(default: the output whose host is JID's domain).")
 @click.option("--host", help="The Prosody host (VirtualHost) the user is on; lets JID be a bare user name.")
-@click.option("--roster", "personal", type=click.Path(dir_okay=False),
+@click.option("--roster", "personal", type=_FilePath(),
               help="The user's personal roster as JSON (the format --json prints).")
 @JSON_OPTION
 def preview(jid: str, groups_file: str | None, config_path: str | None, output_path: str | None, host: str | None,
@@ -590,7 +603,7 @@ def preview(jid: str, groups_file: str | None, config_path: str | None, output_p
 
 
 @cli.command("diff")
-@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, type=_FilePath())
 @CONFIG_OPTION
 @JSON_OPTION
 @click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True, metavar="N",

@@ -235,3 +235,11 @@ def test_a_second_serve_whose_metrics_port_is_taken_exits_69_with_one_line(confi
     assert done.stderr.splitlines() == [f"ldapsync: error: metrics.listen: cannot listen on {listen}: "
                                         "Address already in use"]
     assert done.stdout == ""
+
+
+@pytest.mark.parametrize("argv", [["check", ""], ["diff", "", ""], ["preview", "--groups-file", " ", "a@example.com"],
+                                  ["preview", "--groups-file", "x", "--roster", "", "a@example.com"]])
+def test_an_empty_file_argument_is_a_usage_error(capsys, argv):
+    """'' named the current directory: 'cannot read: Is a directory', exit 66."""
+    code, _, err = run(capsys, *argv)
+    assert code == 64 and "the path is empty" in err
