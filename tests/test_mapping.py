@@ -75,14 +75,6 @@ outputs: [{path: /tmp/unused.txt}]
     assert sum(f.kind == "template-error" for f in mapped.findings) == 1500
 
 
-def test_group_names_in_batches():
-    templates = Templates(MappingSettings(group_name="{{ description or cn }}"))
-    groups = [Entry("cn=a,dc=x", {"cn": ["a"], "description": ["Team A"]}), Entry("cn=b,dc=x", {"cn": ["b"]})]
-    assert templates.render_group_names(groups) == ["Team A", "b"]
-    hostile = Entry("cn=c,dc=x", {"cn": [f"c{_RECORD}"]})
-    assert templates.render_group_names([*groups, hostile]) == [None] * 3  # each rendered on its own
-
-
 def test_python_errors_in_a_template_are_reported_per_entry_like_jinja2_errors():
     """{{ 1/0 }} or {{ uid + 1 }} raised ZeroDivisionError or TypeError out
     of the sync (a traceback); now the entry is left out with the reason."""
@@ -104,3 +96,11 @@ outputs: [{path: /tmp/unused.txt}]
     failed = {f.subject: f.message for f in mapped.findings if f.kind == "template-error"}
     assert failed == {"uid=bob,dc=x": "mapping.name failed: ZeroDivisionError: integer division or modulo by zero",
                       "cn=odd,dc=x": "mapping.group_name failed: AssertionError: expected length >= 3, got -1"}
+
+
+def test_group_names_in_batches():
+    templates = Templates(MappingSettings(group_name="{{ description or cn }}"))
+    groups = [Entry("cn=a,dc=x", {"cn": ["a"], "description": ["Team A"]}), Entry("cn=b,dc=x", {"cn": ["b"]})]
+    assert templates.render_group_names(groups) == ["Team A", "b"]
+    hostile = Entry("cn=c,dc=x", {"cn": [f"c{_RECORD}"]})
+    assert templates.render_group_names([*groups, hostile]) == [None] * 3  # each rendered on its own
