@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import shlex
 import shutil
@@ -36,6 +37,19 @@ Exit codes:
 """
 
 log = logging.getLogger("ldapsync")
+
+
+class _FilePath(click.Path):
+    """A file argument: "" would name the current directory."""
+
+    def __init__(self) -> None:
+        super().__init__(dir_okay=False)
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> object:
+        if not str(value).strip():
+            self.fail("the path is empty", param, ctx)
+        return super().convert(value, param, ctx)
+
 
 CONFIG_OPTION = click.option(
     "-c", "--config", "config_path", type=click.Path(dir_okay=False), envvar="LDAPSYNC_CONFIG",
@@ -222,7 +236,7 @@ def _print_run(result, dry_run: bool) -> None:
 
 
 @cli.command()
-@click.argument("version", type=int, required=False, default=1)
+@click.argument("version", type=click.IntRange(min=1), required=False, default=1)
 @CONFIG_OPTION
 @click.option("--output", "output_path", help="With several outputs: the output path to roll back.")
 @click.option("--list", "list_only", is_flag=True, help="List the backups instead.")
@@ -298,12 +312,18 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _duration(text: str) -> float:
+    """Seconds from "26h", "90m" or "3600": a positive, finite number
+    (nan, inf and -5m would make every age OK, or every age CRITICAL)."""
     unit = text[-1:].lower()
     number = text[:-1] if unit in _UNITS else text
     try:
-        return float(number) * _UNITS.get(unit, 1)
+        seconds = float(number) * _UNITS.get(unit, 1)
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not a duration such as 26h, 90m or 3600") from None
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise click.BadParameter(f"{text!r} is not a duration such as 26h, 90m or 3600 (a positive number of "
+                                 "seconds, or of s, m, h or d)", param_hint="'--max-age'")
+    return seconds
 
 
 @cli.command()
@@ -369,7 +389,7 @@ def _ago(seconds: float) -> str:
 
 
 @cli.command()
-@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.argument("file", required=False, type=_FilePath())
 @CONFIG_OPTION
 @click.option("--connect", is_flag=True, help="With -c: also bind to the directory and count what it finds.")
 @JSON_OPTION
@@ -515,13 +535,13 @@ def _pick_output(config, output_path: str | None, user: str | None):
 
 @cli.command()
 @click.argument("jid")
-@click.option("--groups-file", "groups_file", type=click.Path(dir_okay=False),
+@click.option("--groups-file", "groups_file", type=_FilePath(),
               help="Preview from this groups file (the file Prosody reads) instead of the directory.")
 @CONFIG_OPTION
 @click.option("--output", "output_path", help="With -c and several outputs: the output path to preview "
                                               "(default: the output whose host is JID's domain).")
 @click.option("--host", help="The Prosody host (VirtualHost) the user is on; lets JID be a bare user name.")
-@click.option("--roster", "personal", type=click.Path(dir_okay=False),
+@click.option("--roster", "personal", type=_FilePath(),
               help="The user's personal roster as JSON (the format --json prints).")
 @JSON_OPTION
 def preview(jid: str, groups_file: str | None, config_path: str | None, output_path: str | None, host: str | None,
@@ -578,10 +598,10 @@ def preview(jid: str, groups_file: str | None, config_path: str | None, output_p
 
 
 @cli.command("diff")
-@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, type=_FilePath())
 @CONFIG_OPTION
 @JSON_OPTION
-@click.option("--limit", default=20, show_default=True, metavar="N",
+@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True, metavar="N",
               help="Show at most N groups and N users in the text output (0: all).")
 def diff_command(files: tuple[str, ...], config_path: str | None, as_json: bool, limit: int) -> None:
     """Show what changes: between two files, or pending from the directory.

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
 
 from ldapsync import safeio
 from ldapsync.errors import ExitCode, UserError
@@ -36,7 +37,63 @@ class ConfigError(UserError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan: .inf and .nan are valid YAML floats, but no timeout,
+    # delay or percentage means anything with them
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any, info: ValidationInfo) -> Any:
+        """A NUL byte cannot be part of a path, a command argument, a user
+        name or an LDAP string: refused in every value, at load.  A section
+        (a nested model) checks its own keys, so that the message names the
+        key that holds it."""
+        if not _holds_model(cls.model_fields[info.field_name].annotation) and _holds_nul(value):
+            raise ValueError("holds a NUL byte (\\0), which no path, command, name or LDAP value can carry")
+        return value
+
+
+def _holds_model(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_holds_model(a) for a in getattr(annotation, "__args__", ()))
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\0" in value
+    if isinstance(value, bytes):
+        return b"\0" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(map(_holds_nul, value))
+    return False
+
+
+def _path_value(value: Any, *, names_a_file: bool) -> Any:
+    """What every path key refuses before it becomes a Path: an empty one
+    (Path("") is the current directory), and for a file a name that can
+    only be a directory ("." or ".." or a trailing "/", which Path drops).
+    A NUL byte is refused in every value (``_Strict._no_nul``)."""
+    if not isinstance(value, (str, Path)):
+        raise ValueError("expected a path")
+    text = str(value)
+    if not text.strip():
+        raise ValueError("the path is empty")
+    if names_a_file and (text.endswith("/") or text.rsplit("/", 1)[-1] in (".", "..")):
+        raise ValueError(f"{text!r} names a directory; give the path of a file")
+    return value
+
+
+FilePath = Annotated[Path, BeforeValidator(lambda v: _path_value(v, names_a_file=True))]
+DirPath = Annotated[Path, BeforeValidator(lambda v: _path_value(v, names_a_file=False))]
+
+# Upper bounds on times in seconds: far beyond any sensible setting, and small
+# enough for every socket, timer and date computation they end up in.
+HOUR = 3600
+DAY = 86400
+WEEK = 7 * DAY
 
 
 DisabledPreset = Literal["none", "ad", "389ds", "freeipa", "shadow"]
@@ -58,20 +115,21 @@ class LdapSettings(_Strict):
     # ldap3; auto uses it when it is installed.
     backend: Literal["auto", "ldap3", "python-ldap"] = "auto"
     start_tls: bool = False
-    ca_file: Path | None = None
+    ca_file: FilePath | None = None
     verify_certificates: bool = True
     bind_dn: str | None = None
     bind_password: str | None = None
     bind_password_env: str | None = None
-    bind_password_file: Path | None = None
+    bind_password_file: FilePath | None = None
     sasl_external: bool = False
-    client_cert_file: Path | None = None
-    client_key_file: Path | None = None
+    client_cert_file: FilePath | None = None
+    client_key_file: FilePath | None = None
     # A password sent in clear text (simple bind over ldap:// without
     # start_tls) to a host other than this machine is refused unless true.
     allow_insecure: bool = False
-    connect_timeout: Annotated[float, Field(gt=0)] = 10.0
-    timeout: Annotated[float, Field(gt=0)] = 120.0
+    # seconds to reach a server (at most an hour), and for each answer (at most a day)
+    connect_timeout: Annotated[float, Field(gt=0, le=HOUR)] = 10.0
+    timeout: Annotated[float, Field(gt=0, le=DAY)] = 120.0
     page_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
     # Active Directory: send the domain scope control (LDAP_SERVER_DOMAIN_SCOPE_OID)
     # with searches, so that a search from the domain's root does not end in
@@ -85,7 +143,12 @@ class LdapSettings(_Strict):
         for url in servers:
             if not url.lower().startswith(("ldap://", "ldaps://")):
                 raise ValueError(f"{url!r} is not an ldap:// or ldaps:// URL")
-        return servers
+            problem = _server_problem(url)
+            if problem:
+                shown = re.sub(r"//[^/@]*@", "//...@", url)  # a password in the URL is not repeated
+                raise ValueError(f"{shown!r} is not ldap://HOST[:PORT] or ldaps://HOST[:PORT]: {problem}")
+        # ldap3 would take the "/" of "ldap://host/" (as ldap.conf writes it) for part of the host name
+        return [url.removesuffix("/") for url in servers]
 
     @model_validator(mode="after")
     def _one_password_source(self) -> LdapSettings:
@@ -103,6 +166,27 @@ class LdapSettings(_Strict):
                     f"the bind password would cross the network in clear text to {', '.join(exposed)}; use "
                     "ldaps:// or start_tls: true (or, knowingly, allow_insecure: true)")
         return self
+
+
+def _server_problem(url: str) -> str | None:
+    """What is wrong with a server URL, checked here since ldap3 ends in a
+    traceback on a port that is no number, a path or a half IPv6 address."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # "Port out of range 0-65535", "Invalid IPv6 URL"
+        return str(exc).lower()
+    if parts.username is not None or parts.password is not None:
+        return "no user name or password in it (bind_dn and bind_password_* say who binds)"
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return "no base, filter or other part after the host (they are users.base and groups.base)"
+    if not parts.hostname or not _host_name_or_address(parts.hostname):
+        return "no host name or IP address ([::1] for IPv6)"
+    if port == 0:
+        return "port 0"
+    return None
 
 
 def _loopback(url: str) -> bool:
@@ -226,15 +310,16 @@ class Safety(_Strict):
 class Output(_Strict):
     """One groups file: typically one per Prosody VirtualHost."""
 
-    path: Path
+    path: FilePath
     host: str | None = None
     include: list[str] = Field(default_factory=lambda: ["*"])
     exclude: list[str] = Field(default_factory=list)
+    # Permissions only (0000 to 0777); a file every user may write is refused.
     mode: int = 0o640
     owner: str | None = None
     group: str | None = None
     post_change_command: str | list[str] | None = None
-    post_change_timeout: Annotated[float, Field(gt=0)] = 60.0
+    post_change_timeout: Annotated[float, Field(gt=0, le=DAY)] = 60.0  # seconds, at most a day
     # After the post-change command: a command whose output must match
     # reload_check_expect (a regular expression), e.g. that mod_groups is
     # still loaded: a reload while the file was missing unloads it.
@@ -244,7 +329,7 @@ class Output(_Strict):
     # Previous versions kept for 'ldapsync rollback' (0: none), in
     # backup_dir or beside the file.
     backups: Annotated[int, Field(ge=0, le=1000)] = 5
-    backup_dir: Path | None = None
+    backup_dir: DirPath | None = None
 
     @property
     def tag(self) -> str:
@@ -275,6 +360,29 @@ class Output(_Strict):
                 raise ValueError(f"{value!r} is not an octal file mode such as '0640'") from None
         return value
 
+    @field_validator("mode")
+    @classmethod
+    def _permissions(cls, mode: int) -> int:
+        if not 0 <= mode <= 0o777:
+            digits = str(mode)
+            hint = (f"; YAML reads {digits} as a decimal number, write '0{digits}'"
+                    if mode > 0 and set(digits) <= set("01234567") and int(digits, 8) <= 0o777 else "")
+            raise ValueError(f"{mode:#o} is not a permission mode from 0000 to 0777 (no setuid, setgid or sticky "
+                             f"bit){hint}")
+        if mode & 0o002:  # written by others (stat.S_IWOTH)
+            raise ValueError(f"{mode:04o} lets every user of the machine write the groups file, and so put "
+                             "contacts in everyone's roster; use 0640 or 0644")
+        return mode
+
+    @field_validator("reload_check_expect")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"{value!r} is not a regular expression: {exc}") from None
+        return value
+
 
 def path_tag(path: Path) -> str:
     """16 hex digits that name ``path`` (as an absolute path) and no other."""
@@ -288,19 +396,23 @@ class ScheduleSettings(_Strict):
     # front gives seconds, for tests.
     cron: str = "0 3 * * *"
     timezone: str | None = None  # default: the machine's
-    jitter: Annotated[int, Field(ge=0)] = 0  # seconds of random delay
+    jitter: Annotated[int, Field(ge=0, le=DAY)] = 0  # seconds of random delay, at most a day
     run_at_start: bool = False
-    misfire_grace_time: Annotated[int, Field(ge=1)] = 3600
+    misfire_grace_time: Annotated[int, Field(ge=1, le=WEEK)] = 3600  # seconds, at most a week
     retries: Annotated[int, Field(ge=0, le=100)] = 3
-    retry_delay: Annotated[float, Field(gt=0)] = 60.0  # seconds, doubled after each failure
-    shutdown_timeout: Annotated[float, Field(gt=0)] = 300.0  # SIGTERM waits this long for a sync
+    retry_delay: Annotated[float, Field(gt=0, le=DAY)] = 60.0  # seconds, doubled after each failure; at most a day
+    # SIGTERM waits this long for a sync under way; at most a day
+    shutdown_timeout: Annotated[float, Field(gt=0, le=DAY)] = 300.0
 
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str) -> str:
+        from datetime import datetime, timezone
+
         from ldapsync.schedule import cron_trigger  # apscheduler loads only with a schedule
 
-        cron_trigger(value, None)
+        if cron_trigger(value, "UTC").get_next_fire_time(None, datetime.now(timezone.utc)) is None:
+            raise ValueError(f"{value!r} never comes: no month has that day")
         return value
 
     @field_validator("timezone")
@@ -320,15 +432,15 @@ class StateSettings(_Strict):
     """Where runs leave their record (for ``status`` and metrics), and the
     lock that ``run`` and ``serve`` share."""
 
-    path: Path | None = None  # e.g. /var/lib/ldapsync/state.json; no record when unset
-    lock_path: Path | None = None  # default: beside the first output file
-    lock_timeout: Annotated[float, Field(ge=0)] = 60.0
+    path: FilePath | None = None  # e.g. /var/lib/ldapsync/state.json; no record when unset
+    lock_path: FilePath | None = None  # default: beside the first output file
+    lock_timeout: Annotated[float, Field(ge=0, le=DAY)] = 60.0  # seconds, at most a day
 
 
 class MetricsSettings(_Strict):
     """Prometheus metrics: a node_exporter textfile, an HTTP endpoint, or both."""
 
-    textfile: Path | None = None
+    textfile: FilePath | None = None
     listen: str | None = None  # "127.0.0.1:9847"; serve only
 
     @field_validator("listen")
@@ -336,9 +448,28 @@ class MetricsSettings(_Strict):
     def _address(cls, value: str | None) -> str | None:
         if value is not None:
             host, _, port = value.rpartition(":")
-            if not port.isdigit() or not 0 < int(port) < 65536:
+            if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
                 raise ValueError(f"{value!r} is not HOST:PORT, e.g. 127.0.0.1:9847")
+            if host and not _host_name_or_address(host):
+                raise ValueError(f"{value!r}: {host!r} is neither an IP address ([::1] for IPv6) nor a host name")
         return value
+
+
+_HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
+
+
+def _host_name_or_address(host: str) -> bool:
+    """Whether ``host`` is an IP address (IPv6 in brackets or not) or a host
+    name (looked up when it is used)."""
+    import ipaddress
+
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return len(host) <= 253 and _HOST_NAME.fullmatch(host) is not None
 
 
 # What "flavour: ad" sets, for each key the config leaves out.
@@ -503,6 +634,10 @@ def parse(text: str, source: str = "<config>") -> Config:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(source, [f"not valid YAML: {exc}"]) from None
+    except RecursionError:
+        raise ConfigError(source, ["not a configuration: values nested thousands of levels deep"]) from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ConfigError(source, [f"not valid YAML: {str(exc).split(';')[0]}"]) from None
     if not isinstance(data, dict):
         raise ConfigError(source, ["expected a mapping of settings at the top level"])
     try:

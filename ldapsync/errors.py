@@ -13,7 +13,7 @@ class ExitCode(IntEnum):
     USAGE = 64  # bad command line
     DATAERR = 65  # bad input data (a file or argument that cannot be used)
     NOINPUT = 66  # an input file does not exist or cannot be read
-    UNAVAILABLE = 69  # the directory cannot be reached
+    UNAVAILABLE = 69  # the directory cannot be reached, or serve cannot listen on its metrics port
     SOFTWARE = 70  # a bug in ldapsync
     CANTCREAT = 73  # the output cannot be written
     STATE_NOT_SAVED = 74  # the output was written (and reloaded), but the state file could not be saved

@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from jinja2 import StrictUndefined, TemplateError, meta
+from jinja2 import StrictUndefined, TemplateError, TemplateRuntimeError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from ldapsync import jid as jidlib
@@ -63,7 +63,16 @@ class Templates:
         self._group_names = self._batch(settings.group_name, self.group_attributes)
 
     def render(self, key: str, entry: Entry, attributes: Iterable[str], **extra: str) -> str:
-        return self.compiled[key].render(self._context(entry, attributes, extra)).strip()
+        """The template ``key`` for one entry.  Raises TemplateError for
+        whatever the template does wrong with this entry's data, also
+        Python's own errors ({{ 1/0 }}, {{ uid + 1 }}, a filter given a bad
+        argument), so that they are reported per entry like jinja2's."""
+        try:
+            return self.compiled[key].render(self._context(entry, attributes, extra)).strip()
+        except TemplateError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a template is the config's code: any failure is the entry's
+            raise TemplateRuntimeError(f"{type(exc).__name__}: {exc}") from None
 
     def render_people(self, entries: Sequence[Entry]) -> list[tuple[str, str] | None]:
         """The rendered jid and name templates of each user entry; None
@@ -102,8 +111,8 @@ class Templates:
                 rows = [(*[(e.attrs.get(k) or _EMPTY)[0] for k in keys], e.dn, e.attrs) for e in chunk]
                 try:
                     records = template.render({_ROWS: rows}).split(_RECORD)
-                except TemplateError:
-                    pass  # some entry fails: the caller renders each on its own and reports which
+                except Exception:  # noqa: BLE001 - some entry fails: the caller renders each on its own
+                    pass  # and reports which (Templates.render)
             if records is not None and len(records) == len(chunk) + 1:
                 out += records[:-1]
             else:

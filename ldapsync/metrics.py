@@ -6,6 +6,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest, start_http_server
 
+from ldapsync.errors import ExitCode, UserError
 from ldapsync.state import State
 from ldapsync.writer import write_if_changed
 
@@ -70,5 +71,11 @@ class Metrics:
         write_if_changed(path, generate_latest(self.registry), mode=0o644, kind="state")
 
     def serve_http(self, listen: str) -> None:
+        """Serve /metrics on ``listen``; a port another process holds (a
+        second serve) is a clear error, not a traceback."""
         host, _, port = listen.rpartition(":")
-        start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1", registry=self.registry)
+        try:
+            start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1", registry=self.registry)
+        except OSError as exc:
+            raise UserError(f"metrics.listen: cannot listen on {listen}: {exc.strerror or exc}",
+                            ExitCode.UNAVAILABLE) from None

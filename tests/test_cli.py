@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
 from ldapsync.cli import main
 
@@ -18,6 +21,24 @@ def files(tmp_path):
     def write(name: str, text: str):
         path = tmp_path / name
         path.write_bytes(text.encode("utf-8"))
+        return str(path)
+
+    return write
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    """A valid config (mode 0600, in a directory only this user can write)
+    whose directory server is unreachable; keyword arguments set sections."""
+
+    def write(**sections) -> str:
+        data = {"ldap": {"servers": ["ldap://127.0.0.1:1"], "connect_timeout": 1, "timeout": 2},
+                "users": {"base": "ou=people,dc=example,dc=com"}, "groups": {"base": "ou=groups,dc=example,dc=com"},
+                "outputs": [{"path": str(tmp_path / "groups.txt")}],
+                "state": {"path": str(tmp_path / "state.json")}, **sections}
+        path = tmp_path / "ldapsync.yaml"
+        path.write_text(yaml.safe_dump(data))
+        path.chmod(0o600)
         return str(path)
 
     return write
@@ -172,3 +193,53 @@ def test_the_readme_examples(capsys):
     assert code == 1 and "10 problems (2 lines Prosody skips" in out
     code, out, _ = run(capsys, "diff", str(examples / "groups.old.txt"), str(examples / "groups.txt"))
     assert code == 1 and "dave@example.com sees 2 contacts change groups, joins 'Team'" in out
+
+
+@pytest.mark.parametrize("max_age", ["nan", "NaNh", "inf", "1e400", "-inf", "-5m", "0", "0s", "garbage", "26x", ""])
+def test_status_max_age_must_be_a_positive_finite_duration(capsys, config_file, max_age):
+    config = config_file()
+    assert run(capsys, "run", "-c", config)[0] == 69  # a failed run recorded: status gets as far as its output
+    code, out, err = run(capsys, "status", "-c", config, "--max-age", max_age)
+    assert code == 64, out + err
+    assert f"Invalid value for '--max-age': {max_age!r} is not a duration such as 26h" in err
+    assert "Traceback" not in err and out == ""
+
+
+@pytest.mark.parametrize("max_age", ["26h", "90m", "3600", "1.5d", "1e300d"])
+def test_status_max_age_takes_seconds_and_units(capsys, config_file, max_age):
+    config = config_file()
+    assert run(capsys, "run", "-c", config)[0] == 69
+    code, out, _ = run(capsys, "status", "-c", config, "--max-age", max_age)
+    assert code == 2 and out.startswith("LDAPSYNC CRITICAL - last run failed (exit 69)")
+
+
+def test_rollback_0_and_diff_limit_minus_1_are_usage_errors(capsys, config_file, files):
+    code, out, err = run(capsys, "rollback", "0", "-c", config_file())
+    assert code == 64 and "Invalid value for '[VERSION]': 0 is not in the range x>=1" in err
+    code, out, err = run(capsys, "diff", "--limit", "-1", files("a.txt", CLEAN), files("b.txt", "[T]\n"))
+    assert code == 64 and "Invalid value for '--limit': -1 is not in the range x>=0" in err
+    assert out == "" and "Traceback" not in err
+
+
+def test_a_second_serve_whose_metrics_port_is_taken_exits_69_with_one_line(config_file):
+    """The port is held as a first 'ldapsync serve' would hold it; the second
+    stops before any sync (its directory is unreachable anyway)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        listen = f"127.0.0.1:{taken.getsockname()[1]}"
+        config = config_file(metrics={"listen": listen}, schedule={"cron": "0 3 * * *"})
+        done = subprocess.run([sys.executable, "-m", "ldapsync", "serve", "-c", config], capture_output=True,
+                              text=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 69, done.stderr
+    assert done.stderr.splitlines() == [f"ldapsync: error: metrics.listen: cannot listen on {listen}: "
+                                        "Address already in use"]
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize("argv", [["check", ""], ["diff", "", ""], ["preview", "--groups-file", " ", "a@example.com"],
+                                  ["preview", "--groups-file", "x", "--roster", "", "a@example.com"]])
+def test_an_empty_file_argument_is_a_usage_error(capsys, argv):
+    """'' named the current directory: 'cannot read: Is a directory', exit 66."""
+    code, _, err = run(capsys, *argv)
+    assert code == 64 and "the path is empty" in err

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ldapsync.config import ConfigError, load, parse
 from ldapsync.errors import UserError
@@ -210,3 +212,162 @@ def test_the_readme_active_directory_example_is_a_valid_config():
     assert config.users.filter == "(&(objectClass=user)(objectCategory=person))"
     assert config.mapping.jid == "{{ sAMAccountName | lower }}@example.com"
     assert Templates(config.mapping).user_attributes == ["cn", "displayName", "sAMAccountName"]
+
+
+# --- values that ended in a traceback at run time -------------------------------------------------------------
+
+
+def with_value(key: str, value: object, text: str = MINIMAL) -> str:
+    """The config ``text`` with ``key`` (dotted; a number indexes a list) set
+    to ``value``, written back as YAML."""
+    data = yaml.safe_load(text)
+    *parents, last = key.split(".")
+    node = data
+    for part in parents:
+        node = node[int(part)] if part.isdigit() else node.setdefault(part, {})
+    node[last] = value
+    return yaml.safe_dump(data, allow_unicode=True)
+
+
+def shown_key(key: str) -> str:
+    """How a problem names ``key``: outputs.0.mode is outputs[0].mode."""
+    return re.sub(r"\.(\d+)", r"[\1]", key)
+
+
+INF, NAN = float("inf"), float("nan")
+
+
+@pytest.mark.parametrize(("key", "value", "says"), [
+    # file modes: permission bits only, and not writable by every user
+    ("outputs.0.mode", 70000, "not a permission mode from 0000 to 0777"),
+    ("outputs.0.mode", "0170000", "not a permission mode from 0000 to 0777"),
+    ("outputs.0.mode", "04750", "no setuid"),
+    ("outputs.0.mode", -1, "not a permission mode"),
+    ("outputs.0.mode", 640, "YAML reads 640 as a decimal number, write '0640'"),
+    ("outputs.0.mode", "0666", "lets every user of the machine write the groups file"),
+    ("outputs.0.mode", 0o602, "lets every user of the machine write the groups file"),
+    # infinite, NaN and unbounded numbers
+    ("ldap.timeout", INF, "finite number"),
+    ("ldap.timeout", NAN, "finite number"),
+    ("ldap.timeout", 86401, "less than or equal to 86400"),
+    ("ldap.connect_timeout", INF, "finite number"),
+    ("ldap.connect_timeout", 3601, "less than or equal to 3600"),
+    ("outputs.0.post_change_timeout", INF, "finite number"),
+    ("outputs.0.post_change_timeout", 1e12, "less than or equal to 86400"),
+    ("outputs.0.safety.max_members_removed_percent", NAN, "finite number"),
+    ("schedule.retry_delay", NAN, "finite number"),
+    ("schedule.retry_delay", 1e300, "less than or equal to 86400"),
+    ("schedule.shutdown_timeout", INF, "finite number"),
+    ("schedule.jitter", 10 ** 12, "less than or equal to 86400"),
+    ("schedule.misfire_grace_time", 10 ** 12, "less than or equal to 604800"),
+    ("state.lock_timeout", INF, "finite number"),
+    ("state.lock_timeout", 1e9, "less than or equal to 86400"),
+    # paths: empty, or a directory where a file belongs, or a NUL byte
+    ("outputs.0.path", "", "the path is empty"),
+    ("outputs.0.path", "   ", "the path is empty"),
+    ("outputs.0.path", "/var/lib/prosody/", "names a directory"),
+    ("outputs.0.path", "/var/lib/prosody/..", "names a directory"),
+    ("outputs.0.path", ".", "names a directory"),
+    ("outputs.0.path", "/tmp/groups\0.txt", "NUL byte"),
+    ("outputs.0.backup_dir", "", "the path is empty"),
+    ("state.path", "", "the path is empty"),
+    ("state.path", "/var/lib/ldapsync/", "names a directory"),
+    ("state.lock_path", "/run/", "names a directory"),
+    ("metrics.textfile", "", "the path is empty"),
+    ("ldap.ca_file", "", "the path is empty"),
+    ("ldap.bind_password_file", "/etc/ldapsync/", "names a directory"),
+    ("ldap.client_cert_file", 42, "expected a path"),
+    ("users.base", "ou=people\0,dc=example,dc=com", "NUL byte"),
+    ("outputs.0.post_change_command", ["prosodyctl", "re\0load"], "NUL byte"),
+    # what is used only later: a pattern, a schedule, an address
+    ("outputs.0.reload_check_expect", "(groups", "is not a regular expression"),
+    ("schedule.cron", "0 3 * * 8", "the day of week field '8': 8 is out of range (0-7)"),
+    ("schedule.cron", "0 0 31 2 *", "never comes"),
+    ("schedule.cron", "0 0 31 4,6,9,11 *", "never comes"),
+    ("schedule.cron", "60 3 * * *", "the minute field '60': 60 is out of range (0-59)"),
+    ("schedule.cron", "0 3 * * mon-frx", "'frx' is not a number or a name"),
+    ("metrics.listen", "127.0.0.1:99999", "is not HOST:PORT"),
+    ("metrics.listen", "127.0.0.1:\u0669\u0668\u0664\u0667", "is not HOST:PORT"),
+    ("metrics.listen", "not a host!:9847", "is neither an IP address"),
+])
+def test_a_value_that_cannot_work_is_refused_at_load_naming_its_key(key, value, says):
+    text = with_value(key, value)
+    if key.startswith("metrics."):
+        text = with_value("state.path", "/var/lib/ldapsync/state.json", text)
+    found = problems(text)
+    mine = [p for p in found if p.startswith(shown_key(key) + ": ")]
+    assert mine, found
+    assert says in mine[0]
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("outputs.0.mode", "0640", 0o640),
+    ("outputs.0.mode", 0o644, 0o644),
+    ("outputs.0.mode", "0600", 0o600),
+    ("outputs.0.mode", "0000", 0),
+    ("outputs.0.mode", "0775", 0o775),
+    ("ldap.timeout", 86400, 86400),
+    ("ldap.connect_timeout", 0.5, 0.5),
+    ("schedule.jitter", 600, 600),
+    ("schedule.misfire_grace_time", 604800, 604800),
+    ("state.lock_timeout", 0, 0),
+    ("outputs.0.path", "groups.txt", Path("groups.txt")),
+    ("outputs.0.path", "/var/lib/prosody/..groups", Path("/var/lib/prosody/..groups")),
+    ("outputs.0.backup_dir", "/var/backups/ldapsync/", Path("/var/backups/ldapsync")),
+    ("outputs.0.reload_check_expect", r"(?m)^\s*groups\s*$", r"(?m)^\s*groups\s*$"),
+    ("schedule.cron", "*/15 8-18 * * mon-fri", "*/15 8-18 * * mon-fri"),
+    ("schedule.cron", "0 3 29 2 7", "0 3 29 2 7"),
+    ("metrics.listen", "[::1]:9847", "[::1]:9847"),
+    ("metrics.listen", "localhost:9847", "localhost:9847"),
+    ("metrics.listen", ":9847", ":9847"),
+])
+def test_values_within_the_bounds_are_kept(key, value, expected):
+    text = with_value(key, value)
+    if key.startswith("metrics."):
+        text = with_value("state.path", "/var/lib/ldapsync/state.json", text)
+    node = parse(text)
+    for part in key.split("."):
+        node = node[int(part)] if part.isdigit() else getattr(node, part)
+    assert node == expected
+
+
+def test_yaml_that_python_cannot_hold_is_a_config_error():
+    # each ended in a RecursionError or ValueError traceback
+    assert problems("a: " + "[" * 20000 + "]" * 20000) == [
+        "not a configuration: values nested thousands of levels deep"]
+    found = problems(MINIMAL + "schedule:\n  jitter: " + "9" * 5000 + "\n")
+    assert len(found) == 1 and found[0].startswith("not valid YAML: Exceeds the limit")
+
+
+def test_a_nul_byte_is_reported_at_the_key_that_holds_it():
+    text = with_value("static_groups", [{"name": "Helpdesk", "members": {"help\0desk@example.com": "Help"}}])
+    assert problems(text) == [
+        "static_groups[0].members: holds a NUL byte (\\0), which no path, command, name or LDAP value can carry"]
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    # each ended in a traceback inside ldap3
+    ("ldap://127.0.0.1:abc", "port could not be cast to integer"),
+    ("ldap://ldap.example.com:99999", "port out of range"),
+    ("ldap://[::1", "invalid ipv6 url"),
+    ("ldap://127.0.0.1:389/dc=example,dc=com?uid?sub", "no base, filter or other part after the host"),
+    ("ldap://" + "a" * 300, "no host name or IP address"),
+    # and these never reached a server
+    ("ldaps://", "no host name or IP address"),
+    ("ldap://ldap example.com", "no host name or IP address"),
+    ("ldap://127.0.0.1:0", "port 0"),
+    ("ldap://cn=admin:secret@ldap.example.com", "no user name or password in it"),
+])
+def test_a_server_url_ldap_cannot_use_is_refused(url, says):
+    found = problems(with_value("ldap.servers", [url]))
+    shown = url.replace("cn=admin:secret@", "...@")
+    assert len(found) == 1 and found[0].startswith(f"ldap.servers: {shown!r} is not ldap://HOST[:PORT] or ldaps://")
+    assert says in found[0] and "secret" not in found[0]
+
+
+def test_server_urls_ldap_can_use():
+    servers = ["ldaps://ldap1.example.com", "LDAP://DC1.EXAMPLE.COM:3268", "ldap://[::1]:389", "ldap://127.0.0.1/",
+               "ldaps://ldap.example.com.:636"]
+    assert parse(with_value("ldap.servers", servers)).ldap.servers == [
+        "ldaps://ldap1.example.com", "LDAP://DC1.EXAMPLE.COM:3268", "ldap://[::1]:389", "ldap://127.0.0.1",
+        "ldaps://ldap.example.com.:636"]

@@ -82,6 +82,29 @@ outputs: [{path: /tmp/unused.txt}]
     assert sum(f.kind == "template-error" for f in mapped.findings) == 1500
 
 
+def test_python_errors_in_a_template_are_reported_per_entry_like_jinja2_errors():
+    """{{ 1/0 }} or {{ uid + 1 }} raised ZeroDivisionError or TypeError out
+    of the sync (a traceback); now the entry is left out with the reason."""
+    config = parse("""
+ldap: {servers: ["ldap://127.0.0.1"]}
+users: {base: "dc=x"}
+groups: {base: "dc=x"}
+mapping: {jid: "{{ uid }}@example.com", name: "{{ cn }} ({{ 100 // (employeeNumber | int) }})",
+          group_name: "{{ cn | truncate(description | int) }}"}
+outputs: [{path: /tmp/unused.txt}]
+""")
+    users = [Entry("uid=alice,dc=x", {"uid": ["alice"], "cn": ["Alice"], "employeenumber": ["4"]}),
+             Entry("uid=bob,dc=x", {"uid": ["bob"], "cn": ["Bob"], "employeenumber": ["0"]})]
+    team = Entry("cn=team,dc=x", {"cn": ["team"], "description": ["10"], "member": [u.dn for u in users]})
+    odd = Entry("cn=odd,dc=x", {"cn": ["odd"], "description": ["-1"], "member": [users[0].dn]})
+    mapped = map_directory(config, Templates(config.mapping), resolve(users, [team, odd], config.users, config.groups))
+    assert mapped.groups["team"].members == {"alice@example.com": "Alice (25)", "bob@example.com": "bob"}
+    assert "odd" not in mapped.groups
+    failed = {f.subject: f.message for f in mapped.findings if f.kind == "template-error"}
+    assert failed == {"uid=bob,dc=x": "mapping.name failed: ZeroDivisionError: integer division or modulo by zero",
+                      "cn=odd,dc=x": "mapping.group_name failed: AssertionError: expected length >= 3, got -1"}
+
+
 def test_group_names_in_batches():
     templates = Templates(MappingSettings(group_name="{{ description or cn }}"))
     groups = [Entry("cn=a,dc=x", {"cn": ["a"], "description": ["Team A"]}), Entry("cn=b,dc=x", {"cn": ["b"]})]
