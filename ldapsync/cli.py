@@ -26,14 +26,19 @@ from ldapsync.output import plural, shown, table
 
 EPILOG = """\b
 Exit codes:
-  0  success            1  diff/check found differences or problems
-  64 bad command line   65 bad input data     66 input file missing or unreadable
-  69 directory unavailable or incomplete       70 internal error (a bug)
-  73 output cannot be written (old file intact) 74 written, but the state file not saved
-  75 busy: another run holds the lock (serve: stopped with a sync abandoned)
+  0  success
+  1  diff/check found differences or problems
+  64 bad command line
+  65 bad input data
+  66 input file missing, unreadable or not a regular file
+  69 directory unavailable or its answer incomplete (serve: metrics port taken)
+  70 internal error (a bug)
+  73 output cannot be written (the old file is intact)
+  74 written, but the state file could not be saved
+  75 busy: another run holds the lock (serve: stopped, a sync abandoned)
   76 written, but the post-change command or its check failed
   77 refused by a safety limit (nothing written)
-  78 invalid configuration
+  78 invalid configuration, or one other users could change
 """
 
 log = logging.getLogger("ldapsync")
