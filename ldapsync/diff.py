@@ -1,27 +1,25 @@
 """What changes between two groups files: per group, and per user's roster.
 
-The roster impact is exact (it follows :mod:`ldapsync.roster` rule for rule)
-without building every user's roster twice: with an all-staff group of
-100,000 members that would be 10^10 entries.  For each user only the
-contacts that can change are looked at (members of groups whose content
-changed, or of groups the user joined or left); groups that apply to many
-users ("big": public groups and large groups) are evaluated once per
-combination of big groups and then corrected per user for the few contacts
-that the user's small groups also hold.
+The roster impact is exact (it follows :mod:`ldapsync.roster` rule for rule,
+and the test suite holds it equal to building every roster twice) in time
+that grows with the users and the changes, never with the square of a group:
+with an all-staff group of 100,000 members, building each roster would mean
+10^10 entries.  How it is counted is described at ``_Rosters`` below.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import filterfalse
+from typing import NamedTuple
+
+from pyroaring import BitMap
 
 from ldapsync.groupsfile import GroupsFile
 from ldapsync.output import plural
 from ldapsync.speed import without_cycle_collector
 
 _EMPTY: Mapping[str, str] = {}
-_SHARED_GROUP = 1000  # members; filtering by a group this large is worth caching
 
 
 @dataclass(frozen=True)
@@ -113,7 +111,8 @@ class Diff:
         if not self.changed:
             return "no changes"
         return (
-            f"{plural(t['groups_added'], 'group')} added, {t['groups_removed']} removed, {t['groups_changed']} changed; "
+            f"{plural(t['groups_added'], 'group')} added, {t['groups_removed']} removed, "
+            f"{t['groups_changed']} changed; "
             f"{plural(t['members_added'], 'member line')} added, {t['members_removed']} removed, "
             f"{t['members_renamed']} renamed; {plural(t['users_affected'], 'roster')} change "
             f"({t['contacts_gained']} contacts gained, {t['contacts_lost']} lost, "
@@ -176,368 +175,346 @@ def group_changes(old: GroupsFile, new: GroupsFile) -> list[GroupChange]:
 
 
 # --- roster impact -------------------------------------------------------------
+#
+# A user's roster holds U, the members of the groups applied to them (their
+# own, then the public ones), less themself.  Every JID is interned to a
+# dense integer and every group's members become a compressed bitmap
+# (pyroaring), so each step costs what the bitmaps hold.  For one user, with
+# A the applied groups of a side:
+#
+#   candidates = members of the groups joined or left, and members added to
+#                or removed from the groups kept: exactly the contacts whose
+#                presence or groups differ
+#   gained     = candidates added and not in U_old       lost = the reverse
+#   regrouped  = candidates - gained - lost
+#   renamed    = contacts in U_old and U_new whose name differs.  A contact
+#                with one name on each side (every file ldapsync writes) is
+#                renamed when that name changed; one that different groups
+#                name differently ("by order") takes its name from the last
+#                applied group holding it, so those contacts are split by
+#                that group and compared once per pair of groups.
+#
+# Big groups (public ones and those of _BIG members or more: all-staff,
+# divisions) are shared by many users, so what they contribute is worked out
+# once per combination of them (``_Shared``); each user then adds only what
+# their small groups change, and corrects for being their own contact.
+
+
+class _Side:
+    """One file's groups as bitmaps over the shared JID ids."""
+
+    def __init__(self, gf: GroupsFile) -> None:
+        self.file = gf
+        self.groups = gf.groups
+        self.public = frozenset(gf.public)
+        self.members: dict[str, BitMap] = {}
+
+    def applied(self, own: Sequence[str]) -> frozenset[str]:
+        return self.public.union(own)
+
+    def order(self, own: Sequence[str]) -> list[str]:
+        """The applied groups, the one applied last first, each once."""
+        seen: set[str] = set()
+        out = []
+        for g in reversed([*own, *self.file.public]):
+            if g not in seen:
+                seen.add(g)
+                out.append(g)
+        return out
+
+
+_NONE = BitMap()
+_BIG = 1000  # members: a group this large is treated as shared by many users (only a matter of speed)
+
+
+class _Shared(NamedTuple):
+    """What the big groups applied on each side give every user who has
+    exactly these big groups: the contacts gained and lost through them
+    (not yet checked against the user's small groups), every contact
+    whose presence or groups may differ through them, everyone in them on
+    each side, and the renamed contacts among those."""
+
+    came: BitMap
+    went: BitMap
+    candidates: BitMap
+    reach_old: BitMap
+    reach_new: BitMap
+    renamed_old: BitMap
+    renamed_new: BitMap
+    # came & members of a small group, went & members of one: the same for
+    # every user of these big groups who has that small group
+    came_meets: dict[str, BitMap]
+    went_meets: dict[str, BitMap]
+
+
+def _covered(items: BitMap, groups: Iterable[str], members: Mapping[str, BitMap], meets: dict[str, BitMap]) -> int:
+    """How many of ``items`` one of ``groups`` holds, from the parts cached in ``meets``."""
+    parts = []
+    for g in groups:
+        part = meets.get(g)
+        if part is None:
+            part = meets[g] = items & members[g]
+        if part:
+            parts.append(part)
+    if not parts:
+        return 0
+    return len(parts[0]) if len(parts) == 1 else len(BitMap.union(*parts))
+
+
+def _beyond(items: BitMap, counted: BitMap, *reached: BitMap | list[BitMap]) -> int:
+    """How many of ``items`` are neither in ``counted`` nor in any bitmap
+    of ``reached`` (bitmaps, or lists of them)."""
+    others = [b for r in reached for b in (r if isinstance(r, list) else (r,)) if b]
+    if not others:
+        return len(items) - items.intersection_cardinality(counted) if counted else len(items)
+    return len(items.difference(counted, *others))
+
+
+def _union(parts: list[BitMap]) -> BitMap:
+    if not parts:
+        return _NONE
+    return parts[0] if len(parts) == 1 else BitMap.union(*parts)
+
+
+class _Rosters:
+    """Both files as bitmaps, and what changed inside each group, worked out once."""
+
+    def __init__(self, old: GroupsFile, new: GroupsFile) -> None:
+        jids = list(old.memberships)
+        jids += [j for j in new.memberships if j not in old.memberships]
+        self.jids = jids
+        self.ids: dict[str, int] = {jid: i for i, jid in enumerate(jids)}
+        self.old, self.new = _Side(old), _Side(new)
+        intern = self.ids.__getitem__
+        # what changed in each group: members added and removed, as bitmaps
+        self.added: dict[str, BitMap] = {}
+        self.removed: dict[str, BitMap] = {}
+        touched: set[str] = set()  # contacts whose line changed somewhere: only they can be renamed
+        by_order = old.several_names | new.several_names
+        for g in old.groups.keys() | new.groups.keys():
+            a, b = old.groups.get(g, _EMPTY), new.groups.get(g, _EMPTY)
+            ma = self.old.members[g] = BitMap(map(intern, a))
+            if a is b or a == b:
+                self.new.members[g] = ma
+                continue
+            mb = BitMap(map(intern, b))
+            if ma == mb:
+                mb = ma
+            else:
+                self.added[g], self.removed[g] = mb - ma, ma - mb
+            self.new.members[g] = mb
+            touched.update(c for c, _ in a.items() ^ b.items())
+        self.changed = frozenset(self.added)
+        # contacts with one name per side whose name changed (wherever their lines are)
+        renamed = []
+        for c in touched - by_order:
+            own_old, own_new = old.memberships.get(c), new.memberships.get(c)
+            if own_old and own_new and old.groups[own_old[0]][c] != new.groups[own_new[0]][c]:
+                renamed.append(c)
+        self.renamed = BitMap(map(intern, renamed))
+        self.by_order = BitMap(map(intern, by_order))
+        self._pairs: dict[tuple[str, str], BitMap] = {}
+        # Big groups (public ones, and those of _BIG members or more) are
+        # shared by many users: what they contribute is worked out once per
+        # combination of them; each user adds only their small groups.
+        public = self.old.public | self.new.public
+        self.small = frozenset(g for g, m in self.old.members.items()
+                               if g not in public and len(m) < _BIG and len(self.new.members[g]) < _BIG)
+
+    def shared(self, big_old: frozenset[str], big_new: frozenset[str]) -> _Shared:
+        """What the big groups applied on each side give every user who has
+        exactly these big groups (see :class:`_Shared`)."""
+        old, new = self.old.members, self.new.members
+        came, went = self._moved(big_old, big_new)
+        reach_old = _union([old[g] for g in big_old])
+        reach_new = _union([new[g] for g in big_new])
+        return _Shared(came - reach_old if reach_old else came, went - reach_new if reach_new else went,
+                       came | went, reach_old, reach_new,
+                       self.renamed & reach_old, self.renamed & reach_new, {}, {})
+
+    def _moved(self, applied_old: frozenset[str], applied_new: frozenset[str]) -> tuple[BitMap, BitMap]:
+        """The members of the groups joined, and those added to the groups
+        kept; the members of the groups left, and those removed from the
+        groups kept: every contact whose presence or groups may differ."""
+        kept = applied_old & applied_new
+        moving = kept & self.changed
+        plus = [self.new.members[g] for g in applied_new - kept] + [self.added[g] for g in moving]
+        minus = [self.old.members[g] for g in applied_old - kept] + [self.removed[g] for g in moving]
+        return _union(plus), _union(minus)
+
+    def view(self, big: _Shared, own_old: Sequence[str], own_new: Sequence[str], small_old: frozenset[str],
+             small_new: frozenset[str]) -> tuple[list[int], list[BitMap]]:
+        """Gained, lost, renamed and regrouped contacts of every user whose own
+        groups are ``own_old`` and ``own_new`` (their big ones giving
+        ``big``, their small ones ``small_old`` and ``small_new``),
+        counting the user among their own contacts; and bitmaps that hold
+        every contact counted, in which a user looks themself up (each
+        user's correction)."""
+        # Counted without copying the big groups' sets: what the small groups
+        # add is kept apart from them (disjoint), and each part is checked
+        # against the small groups applied.
+        came, went, candidates = big.came, big.went, big.candidates
+        counts = [len(came), len(went), 0, len(candidates)]
+        counted = [candidates]
+        if small_old or small_new:
+            old, new = self.old.members, self.new.members
+            # what the big groups' changes meet in the small groups is shared
+            if came:
+                counts[_GAINED] -= _covered(came, small_old, old, big.came_meets)
+            if went:
+                counts[_LOST] -= _covered(went, small_new, new, big.went_meets)
+            if small_old == small_new:  # the common case: a user keeps their groups
+                moving = small_old & self.changed
+                plus = _union([self.added[g] for g in moving]) if moving else _NONE
+                minus = _union([self.removed[g] for g in moving]) if moving else _NONE
+            else:
+                plus, minus = self._moved(small_old, small_new)
+            if plus:
+                counts[_GAINED] += _beyond(plus, came, big.reach_old, [old[g] for g in small_old])
+            if minus:
+                counts[_LOST] += _beyond(minus, went, big.reach_new, [new[g] for g in small_new])
+            if plus or minus:
+                extra = (plus | minus) if plus and minus else (plus or minus)
+                counted.append(extra)
+                counts[_REGROUPED] += extra.difference_cardinality(candidates)
+        counts[_REGROUPED] -= counts[_GAINED] + counts[_LOST]
+        if self.renamed:
+            reach_old = _union([self.old.members[g] for g in small_old])
+            reach_new = _union([self.new.members[g] for g in small_new])
+            both = (big.renamed_old | (self.renamed & reach_old)) & (big.renamed_new | (self.renamed & reach_new))
+            if both:
+                counts[_RENAMED] += len(both)
+                counted.append(both)
+        if self.by_order:
+            both = _union([self.by_order & self.old.members[g] for g in self.old.applied(own_old)])
+            if both:
+                both = _union([both & self.new.members[g] for g in self.new.applied(own_new)])
+            if both:
+                both = self._renamed_by_order(both, self.old.order(own_old), self.new.order(own_new))
+            if both:
+                counts[_RENAMED] += len(both)
+                counted.append(both)
+        return counts, counted
+
+    def _renamed_by_order(self, contacts: BitMap, order_old: list[str], order_new: list[str]) -> BitMap:
+        """Of ``contacts`` (named by order, present on both sides), those whose
+        name differs: each takes its name from the last applied group that
+        holds it, so they are split by that group on each side."""
+        parts_old = self._split(contacts, order_old, self.old)
+        parts_new = self._split(contacts, order_new, self.new)
+        out: list[BitMap] = []
+        for g, part_old in parts_old:
+            for h, part_new in parts_new:
+                common = part_old & part_new
+                if common:
+                    differ = common & self._differ(g, h)
+                    if differ:
+                        out.append(differ)
+        return _union(out)
+
+    @staticmethod
+    def _split(contacts: BitMap, order: list[str], side: _Side) -> list[tuple[str, BitMap]]:
+        parts, rest = [], contacts
+        for g in order:
+            if not rest:
+                break
+            part = rest & side.members[g]
+            if part:
+                parts.append((g, part))
+                rest = rest - part
+        return parts
+
+    def _differ(self, g: str, h: str) -> BitMap:
+        """The contacts named by order whose name in old group ``g`` differs
+        from their name in new group ``h`` (worked out once per pair)."""
+        found = self._pairs.get((g, h))
+        if found is None:
+            a, b = self.old.groups[g], self.new.groups[h]
+            both = self.by_order & self.old.members[g] & self.new.members[h]
+            jids = self.jids
+            found = self._pairs[(g, h)] = BitMap(i for i in both if a[jids[i]] != b[jids[i]])
+        return found
+
+
+def roster_changes(old: GroupsFile, new: GroupsFile) -> tuple[list[RosterChange], RosterChange | None]:
+    """Per-user roster impact of going from ``old`` to ``new``: every user in
+    either file whose roster changes, by JID, and every other user of the
+    host (None when neither file has a public group)."""
+    rosters = _Rosters(old, new)
+    empty: tuple[str, ...] = ()
+    # users by their big groups on each side, then by their own groups
+    Views = dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]]
+    by_big: dict[tuple[frozenset[str], frozenset[str]], Views] = {}
+    small = rosters.small
+    public_old, public_new = rosters.old.public, rosters.new.public
+    old_own, new_own = old.memberships, new.memberships
+    for user in rosters.jids:
+        own_old, own_new = tuple(old_own.get(user, empty)), tuple(new_own.get(user, empty))
+        big = (public_old.union([g for g in own_old if g not in small]),
+               public_new.union([g for g in own_new if g not in small]))
+        views = by_big.get(big)
+        if views is None:
+            views = by_big[big] = {}
+        key = (own_old, own_new)
+        users = views.get(key)
+        if users is None:
+            views[key] = [user]
+        else:
+            users.append(user)
+    changes = []
+    ids = rosters.ids
+    for (big_old, big_new), views in by_big.items():
+        shared = rosters.shared(big_old, big_new)
+        for (own_old, own_new), users in views.items():
+            small_old, small_new = small.intersection(own_old), small.intersection(own_new)
+            counts, counted = rosters.view(shared, own_old, own_new, small_old, small_new)
+            if own_old == own_new:
+                joined = left = empty
+            else:
+                joined = tuple(sorted(set(own_new) - set(own_old)))
+                left = tuple(sorted(set(own_old) - set(own_new)))
+            if not any(counts) and not joined and not left:
+                continue  # nobody with this view sees a change (themself included: not counted)
+            # A user is in their own member lines' groups, so on a side where
+            # they have any they are among the contacts counted; they are not
+            # their own contact.
+            on_old, on_new = bool(own_old), bool(own_new)
+            for user in users:
+                mine = counts
+                uid = ids[user]
+                for bitmap in counted:
+                    if uid in bitmap:
+                        mine = list(counts)
+                        if on_old and on_new:
+                            _uncount_present(rosters, user, own_old, own_new, mine)
+                        else:
+                            mine[_GAINED if on_new else _LOST] -= 1
+                        break
+                if any(mine) or joined or left:
+                    changes.append(RosterChange(user, mine[0], mine[1], mine[2], mine[3], joined, left))
+    changes.sort(key=lambda c: c.user or "")
+    others = None
+    if old.public or new.public:
+        nothing: frozenset[str] = frozenset()
+        gained, lost, renamed, regrouped = rosters.view(rosters.shared(public_old, public_new), empty, empty,
+                                                        nothing, nothing)[0]
+        others = RosterChange(None, gained, lost, renamed, regrouped)
+    return changes, others
+
 
 _GAINED, _LOST, _RENAMED, _REGROUPED = range(4)
 
 
-def _state(groups: Mapping[str, Mapping[str, str]], applied: Sequence[str], contact: str):
-    """(name, groups) of ``contact`` in a roster built from ``applied``, or None."""
-    name = None
-    found: set[str] | None = None
-    for g in applied:
-        members = groups.get(g)
-        if members is not None:
-            n = members.get(contact)
-            if n is not None:
-                name = n
-                if found is None:
-                    found = {g}
-                else:
-                    found.add(g)
-    return None if found is None else (name, found)
-
-
-def _classify(before, after, counts: list[int], sign: int) -> None:
-    if before is None:
-        if after is not None:
-            counts[_GAINED] += sign
-    elif after is None:
-        counts[_LOST] += sign
-    else:
-        if before[0] != after[0]:
-            counts[_RENAMED] += sign
-        if before[1] != after[1]:
-            counts[_REGROUPED] += sign
-
-
-class _Sides:
-    """Both files, with what changed inside each group worked out once."""
-
-    def __init__(self, old: GroupsFile, new: GroupsFile) -> None:
-        self.old, self.new = old.groups, new.groups
-        self.changed_in: dict[str, list[str]] = {}  # group -> contacts added, removed or renamed in it
-        self.added: dict[str, set[str]] = {}
-        self.removed: dict[str, set[str]] = {}
-        for g in old.groups.keys() | new.groups.keys():
-            a, b = old.groups.get(g, _EMPTY), new.groups.get(g, _EMPTY)
-            if a != b:
-                self.changed_in[g] = [c for c in a.keys() | b.keys() if a.get(c) != b.get(c)]
-                self.added[g] = {c for c in self.changed_in[g] if c not in a}
-                self.removed[g] = {c for c in self.changed_in[g] if c not in b}
-        # Contacts with one name per side (every file ldapsync writes) keep it
-        # whatever order groups are applied in; the others need the order.
-        self.by_order: set[str] = set(old.several_names | new.several_names)
-        self.renamed: set[str] = set()
-        for c in set().union(*self.changed_in.values()) - self.by_order:
-            before = next((self.old[g][c] for g in old.memberships.get(c, ())), None)
-            after = next((self.new[g][c] for g in new.memberships.get(c, ())), None)
-            if before is not None and after is not None and before != after:
-                self.renamed.add(c)
-
-
-def roster_changes(old: GroupsFile, new: GroupsFile) -> tuple[list[RosterChange], RosterChange | None]:
-    """Per-user roster impact of going from ``old`` to ``new``.
-
-    Users whose own member lines stay the same ("steady" users: nearly all of
-    them on a nightly run) are handled contact by contact (:class:`_Steady`);
-    the few whose groups changed are handled user by user (:class:`_Moving`).
-    """
-    sides = _Sides(old, new)
-    public_old, public_new = list(old.public), list(new.public)
-    users = sorted(old.memberships.keys() | new.memberships.keys())
-    steady: set[str] = set()
-    if public_old == public_new:
-        steady = {u for u in users if old.memberships.get(u, ()) == new.memberships.get(u, ())}
-    moving = _Moving(sides, old, new)
-    steady_counts, everyone = _Steady(sides, old, new, steady).run()
-
-    changes = []
-    for user in users:
-        if user in steady:  # the same groups on both sides: none joined or left
-            counts = steady_counts(user)
-            if any(counts):
-                changes.append(RosterChange(user, *counts))
-            continue
-        own_old = old.memberships.get(user, ())
-        own_new = new.memberships.get(user, ())
-        counts = moving.counts(user, own_old, own_new)
-        joined = tuple(sorted(set(own_new) - set(own_old)))
-        left = tuple(sorted(set(own_old) - set(own_new)))
-        change = RosterChange(user, *counts, joined=joined, left=left)
-        if change.changed:
-            changes.append(change)
-    others = None
-    if public_old or public_new:
-        counts = everyone if public_old == public_new else moving.counts(None, (), ())
-        others = RosterChange(None, *counts)
-    return changes, others
-
-
-class _Steady:
-    """Impact on users whose applied groups are the same in both files.
-
-    For such a user only contacts that changed somewhere can change, and how
-    depends on three facts about the user: shares a group the contact stays
-    in (a), shares a group the contact left (b), shares a group the contact
-    joined (d).  Users who share none of the contact's private groups all get
-    the same effect, kept once in ``everyone``; members of the contact's
-    largest private group get theirs kept once per group; only the members of
-    its other groups are visited one by one.
-    """
-
-    def __init__(self, sides: _Sides, old: GroupsFile, new: GroupsFile, steady: set[str]) -> None:
-        self.sides, self.old, self.new, self.steady = sides, old, new, steady
-        self.public = set(old.public)
-        self.everyone = [0, 0, 0, 0]
-        self.per_group: dict[str, list[int]] = {}
-        self.per_user: dict[str, list[int]] = {}
-
-    def run(self):
-        if list(self.old.public) == list(self.new.public):
-            for contact in set().union(*self.sides.changed_in.values()):
-                self._contact(contact)
-
-        def counts(user: str) -> list[int]:
-            total = list(self.everyone)
-            for g in set(self.old.memberships.get(user, ())):
-                extra = self.per_group.get(g)
-                if extra is not None:
-                    for i in range(4):
-                        total[i] += extra[i]
-            extra = self.per_user.get(user)
-            if extra is not None:
-                for i in range(4):
-                    total[i] += extra[i]
-            return total
-
-        return counts, self.everyone
-
-    def _members(self, g: str) -> Iterable[str]:
-        a, b = self.sides.old.get(g, _EMPTY), self.sides.new.get(g, _EMPTY)
-        keys = a.keys() | b.keys() if a != b else a.keys()
-        return [u for u in keys if u in self.steady]
-
-    def _size(self, g: str) -> int:
-        return len(self._keys(g))
-
-    def _keys(self, g: str):
-        # a steady user is in a group on both sides or on neither
-        members = self.sides.old.get(g)
-        return (members if members is not None else self.sides.new.get(g, _EMPTY)).keys()
-
-    def _is_member(self, user: str, g: str) -> bool:
-        # a steady user's member lines are the same on both sides
-        return user in self.sides.old.get(g, _EMPTY) or user in self.sides.new.get(g, _EMPTY)
-
-    def _contact(self, contact: str) -> None:
-        old_groups = {g for g in self.old.memberships.get(contact, ())}
-        new_groups = {g for g in self.new.memberships.get(contact, ())}
-        if contact in self.sides.by_order:
-            self._contact_by_order(contact, old_groups | new_groups)
-            return
-        renamed = contact in self.sides.renamed
-        kept, left, joined = old_groups & new_groups, old_groups - new_groups, new_groups - old_groups
-        fixed = []  # per fact: True/False for everyone, or the private groups deciding it
-        for groups in (kept, left, joined):
-            if groups & self.public:
-                fixed.append(True)
-            elif not groups:
-                fixed.append(False)
-            else:
-                fixed.append(groups)
-
-        def effect(facts: tuple[bool, bool, bool]) -> tuple[int, int, int, int]:
-            a, b, d = facts
-            before, after = a or b, a or d
-            if before and after:
-                return (0, 0, int(renamed), int(b or d))
-            return (int(after), int(before), 0, 0)
-
-        default = tuple(f if isinstance(f, bool) else False for f in fixed)
-        base = effect(default)
-        _add(self.everyone, base, 1)
-        # Every user for whom exactly one fact holds gets that fact's effect:
-        # credited through the fact's groups, once per user even where the
-        # groups overlap.  Users for whom two facts hold (found by intersecting
-        # groups of different facts) and the contact itself are corrected one
-        # by one.
-        lifts: dict[int, tuple[int, ...]] = {}
-        for index, f in enumerate(fixed):
-            if isinstance(f, bool):
-                continue
-            facts = list(default)
-            facts[index] = True
-            lifts[index] = tuple(x - y for x, y in zip(effect(tuple(facts)), base))
-            if any(lifts[index]):
-                self._credit_once(sorted(f, key=self._size, reverse=True), lifts[index])
-        touched: set[str] = {contact}
-        dependent = [(index, fixed[index]) for index in lifts]
-        for i, (_, groups_i) in enumerate(dependent):
-            for _, groups_j in dependent[i + 1 :]:
-                for gi in groups_i:
-                    for gj in groups_j:
-                        touched.update(self._keys(gi) & self._keys(gj))
-        for user in touched:
-            if user not in self.steady:
-                continue
-            facts = tuple(
-                f if isinstance(f, bool) else any(self._is_member(user, g) for g in f) for f in fixed
-            )
-            true = (0, 0, 0, 0) if user == contact else effect(facts)
-            counted = list(base)
-            for index, lift in lifts.items():
-                if facts[index]:
-                    _add(counted, lift, 1)
-            if list(true) != counted:
-                acc = self.per_user.setdefault(user, [0, 0, 0, 0])
-                _add(acc, true, 1)
-                _add(acc, counted, -1)
-
-    def _credit_once(self, groups: list[str], lift: Sequence[int]) -> None:
-        """Add ``lift`` once to every steady user in any of ``groups`` (largest
-        first): through the group where it is cheap, user by user for the
-        smaller of "already credited" and "not yet credited" members."""
-        covered = []
-        for g in groups:
-            keys = self._keys(g)
-            inside: set[str] = set()
-            for other in covered:
-                inside |= keys & other
-            if not inside:
-                _add(self.per_group.setdefault(g, [0, 0, 0, 0]), lift, 1)
-            elif 2 * len(inside) <= len(keys):
-                _add(self.per_group.setdefault(g, [0, 0, 0, 0]), lift, 1)
-                for user in inside:
-                    if user in self.steady:
-                        _add(self.per_user.setdefault(user, [0, 0, 0, 0]), lift, -1)
-            else:
-                for user in keys:
-                    if user not in inside and user in self.steady:
-                        _add(self.per_user.setdefault(user, [0, 0, 0, 0]), lift, 1)
-            covered.append(keys)
-
-    def _contact_by_order(self, contact: str, groups: set[str]) -> None:
-        """A contact named differently by different groups: its name depends on
-        which group each user has applied last, so follow the rules exactly."""
-        public = list(self.old.public)
-        base = [0, 0, 0, 0]
-        _classify(_state(self.sides.old, public, contact), _state(self.sides.new, public, contact), base, 1)
-        _add(self.everyone, base, 1)
-        touched = {u for g in groups if g not in self.public for u in self._members(g)}
-        if contact in self.steady:
-            touched.add(contact)
-        for user in touched:
-            applied = [*self.old.memberships.get(user, ()), *public]
-            acc = self.per_user.setdefault(user, [0, 0, 0, 0])
-            if user != contact:
-                _classify(_state(self.sides.old, applied, contact), _state(self.sides.new, applied, contact), acc, 1)
-            _add(acc, base, -1)
-
-
-def _add(acc: list[int], values: Sequence[int], sign: int) -> None:
-    for i in range(4):
-        acc[i] += sign * values[i]
-
-
-class _Moving:
-    """Impact on one user whose own groups changed (or on everyone, when the
-    public groups changed), counted with set arithmetic instead of contact by
-    contact: with ``U`` the contacts a side's applied groups hold,
-    gained = U_new - U_old and lost = U_old - U_new, both found among the
-    members of joined or left groups and those added to or removed from the
-    common ones; regrouped = the rest of those candidates.  Renames are
-    counted among the few contacts whose name changed."""
-
-    def __init__(self, sides: _Sides, old: GroupsFile, new: GroupsFile) -> None:
-        self.sides = sides
-        self.public_old, self.public_new = list(old.public), list(new.public)
-        self._outside_cache: dict[tuple[str, ...], frozenset[str]] = {}
-        self._beyond_cache: dict[tuple[object, object], frozenset[str]] = {}
-
-    def _outside(self, key: str, items: Collection[str], groups: list[Mapping[str, str]],
-                 names: list[str]) -> tuple[object, Collection[str]]:
-        """The items in none of ``groups``, filtering by the largest group
-        first, as a collection that answers ``in`` quickly (never a copy of
-        a large member list), with a key naming it when it is shared (None
-        when it is this user's own).  Filtering by large groups is cached
-        under ``key`` (which names the items and the side of ``groups``) and
-        the groups so far: many users share their largest groups."""
-        order = sorted(range(len(groups)), key=lambda i: len(groups[i]), reverse=True)
-        rest: Collection[str] = items
-        prefix: tuple[str, ...] = (key,)
-        for i in order:
-            group = groups[i]
-            if prefix and len(group) >= _SHARED_GROUP:
-                prefix = (*prefix, names[i])
-                hit = self._outside_cache.get(prefix)
-                if hit is None:
-                    hit = self._outside_cache[prefix] = frozenset(filterfalse(group.__contains__, rest))
-                rest = hit
-            else:
-                prefix = ()
-                rest = set(filterfalse(group.__contains__, rest))  # C-level: rest can be 100,000 long
-            if not rest:
-                break
-        return (prefix or None), rest
-
-    def _union_size(self, parts: list[tuple[object, Collection[str]]], leave_out: str | None) -> int:
-        """Size of the union of ``parts`` without ``leave_out``.  The largest
-        part is never copied; what the others add to it is cached for shared
-        parts (a division's members beyond all-staff: none, every time)."""
-        parts = [kp for kp in parts if kp[1]]
-        if not parts:
-            return 0
-        parts.sort(key=lambda kp: len(kp[1]), reverse=True)
-        largest_key, largest = parts[0]
-        extra: set[str] = set()
-        for key, part in parts[1:]:
-            if key is not None and largest_key is not None:
-                cache_key = (key, largest_key)
-                beyond = self._beyond_cache.get(cache_key)
-                if beyond is None:
-                    beyond = self._beyond_cache[cache_key] = frozenset(filterfalse(largest.__contains__, part))
-            else:
-                beyond = list(filterfalse(largest.__contains__, part))
-            extra.update(beyond)
-        return len(largest) + len(extra) - (leave_out is not None and (leave_out in largest or leave_out in extra))
-
-    def counts(self, user: str | None, own_old: Sequence[str], own_new: Sequence[str]) -> list[int]:
-        sides = self.sides
-        applied_old = [*own_old, *self.public_old]
-        applied_new = [*own_new, *self.public_new]
-        set_old, set_new = set(applied_old), set(applied_new)
-        names_old = [g for g in set_old if g in sides.old]
-        names_new = [g for g in set_new if g in sides.new]
-        groups_old = [sides.old[g] for g in names_old]
-        groups_new = [sides.new[g] for g in names_new]
-        common = set_old & set_new
-        # parts: (cache key, members)
-        gain_parts = [("+" + g, sides.new[g].keys()) for g in set_new - common if g in sides.new]
-        gain_parts += [("+=" + g, sides.added[g]) for g in common if g in sides.added]
-        lose_parts = [("-" + g, sides.old[g].keys()) for g in set_old - common if g in sides.old]
-        lose_parts += [("-=" + g, sides.removed[g]) for g in common if g in sides.removed]
-        # only sizes are needed: a first run, where every user gains an
-        # all-staff group of 100,000, must not copy it per user
-        if not groups_old and not lose_parts:  # nothing before (a first run): every candidate is gained
-            gained, lost = self._union_size(gain_parts, user), 0
-            candidates = gained
-        elif not groups_new and not gain_parts:  # nothing after: every candidate is lost
-            gained, lost = 0, self._union_size(lose_parts, user)
-            candidates = lost
-        else:
-            gained = self._union_size([self._outside(k, p, groups_old, names_old) for k, p in gain_parts], user)
-            lost = self._union_size([self._outside(k, p, groups_new, names_new) for k, p in lose_parts], user)
-            candidates = self._union_size(gain_parts + lose_parts, user)
-        regrouped = candidates - gained - lost
-        renamed = 0
-        if sides.renamed:
-            gone = {*self._outside("renamed-before", sides.renamed, groups_old, names_old)[1],
-                    *self._outside("renamed-after", sides.renamed, groups_new, names_new)[1]}
-            renamed = len(sides.renamed) - len(gone) - (user in sides.renamed and user not in gone)
-        for c in sides.by_order:
-            if c != user:
-                before, after = _state(sides.old, applied_old, c), _state(sides.new, applied_new, c)
-                if before is not None and after is not None and before[0] != after[0]:
-                    renamed += 1
-        return [gained, lost, renamed, regrouped]
-
+def _uncount_present(rosters: _Rosters, user: str, own_old: Sequence[str], own_new: Sequence[str],
+                     counts: list[int]) -> None:
+    """Take out what the user, present on both sides, added to their own
+    view's renamed and regrouped figures."""
+    old, new = rosters.old.file, rosters.new.file
+    groups_old = {g for g in rosters.old.applied(own_old) if user in old.groups.get(g, _EMPTY)}
+    groups_new = {g for g in rosters.new.applied(own_new) if user in new.groups.get(g, _EMPTY)}
+    if groups_old != groups_new:
+        counts[_REGROUPED] -= 1
+    name_old = next(old.groups[g][user] for g in rosters.old.order(own_old) if g in groups_old)
+    name_new = next(new.groups[g][user] for g in rosters.new.order(own_new) if g in groups_new)
+    if name_old != name_new:
+        counts[_RENAMED] -= 1

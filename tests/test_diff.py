@@ -74,22 +74,45 @@ def test_large_groups_are_counted_exactly():
     assert len(changes) == 3001
 
 
+USERS = "abcdefg"
 LINES = st.one_of(
     st.builds(lambda p, g: f"[{p}{g}]", st.sampled_from(["", "+"]), st.sampled_from("ABCD")),
-    st.builds(lambda u, eq, n: f"{u}@x{eq}{n}", st.sampled_from("abcdefg"), st.sampled_from(["=", ""]),
+    st.builds(lambda u, eq, n: f"{u}@x{eq}{n}", st.sampled_from(USERS), st.sampled_from(["=", ""]),
               st.sampled_from(["", "N", "M"])),
 )
-FILES = st.lists(LINES, max_size=20).map(lambda lines: parse("\n".join(lines)))
 
 
-@settings(max_examples=1000, deadline=None)
-@given(FILES, FILES, st.sampled_from([1, 1000]))
-def test_roster_impact_equals_rosters_built_one_by_one(old, new, shared_group):
-    saved, difflib._SHARED_GROUP = difflib._SHARED_GROUP, shared_group  # 1: cache every filter
+@st.composite
+def everyone(draw):
+    """Maybe a group holding every user ("All Staff"), public or not, named like the others or not."""
+    if not draw(st.booleans()):
+        return []
+    header = draw(st.sampled_from(["[All]", "[+All]", "[A]", "[+A]"]))
+    name = draw(st.sampled_from(["=N", "=M", ""]))
+    return [header, *(f"{u}@x{name}" for u in USERS)]
+
+
+@st.composite
+def files(draw):
+    lines = draw(st.lists(LINES, max_size=20))
+    at = draw(st.integers(0, len(lines)))
+    return parse("\n".join(lines[:at] + draw(everyone()) + lines[at:]))
+
+
+FILES = files()
+# Groups at least this large count as big in the diff (a matter of speed
+# only): every group small, every group big, and the cut in between.
+BIG = st.sampled_from([0, 2, 5, 10**9])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(FILES, FILES, BIG)
+def test_roster_impact_equals_rosters_built_one_by_one(old, new, big):
+    saved, difflib._BIG = difflib._BIG, big
     try:
         changes, others = roster_changes(old, new)
     finally:
-        difflib._SHARED_GROUP = saved
+        difflib._BIG = saved
     got = {c.user: [c.gained, c.lost, c.renamed, c.regrouped] for c in changes}
     for user in sorted(old.memberships.keys() | new.memberships.keys()):
         expected = naive_counts(old, new, user)
@@ -106,6 +129,8 @@ def related_files(draw):
     """An old file and a new one a few edits away: most users keep their groups,
     which is the common nightly case and a path of its own in the code."""
     lines = draw(st.lists(LINES, max_size=30))
+    at = draw(st.integers(0, len(lines)))
+    lines[at:at] = draw(everyone())
     edited = list(lines)
     for _ in range(draw(st.integers(0, 3))):
         op = draw(st.sampled_from(["drop", "add", "replace"]))
@@ -121,6 +146,6 @@ def related_files(draw):
 
 
 @settings(max_examples=1500, deadline=None)
-@given(related_files(), st.sampled_from([1, 1000]))
-def test_roster_impact_of_small_edits_equals_rosters_built_one_by_one(pair, shared_group):
-    test_roster_impact_equals_rosters_built_one_by_one.hypothesis.inner_test(*pair, shared_group)
+@given(related_files(), BIG)
+def test_roster_impact_of_small_edits_equals_rosters_built_one_by_one(pair, big):
+    test_roster_impact_equals_rosters_built_one_by_one.hypothesis.inner_test(*pair, big)
