@@ -2,8 +2,9 @@
 ``ldapsearch`` against ``ldapsync run``, side by side in one run.
 
 Generates a seeded directory (default 100,000 users, 5,000 groups:
-groupOfNames, groupOfUniqueNames and posixGroup; a public all-staff group of
-every user, divisions, departments and teams; nested groups with a cycle;
+groupOfNames, groupOfUniqueNames and posixGroup; an all-staff group of
+every user, public or (``--all-staff private``) an ordinary shared group;
+divisions, departments and teams; nested groups with a cycle;
 non-ASCII names; 1% disabled accounts), loads it offline into a throwaway
 slapd, then measures:
 
@@ -15,7 +16,7 @@ slapd, then measures:
 - each run's peak RSS and the LDAP search operations it issued (from
   slapd's stats log).
 
-    python bench/directory_bench.py [--users 100000] [--groups 5000] [--repeat 3]
+    python bench/directory_bench.py [--users 100000] [--groups 5000] [--repeat 3] [--all-staff private]
 """
 
 from __future__ import annotations
@@ -165,7 +166,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--backend", choices=["auto", "ldap3", "python-ldap"], default="auto")
+    ap.add_argument("--all-staff", choices=("public", "private"), default="public",
+                    help="public: All Staff is a public group; private: an ordinary group holding every user")
     args = ap.parse_args()
+    public = '["All Staff"]' if args.all_staff == "public" else "[]"
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -184,7 +188,7 @@ def main() -> None:
 ldap: {{servers: ["{slapd.url}"], bind_dn: "{SYNC_DN}", bind_password_env: LDAPSYNC_BIND_PASSWORD,
        backend: {args.backend}}}
 users: {{base: "{PEOPLE}", disabled: 389ds}}
-groups: {{base: "{GROUPS}", public: ["All Staff"]}}
+groups: {{base: "{GROUPS}", public: {public}}}
 mapping: {{jid: "{{{{ uid }}}}@example.com", name: "{{{{ displayName or cn }}}}"}}
 state: {{path: "{tmp / 'state.json'}"}}
 outputs: [{{path: "{tmp / 'groups.txt'}", backups: 1}}]
@@ -241,7 +245,8 @@ outputs: [{{path: "{tmp / 'groups.txt'}", backups: 1}}]
             slapd.stop()
 
     print(f"# directory benchmark, {date.today()}, {platform.node()}, {platform.machine()}, "
-          f"Python {platform.python_version()}, {os.cpu_count()} cores, backend {args.backend}")
+          f"Python {platform.python_version()}, {os.cpu_count()} cores, backend {args.backend}, "
+          f"All Staff {args.all_staff}")
     print(f"# {args.users} users, {args.groups} groups, {member_values} member values; generated in "
           f"{generate_s:.1f} s, loaded with slapadd and started in {load_s:.1f} s; "
           f"{modify.count('changetype')} changes applied in {modify_s:.1f} s; medians of {args.repeat}")

@@ -1,13 +1,16 @@
 """Benchmark of the groups-file engine on a company-sized file.
 
 Builds a seeded file of 100,000 users in 5,000 groups (about 550,000 member
-lines: a public all-staff group of every user, divisions, departments and
-teams), a second version with 1% of the member lines changed (removed and
-added at random, so large groups change most), and prints: render (with its
-verification) and parse times, a one-user roster preview, the full diff with
-per-user roster impact, and peak memory.
+lines: an all-staff group of every user, public or with ``--all-staff
+private`` an ordinary shared group; divisions, departments and teams), a
+second version with 1% of the member lines changed (removed and added at
+random, so large groups change most), and prints: render (with its
+verification) and parse times, a one-user roster preview, the per-user
+roster diff of the change, against an empty file (a first run) and after
+making a division public, ``ldapsync diff`` of the files as a whole command,
+and peak memory.
 
-    python bench/groupsfile_bench.py [--users 100000] [--groups 5000] [--repeat 3]
+    python bench/groupsfile_bench.py [--users 100000] [--groups 5000] [--repeat 3] [--all-staff private]
 """
 
 from __future__ import annotations
