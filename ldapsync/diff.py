@@ -444,14 +444,12 @@ def roster_changes(old: GroupsFile, new: GroupsFile) -> tuple[list[RosterChange]
     empty: tuple[str, ...] = ()
     # users by their big groups on each side, then by their own groups
     Views = dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]]
-    by_big: dict[tuple[frozenset[str], frozenset[str]], Views] = {}
+    by_big: dict[tuple[tuple[str, ...], tuple[str, ...]], Views] = {}
     small = rosters.small
-    public_old, public_new = rosters.old.public, rosters.new.public
     old_own, new_own = old.memberships, new.memberships
     for user in rosters.jids:
         own_old, own_new = tuple(old_own.get(user, empty)), tuple(new_own.get(user, empty))
-        big = (public_old.union([g for g in own_old if g not in small]),
-               public_new.union([g for g in own_new if g not in small]))
+        big = (tuple([g for g in own_old if g not in small]), tuple([g for g in own_new if g not in small]))
         views = by_big.get(big)
         if views is None:
             views = by_big[big] = {}
@@ -463,8 +461,9 @@ def roster_changes(old: GroupsFile, new: GroupsFile) -> tuple[list[RosterChange]
             users.append(user)
     changes = []
     ids = rosters.ids
+    public_old, public_new = rosters.old.public, rosters.new.public
     for (big_old, big_new), views in by_big.items():
-        shared = rosters.shared(big_old, big_new)
+        shared = rosters.shared(public_old.union(big_old), public_new.union(big_new))
         for (own_old, own_new), users in views.items():
             small_old, small_new = small.intersection(own_old), small.intersection(own_new)
             counts, counted = rosters.view(shared, own_old, own_new, small_old, small_new)
