@@ -6,6 +6,7 @@ failure instead of a skip, so that CI can never pass by skipping.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 
@@ -52,3 +53,26 @@ def prosody(tmp_path_factory):
     p = server.Prosody(tmp_path_factory.mktemp("prosody"))
     yield p
     p.stop()
+
+
+#: What a file ldapsync must never read, change or copy holds (think /etc/shadow).
+VICTIM = b"root:$6$secret-hash:19000:0:99999:7:::\n"
+
+
+@pytest.fixture
+def victim(tmp_path):
+    """A file of root's that an attacker would point a planted link at."""
+    path = tmp_path / "shadow"
+    path.write_bytes(VICTIM)
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+def logged(caplog):
+    """What ldapsync logs at INFO and above, also after a CLI test stopped its propagation."""
+    logger = logging.getLogger("ldapsync")
+    propagate, logger.propagate = logger.propagate, True
+    caplog.set_level(logging.INFO, logger="ldapsync")
+    yield caplog
+    logger.propagate = propagate

@@ -6,7 +6,6 @@ fallback, never a traceback, a hang, or a write outside ldapsync's own files."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import pwd
 import threading
@@ -22,9 +21,9 @@ from ldapsync.errors import ExitCode, UserError
 from ldapsync.groupsfile import parse as parse_groups, render
 from ldapsync.model import GroupsModel, SharedGroup
 from ldapsync.writer import WriteError, write_if_changed
+from tests.conftest import VICTIM
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another account")
-VICTIM = b"root:$6$secret-hash:19000:0:99999:7:::\n"
 
 
 def nobody() -> int:
@@ -32,24 +31,6 @@ def nobody() -> int:
         return pwd.getpwnam("nobody").pw_uid
     except KeyError:
         pytest.skip("no user 'nobody'")
-
-
-@pytest.fixture
-def victim(tmp_path):
-    """A file ldapsync must never read, change or copy (think /etc/shadow)."""
-    path = tmp_path / "victim"
-    path.write_bytes(VICTIM)
-    path.chmod(0o600)
-    return path
-
-
-@pytest.fixture
-def logged(caplog):
-    logger = logging.getLogger("ldapsync")
-    propagate, logger.propagate = logger.propagate, True
-    caplog.set_level(logging.INFO, logger="ldapsync")
-    yield caplog
-    logger.propagate = propagate
 
 
 def cli(capsys, *argv) -> tuple[int, str, str]:

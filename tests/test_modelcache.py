@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pytest
@@ -14,16 +13,6 @@ from ldapsync.model import GroupsModel, SharedGroup
 STAFF = SharedGroup("All Staff", {"a@x": "Al", "b@x": "Bo", "c@x": "Cy"}, True)
 TEAM = SharedGroup("Team", {"a@x": "Al", "c@x": "Cy"})
 MODEL = GroupsModel.of([STAFF, TEAM, SharedGroup("Empty", {})])
-
-
-@pytest.fixture
-def logged(caplog):
-    """What ldapsync logs at INFO and above, also after a CLI test stopped its propagation."""
-    logger = logging.getLogger("ldapsync")
-    propagate, logger.propagate = logger.propagate, True
-    caplog.set_level(logging.INFO, logger="ldapsync")
-    yield caplog
-    logger.propagate = propagate
 
 
 def saved(tmp_path: Path) -> tuple[Path, bytes]:

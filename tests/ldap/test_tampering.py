@@ -17,18 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import VICTIM
 from tests.ldap.conftest import run
-
-VICTIM = b"root:$6$secret-hash:19000:0:99999:7:::\n"
-
-
-@pytest.fixture
-def victim(tmp_path):
-    path = tmp_path / "shadow"
-    path.write_bytes(VICTIM)
-    path.chmod(0o600)
-    return path
-
 
 @pytest.fixture
 def stateful(make_config, tmp_path):
