@@ -203,6 +203,28 @@ def _loopback(url: str) -> bool:
         return False
 
 
+def _ldap_filter(value: str | None) -> str | None:
+    """An LDAP search filter (RFC 4515), with the outer parentheses configs
+    often leave out added, so that both backends read it alike; one that is
+    empty or does not parse is refused when the config loads, not at 3 a.m.
+    (python-ldap took an empty filter as "everything", ldap3 refused it)."""
+    if value is None:
+        return None
+    from ldap3.core.exceptions import LDAPException
+    from ldap3.operation.search import parse_filter
+
+    from ldapsync.directory import parenthesized
+
+    if not value.strip():
+        raise ValueError("an empty filter; leave the key out for the default")
+    value = parenthesized(value)
+    try:
+        parse_filter(value, None, auto_escape=True, auto_encode=True, validator=None, check_names=False)
+    except LDAPException:
+        raise ValueError(f"{value!r} is not a valid LDAP filter (RFC 4515), e.g. (objectClass=person)") from None
+    return value
+
+
 class UserSettings(_Strict):
     """Where the people are, and which of them count."""
 
@@ -215,6 +237,8 @@ class UserSettings(_Strict):
     # posixGroup memberUid values name users by this attribute
     uid_attribute: str = "uid"
 
+    _filters = field_validator("filter", "disabled_filter")(_ldap_filter)
+
 
 class GroupSettings(_Strict):
     """Where the groups are, how they hold their members, and which to use."""
@@ -222,6 +246,8 @@ class GroupSettings(_Strict):
     base: str
     filter: str = "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup))"
     scope: Scope = "sub"
+
+    _filter = field_validator("filter")(_ldap_filter)
     attributes: list[str] = Field(default_factory=list)
     # where membership is read from: member attributes on the groups (with
     # member/uniqueMember/memberUid as found), or memberOf on the users

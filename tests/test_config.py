@@ -371,3 +371,23 @@ def test_server_urls_ldap_can_use():
     assert parse(with_value("ldap.servers", servers)).ldap.servers == [
         "ldaps://ldap1.example.com", "LDAP://DC1.EXAMPLE.COM:3268", "ldap://[::1]:389", "ldap://127.0.0.1",
         "ldaps://ldap.example.com.:636"]
+
+
+@pytest.mark.parametrize(("key", "value", "says"), [
+    ("users.filter", "", "an empty filter"),
+    ("users.filter", "   ", "an empty filter"),
+    ("users.filter", "(uid=*", "'(uid=*' is not a valid LDAP filter (RFC 4515)"),
+    ("users.disabled_filter", "(&(a=1)", "'(&(a=1)' is not a valid LDAP filter"),
+    ("groups.filter", "(|(objectClass=group)(cn=x)", "is not a valid LDAP filter"),
+])
+def test_a_filter_the_directory_cannot_read_is_refused_at_load(key, value, says):
+    """An empty filter read as "everything" with python-ldap and failed
+    with ldap3; a broken one failed only when the sync ran."""
+    found = problems(with_value(key, value))
+    assert any(p.startswith(f"{key}: ") and says in p for p in found), found
+
+
+def test_filters_get_their_outer_parentheses_so_both_backends_read_them_alike():
+    config = parse(with_value("users.filter", " uid=* "))
+    assert config.users.filter == "(uid=*)"
+    assert parse(with_value("groups.filter", "(cn=Jürgen)")).groups.filter == "(cn=Jürgen)"
