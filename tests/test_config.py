@@ -229,6 +229,14 @@ def with_value(key: str, value: object, text: str = MINIMAL) -> str:
     return yaml.safe_dump(data, allow_unicode=True)
 
 
+def loadable_with(key: str, value: object) -> str:
+    """:func:`with_value`, plus what the key needs to load at all (metrics need a state file)."""
+    text = with_value(key, value)
+    if key.startswith("metrics."):
+        text = with_value("state.path", "/var/lib/ldapsync/state.json", text)
+    return text
+
+
 def shown_key(key: str) -> str:
     """How a problem names ``key``: outputs.0.mode is outputs[0].mode."""
     return re.sub(r"\.(\d+)", r"[\1]", key)
@@ -291,9 +299,7 @@ INF, NAN = float("inf"), float("nan")
     ("metrics.listen", "not a host!:9847", "is neither an IP address"),
 ])
 def test_a_value_that_cannot_work_is_refused_at_load_naming_its_key(key, value, says):
-    text = with_value(key, value)
-    if key.startswith("metrics."):
-        text = with_value("state.path", "/var/lib/ldapsync/state.json", text)
+    text = loadable_with(key, value)
     found = problems(text)
     mine = [p for p in found if p.startswith(shown_key(key) + ": ")]
     assert mine, found
@@ -322,9 +328,7 @@ def test_a_value_that_cannot_work_is_refused_at_load_naming_its_key(key, value, 
     ("metrics.listen", ":9847", ":9847"),
 ])
 def test_values_within_the_bounds_are_kept(key, value, expected):
-    text = with_value(key, value)
-    if key.startswith("metrics."):
-        text = with_value("state.path", "/var/lib/ldapsync/state.json", text)
+    text = loadable_with(key, value)
     node = parse(text)
     for part in key.split("."):
         node = node[int(part)] if part.isdigit() else getattr(node, part)
