@@ -46,10 +46,11 @@ class GroupChange:
         }
 
 
-@dataclass(frozen=True)
-class RosterChange:
+class RosterChange(NamedTuple):
     """How one user's roster changes.  ``user`` is None for "every user of the
-    host who is in no group" (they get only the public groups)."""
+    host who is in no group" (they get only the public groups).  A named
+    tuple: a diff makes one per user, 100,000 at a time, and a frozen
+    dataclass takes several times as long to build."""
 
     user: str | None
     gained: int = 0
@@ -166,9 +167,10 @@ def group_changes(old: GroupsFile, new: GroupsFile) -> list[GroupChange]:
             continue
         a = a or _EMPTY
         b = b or _EMPTY
-        added = tuple(sorted((j, n) for j, n in b.items() if j not in a))
-        removed = tuple(sorted(j for j in a if j not in b))
-        renamed = tuple(sorted((j, a[j], n) for j, n in b.items() if j in a and a[j] != n))
+        lines = b.items() - a.items() if a else b.items()  # the lines added, and those renamed (set operations in C)
+        added = tuple(sorted((j, n) for j, n in lines if j not in a))
+        removed = tuple(sorted(a.keys() - b.keys()))
+        renamed = tuple(sorted((j, a[j], n) for j, n in lines if j in a))
         status = "added" if was_public is None else "removed" if is_public is None else "changed"
         changes.append(GroupChange(name, status, was_public, is_public, added, removed, renamed))
     return changes
@@ -241,39 +243,36 @@ class _Shared(NamedTuple):
     reach_new: BitMap
     renamed_old: BitMap
     renamed_new: BitMap
-    # came & members of a small group, went & members of one: the same for
-    # every user of these big groups who has that small group
-    came_meets: dict[str, BitMap]
-    went_meets: dict[str, BitMap]
 
 
-def _covered(items: BitMap, groups: Iterable[str], members: Mapping[str, BitMap], meets: dict[str, BitMap]) -> int:
-    """How many of ``items`` one of ``groups`` holds, from the parts cached in ``meets``."""
-    parts = []
-    for g in groups:
-        part = meets.get(g)
-        if part is None:
-            part = meets[g] = items & members[g]
-        if part:
-            parts.append(part)
-    if not parts:
+def _covered(items: BitMap, groups: Iterable[str], members: Mapping[str, BitMap]) -> int:
+    """How many of ``items`` one of ``groups`` holds.  Counted first without
+    building a bitmap: most groups hold none of them, and a single group's
+    count needs no union."""
+    meeting = [g for g in groups if items.intersection_cardinality(members[g])]
+    if not meeting:
         return 0
-    return len(parts[0]) if len(parts) == 1 else len(BitMap.union(*parts))
+    if len(meeting) == 1:
+        return items.intersection_cardinality(members[meeting[0]])
+    return len(items & _union([members[g] for g in meeting]))
 
 
-def _beyond(items: BitMap, counted: BitMap, *reached: BitMap | list[BitMap]) -> int:
-    """How many of ``items`` are neither in ``counted`` nor in any bitmap
-    of ``reached`` (bitmaps, or lists of them)."""
-    others = [b for r in reached for b in (r if isinstance(r, list) else (r,)) if b]
-    if not others:
-        return len(items) - items.intersection_cardinality(counted) if counted else len(items)
-    return len(items.difference(counted, *others))
+def _beyond(items: BitMap, reached: list[BitMap]) -> int:
+    """How many of ``items`` are in none of the bitmaps ``reached``."""
+    if len(reached) == 1:
+        return items.difference_cardinality(reached[0])
+    return len(items.difference(*reached)) if reached else len(items)
 
 
 def _union(parts: list[BitMap]) -> BitMap:
     if not parts:
         return _NONE
-    return parts[0] if len(parts) == 1 else BitMap.union(*parts)
+    if len(parts) > 8:  # one pass over them all
+        return BitMap.union(*parts)
+    out = parts[0]
+    for part in parts[1:]:  # for a few, pairwise is faster: BitMap.union has a fixed cost of some microseconds
+        out = out | part
+    return out
 
 
 class _Rosters:
@@ -290,6 +289,7 @@ class _Rosters:
         self.added: dict[str, BitMap] = {}
         self.removed: dict[str, BitMap] = {}
         touched: set[str] = set()  # contacts whose line changed somewhere: only they can be renamed
+        whole: list[Mapping[str, str]] = []  # groups only one file has: their contacts may be renamed too
         by_order = old.several_names | new.several_names
         for g in old.groups.keys() | new.groups.keys():
             a, b = old.groups.get(g, _EMPTY), new.groups.get(g, _EMPTY)
@@ -303,7 +303,14 @@ class _Rosters:
             else:
                 self.added[g], self.removed[g] = mb - ma, ma - mb
             self.new.members[g] = mb
-            touched.update(c for c, _ in a.items() ^ b.items())
+            if a and b:
+                touched.update(c for c, _ in a.items() ^ b.items())
+            else:
+                whole.append(a or b)
+        if whole:  # of a group added or removed, only the contacts in both files (none in a first run)
+            in_both = old.memberships.keys() & new.memberships.keys()
+            for m in whole:
+                touched.update(in_both.intersection(m) if len(m) < len(in_both) else m.keys() & in_both)
         self.changed = frozenset(self.added)
         # contacts with one name per side whose name changed (wherever their lines are)
         renamed = []
@@ -330,7 +337,7 @@ class _Rosters:
         reach_new = _union([new[g] for g in big_new])
         return _Shared(came - reach_old if reach_old else came, went - reach_new if reach_new else went,
                        came | went, reach_old, reach_new,
-                       self.renamed & reach_old, self.renamed & reach_new, {}, {})
+                       self.renamed & reach_old, self.renamed & reach_new)
 
     def _moved(self, applied_old: frozenset[str], applied_new: frozenset[str]) -> tuple[BitMap, BitMap]:
         """The members of the groups joined, and those added to the groups
@@ -360,9 +367,9 @@ class _Rosters:
             old, new = self.old.members, self.new.members
             # what the big groups' changes meet in the small groups is shared
             if came:
-                counts[_GAINED] -= _covered(came, small_old, old, big.came_meets)
+                counts[_GAINED] -= _covered(came, small_old, old)
             if went:
-                counts[_LOST] -= _covered(went, small_new, new, big.went_meets)
+                counts[_LOST] -= _covered(went, small_new, new)
             if small_old == small_new:  # the common case: a user keeps their groups
                 moving = small_old & self.changed
                 plus = _union([self.added[g] for g in moving]) if moving else _NONE
@@ -370,9 +377,9 @@ class _Rosters:
             else:
                 plus, minus = self._moved(small_old, small_new)
             if plus:
-                counts[_GAINED] += _beyond(plus, came, big.reach_old, [old[g] for g in small_old])
+                counts[_GAINED] += _beyond(plus, [came, big.reach_old, *[old[g] for g in small_old]])
             if minus:
-                counts[_LOST] += _beyond(minus, went, big.reach_new, [new[g] for g in small_new])
+                counts[_LOST] += _beyond(minus, [went, big.reach_new, *[new[g] for g in small_new]])
             if plus or minus:
                 extra = (plus | minus) if plus and minus else (plus or minus)
                 counted.append(extra)
