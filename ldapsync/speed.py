@@ -15,6 +15,8 @@ import traceback
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from ldapsync.errors import ExitCode, UserError
+
 F = TypeVar("F", bound=Callable)
 
 
@@ -53,7 +55,9 @@ class Parallel(Generic[T]):
     right away in this process instead; the result is the same.  An
     exception in ``fn`` is a bug: raised here at once when ``fn`` runs here,
     a :class:`ChildFailed` from :meth:`result` (with the traceback on
-    stderr) when it runs in a child."""
+    stderr) when it runs in a child.  A :class:`UserError` (a problem for
+    the user, such as a file that cannot be read) is raised again from
+    :meth:`result`, as if ``fn`` had run here."""
 
     @staticmethod
     def forks() -> bool:
@@ -73,9 +77,12 @@ class Parallel(Generic[T]):
                 os.close(read_end)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it stops us)
                 records = _keep_log_records()
-                value = fn()
+                try:
+                    value, error = fn(), None
+                except UserError as exc:
+                    value, error = None, (str(exc), int(exc.exit_code))
                 with os.fdopen(write_end, "wb") as pipe:
-                    pickle.dump((value, records), pipe, protocol=pickle.HIGHEST_PROTOCOL)
+                    pickle.dump((value, error, records), pipe, protocol=pickle.HIGHEST_PROTOCOL)
                 status = 0
             except BaseException:
                 traceback.print_exc()
@@ -92,9 +99,9 @@ class Parallel(Generic[T]):
             return self._value
         with os.fdopen(self._read_end, "rb") as pipe:
             try:
-                (value, records), sent = pickle.load(pipe), True  # as it arrives: never the whole pickle in memory
+                (value, error, records), sent = pickle.load(pipe), True  # as it arrives, not whole in memory
             except (EOFError, pickle.UnpicklingError):
-                value, records, sent = None, [], False
+                value, error, records, sent = None, None, [], False
         _, status = os.waitpid(self._pid, 0)
         self._pid = None
         code = os.waitstatus_to_exitcode(status)
@@ -102,6 +109,8 @@ class Parallel(Generic[T]):
             raise ChildFailed(f"the worker process ended with {'signal ' + str(-code) if code < 0 else code}")
         for record in records:
             logging.getLogger(record.name).handle(record)
+        if error is not None:
+            raise UserError(error[0], ExitCode(error[1]))
         self._value = value
         return value
 

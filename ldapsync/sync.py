@@ -197,24 +197,17 @@ def fetch(config: Config, password: str | None, *, progress: bool | None = None)
 
 
 def _read_groups(ldap: LdapSettings, gs: GroupSettings, password: str | None, attributes: list[str]) -> tuple:
-    """The groups search, in a worker: ("ok", entries, (searches, range
-    searches)) or ("error", message, exit code), plain data to send back."""
-    try:
-        with open_directory(ldap, password, progress=False) as directory:
-            groups = list(directory.search(gs.base, gs.filter, attributes, gs.scope, "groups"))
-            return "ok", groups, (directory.searches, directory.range_searches)
-    except UserError as exc:
-        return "error", str(exc), int(exc.exit_code)
+    """The groups search, in a worker: the entries and (searches, range searches)."""
+    with open_directory(ldap, password, progress=False) as directory:
+        groups = list(directory.search(gs.base, gs.filter, attributes, gs.scope, "groups"))
+        return groups, (directory.searches, directory.range_searches)
 
 
 def _groups_from(job: Parallel) -> tuple[list, tuple[int, int]]:
     try:
-        outcome = job.result()
+        return job.result()
     except ChildFailed as exc:
         raise UserError(f"reading the groups failed: {exc}", ExitCode.SOFTWARE) from None
-    if outcome[0] == "error":
-        raise UserError(outcome[1], ExitCode(outcome[2]))
-    return outcome[1], outcome[2]
 
 
 def render_output(output: Output, snapshot: Snapshot) -> tuple[GroupsModel, str]:

@@ -162,6 +162,15 @@ def test_diff_exit_codes_and_output(capsys, files):
     assert out.rstrip().splitlines()[-1].startswith("Summary: 0 groups added, 0 removed, 1 changed")
 
 
+def test_diff_of_a_missing_file_names_it(capsys, files, tmp_path):
+    """The old file is read by a worker process: its errors still come out as the user's."""
+    there = files("g.txt", CLEAN)
+    for old, new in ((str(tmp_path / "gone.txt"), there), (there, str(tmp_path / "gone.txt"))):
+        code, out, err = run(capsys, "diff", old, new)
+        assert (code, out) == (66, "")
+        assert err.strip() == f"ldapsync: error: {tmp_path / 'gone.txt'}: no such file"
+
+
 def test_diff_json(capsys, files):
     old = files("old.txt", CLEAN)
     new = files("new.txt", CLEAN.replace("bob@example.com=Bob", "bob@example.com=Robert"))

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from ldapsync.errors import ExitCode, UserError
 from ldapsync.speed import ChildFailed, Parallel
 
 
@@ -28,6 +29,18 @@ def test_a_child_that_dies_or_raises_gives_no_value(capfd):
     with pytest.raises(ChildFailed, match="ended with 1"):
         Parallel(fail).result()
     assert "ValueError: boom" in capfd.readouterr().err
+
+
+def test_a_user_error_in_the_child_is_raised_here_as_it_was(capfd):
+    def refuse():
+        raise UserError("old.txt: no such file", ExitCode.NOINPUT)
+
+    job = Parallel(refuse)
+    assert job._pid is not None  # it did run in a child
+    with pytest.raises(UserError, match="^old.txt: no such file$") as raised:
+        job.result()
+    assert raised.value.exit_code == ExitCode.NOINPUT
+    assert "Traceback" not in capfd.readouterr().err  # the user's error, not a bug
 
 
 def test_with_threads_running_it_runs_in_this_process():
