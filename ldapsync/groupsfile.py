@@ -1,7 +1,7 @@
 """The groups file of Prosody's mod_groups: read it as Prosody does, write it safely.
 
 Reading follows ``plugins/mod_groups.lua`` of Prosody 0.12 line for line (the
-rules are listed in DESIGN.md section 2); :func:`parse` also says, line by
+rules are listed in docs/prosody.md); :func:`parse` also says, line by
 line, where Prosody drops a line or reads it differently from how it looks.
 Writing (:func:`render`) produces only text whose meaning under those rules is
 exactly the intended :class:`~ldapsync.model.GroupsModel`, and proves it by

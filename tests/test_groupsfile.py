@@ -1,4 +1,4 @@
-"""The groups file: every reading rule of DESIGN.md §2, the diagnostics, the writer."""
+"""The groups file: every reading rule of docs/prosody.md, the diagnostics, the writer."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""JID preparation: the examples of DESIGN.md §2, and the real util.jid as judge."""
+"""JID preparation: the examples of docs/prosody.md, and the real util.jid as judge."""
 
 from __future__ import annotations
 
