@@ -207,7 +207,7 @@ def _ldap_filter(value: str | None) -> str | None:
     """An LDAP search filter (RFC 4515), with the outer parentheses configs
     often leave out added, so that both backends read it alike; one that is
     empty or does not parse is refused when the config loads, not at 3 a.m.
-    (python-ldap took an empty filter as "everything", ldap3 refused it)."""
+    (python-ldap takes an empty filter as "everything", ldap3 refuses it)."""
     if value is None:
         return None
     from ldap3.core.exceptions import LDAPException
@@ -272,7 +272,7 @@ class GroupSettings(_Strict):
     @field_validator("nested", mode="before")
     @classmethod
     def _nested(cls, value: Any) -> Any:
-        # true/false, as before "client" and "in_chain" existed (YAML reads off/no as false)
+        # true and false still mean client and off, for configs written that way (YAML reads off/no as false)
         if isinstance(value, bool):
             return "client" if value else "off"
         return value
