@@ -148,8 +148,8 @@ def _read_groups(path: str) -> groupsfile.GroupsFile:
 def _both(read_old: Callable[[], groupsfile.GroupsFile],
           read_new: Callable[[], groupsfile.GroupsFile]) -> tuple[groupsfile.GroupsFile, groupsfile.GroupsFile]:
     """Two groups files, the old one read by a worker process on the other
-    core while this one reads the new: parsing a 100,000-user file takes
-    more than a second, sending it back a quarter of that."""
+    core while this one reads the new: sending a file's reading back costs
+    much less than parsing the file."""
     job = Parallel(read_old)
     try:
         new = read_new()

@@ -111,8 +111,8 @@ class LdapSettings(_Strict):
     """How to reach and bind to the directory."""
 
     servers: Annotated[list[str], Field(min_length=1)]
-    # python-ldap (pip install ldapsync[fast]) is several times faster than
-    # ldap3; auto uses it when it is installed.
+    # python-ldap (pip install ldapsync[fast]) decodes answers in C, ldap3 in
+    # Python (docs/benchmarks.md compares them); auto uses python-ldap when installed.
     backend: Literal["auto", "ldap3", "python-ldap"] = "auto"
     start_tls: bool = False
     ca_file: FilePath | None = None

@@ -3,8 +3,8 @@
 The roster impact is exact (it follows :mod:`ldapsync.roster` rule for rule,
 and the test suite holds it equal to building every roster twice) in time
 that grows with the users and the changes, never with the square of a group:
-with an all-staff group of 100,000 members, building each roster would mean
-10^10 entries.  How it is counted is described at ``_Rosters`` below.
+with an all-staff group of n members, building each roster would mean n * n
+entries.  How it is counted is described at ``_Rosters`` below.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ class GroupChange:
 class RosterChange(NamedTuple):
     """How one user's roster changes.  ``user`` is None for "every user of the
     host who is in no group" (they get only the public groups).  A named
-    tuple: a diff makes one per user, 100,000 at a time, and a frozen
-    dataclass takes several times as long to build."""
+    tuple: a diff makes one for every user of the file, and a named tuple is
+    much cheaper to build than a frozen dataclass."""
 
     user: str | None
     gained: int = 0

@@ -59,8 +59,8 @@ class Directory(Backend):
         problems = []
         tls = self._tls()
         # Plain dicts for the attributes of each entry: decode_attributes() lower-cases
-        # the names itself, and ldap3's case-insensitive dict costs a second
-        # per 100,000 entries.  (A process-wide ldap3 setting; ldapsync is
+        # the names itself, and ldap3's case-insensitive dict would only add
+        # a cost to every entry.  (A process-wide ldap3 setting; ldapsync is
         # its only user in the process.)
         ldap3.set_config_parameter("CASE_INSENSITIVE_ATTRIBUTE_NAMES", False)
         for url in s.servers:

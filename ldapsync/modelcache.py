@@ -1,7 +1,7 @@
 """The groups ldapsync last wrote to each output, kept beside the state file.
 
-Reading a 100,000-user groups file back as Prosody does takes a second or
-two, and a run needs it twice: to see whether anything changed, and as the
+Reading a large groups file back as Prosody does is a good part of a run,
+and a run needs it twice: to see whether anything changed, and as the
 old side of the diff.  When the state file is configured, each run that
 writes an output also saves the verified groups it wrote there, with the
 SHA-256 of the file's bytes.  The next run uses them only if the file on

@@ -37,9 +37,9 @@ class RosterItem(NamedTuple):
 class Roster(Mapping[str, RosterItem]):
     """The roster Prosody sends one user, as a read-only mapping JID -> item.
 
-    Items are made when asked for: a member of an all-staff group has 100,000
-    of them, and most questions (how many, is X there, what is X's name) need
-    none or one.
+    Items are made when asked for: a member of an all-staff group has one per
+    user of the company, and most questions (how many, is X there, what is
+    X's name) need none or one.
     """
 
     def __init__(self, personal: dict[str, RosterItem], names: dict[str, str], groups_of: dict[str, list[str]],

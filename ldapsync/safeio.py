@@ -35,8 +35,9 @@ __all__ = ["LIMITS", "UnsafeFile", "directory", "folder_problem", "open_regular"
 
 MiB = 1 << 20
 
-#: The most ldapsync reads of each kind of file, in bytes.  A 100,000-user
-#: groups file is 25-50 MB; these leave room for several times that.
+#: The most ldapsync reads of each kind of file, in bytes: several times what
+#: a company-sized directory gives, yet a bound, so that a huge or endless
+#: file fails at once instead of filling the memory.
 LIMITS = {
     "config": 1 * MiB,
     "password": 64 * 1024,

@@ -1,4 +1,4 @@
-"""Helpers for the hot paths that handle 100,000-user files."""
+"""Helpers for the hot paths that handle company-sized files."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def without_cycle_collector(fn: F) -> F:
 
     Fetching, mapping, parsing and diffing allocate millions of small
     objects and create no reference cycles; the collector's repeated passes
-    over them cost a tenth to a quarter of the time.  Memory is still freed
+    over them take time and find nothing to free.  Memory is still freed
     by reference counting.
     """
 
@@ -47,8 +47,8 @@ T = TypeVar("T")
 
 class Parallel(Generic[T]):
     """``fn()`` computed in a forked child process while the caller goes on:
-    reading the groups, or verifying a 100,000-user file, takes seconds that
-    the other core can take.  ``fn`` sees the caller's memory as it was at the fork
+    reading the groups, or verifying a large file, is work that the other
+    core can take.  ``fn`` sees the caller's memory as it was at the fork
     and must return plain data (it is pickled back); what it logs is handed
     back too, and logged here when the result is taken.  Where forking is not
     safe (threads running, as in ``serve``) or not possible, ``fn`` runs

@@ -54,7 +54,7 @@ class Snapshot:
     def shed(self) -> None:
         """Let go of the entries and memberships once the shared groups are
         made: a run needs only its counts and findings from here on, and on
-        a 100,000-user directory they are a good part of its memory."""
+        a large directory they are a good part of its memory."""
         self._counts = self.counts()
         self.members.users.clear()
         self.members.groups.clear()
@@ -154,11 +154,10 @@ def fetch(config: Config, password: str | None, *, progress: bool | None = None)
     user_attributes, group_attributes = sorted(user_attrs), sorted(group_attrs)
     started = time.monotonic()
     with open_directory(config.ldap, password, progress=progress) as directory:
-        # With ldap3, whose decoding in Python keeps the client busy (2.5 s
-        # of groups at 100,000 users), a worker process reads the groups over
-        # its own connection to the server this one found, while this one
-        # reads the users.  (python-ldap decodes in C: there a worker only
-        # competes with the server for the cores.)
+        # With ldap3, whose decoding in Python keeps the client busy, a worker
+        # process reads the groups over its own connection to the server this
+        # one found, while this one reads the users.  (python-ldap decodes in
+        # C: there a worker only competes with the server for the cores.)
         groups_job = None
         if directory.decodes_in_python and Parallel.forks():
             same_server = config.ldap.model_copy(update={"servers": [directory.url]})
@@ -318,7 +317,7 @@ def _plan(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None,
     if cached is not None and cached.means(model):
         log.debug("%s: the same groups as the last file written", output.path)
         return OutputResult(output, model, old_bytes, False), old_bytes, []
-    # The text, 20-90 MB at 100,000 users, only ever in this box: the worker
+    # The text, large for a large directory, only ever in this box: the worker
     # takes it out and frees it once read, and so does this process once the
     # worker has it, so that neither carries it longer than needed.
     text = [_guard(output, groupsfile.render_unverified, model)]
