@@ -17,12 +17,10 @@ from functools import partial
 
 import click
 
-from ldapsync import __version__
+from ldapsync import __version__, groupsfile, safeio
 from ldapsync import diff as difflib
-from ldapsync import groupsfile
 from ldapsync import jid as jidlib
 from ldapsync import roster as rosterlib
-from ldapsync import safeio
 from ldapsync.errors import ExitCode, UserError
 from ldapsync.output import plural, shown, table
 from ldapsync.speed import ChildFailed, Parallel
@@ -274,7 +272,8 @@ def rollback(version: int, config_path: str | None, output_path: str | None, lis
     rollback can be undone the same way. The next run writes the directory's
     view again, unless its safety limits refuse it.
     """
-    from ldapsync import backups, state as statelib, sync
+    from ldapsync import backups, sync
+    from ldapsync import state as statelib
     from ldapsync.writer import write_if_changed
 
     config = _load_config(config_path)

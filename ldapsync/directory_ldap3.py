@@ -20,8 +20,16 @@ from collections.abc import Iterator, Sequence
 import ldap3
 from ldap3.core import exceptions as ldap_errors
 
-from ldapsync.directory import (DOMAIN_SCOPE, Backend, DirectoryError, Entry, SearchCount, decode_attributes,
-                                failure_kind, search_failed)
+from ldapsync.directory import (
+    DOMAIN_SCOPE,
+    Backend,
+    DirectoryError,
+    Entry,
+    SearchCount,
+    decode_attributes,
+    failure_kind,
+    search_failed,
+)
 from ldapsync.errors import ExitCode, UserError
 
 log = logging.getLogger("ldapsync.directory")

@@ -17,8 +17,16 @@ from collections.abc import Iterator, Sequence
 import ldap
 from ldap.controls import LDAPControl, SimplePagedResultsControl
 
-from ldapsync.directory import (DOMAIN_SCOPE, Backend, DirectoryError, Entry, SearchCount, decode_attributes,
-                                failure_kind, search_failed)
+from ldapsync.directory import (
+    DOMAIN_SCOPE,
+    Backend,
+    DirectoryError,
+    Entry,
+    SearchCount,
+    decode_attributes,
+    failure_kind,
+    search_failed,
+)
 from ldapsync.errors import ExitCode, UserError
 
 log = logging.getLogger("ldapsync.directory")

@@ -19,12 +19,12 @@ from pathlib import Path
 
 from ldapsync import ad, backups, groupsfile, modelcache, ranges, safety
 from ldapsync import diff as difflib
+from ldapsync import dn as dnlib
 from ldapsync.config import Config, GroupSettings, LdapSettings, Output
 from ldapsync.directory import open_directory, parenthesized
 from ldapsync.errors import ExitCode, UserError
 from ldapsync.mapping import Mapped, Templates, directory_size, held_for, map_directory, model_for, with_held
 from ldapsync.membership import PRESET_ATTRIBUTES, Finding, Memberships, resolve
-from ldapsync import dn as dnlib
 from ldapsync.model import GroupsModel
 from ldapsync.speed import ChildFailed, Parallel, without_cycle_collector
 from ldapsync.writer import CommandResult, WriteResult, read_current, run_post_change, write_if_changed

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from ldapsync import backups, modelcache, safeio, state as statelib
+from ldapsync import backups, modelcache, safeio
+from ldapsync import state as statelib
 from ldapsync.cli import main
 from ldapsync.config import parse
 from ldapsync.errors import ExitCode, UserError
-from ldapsync.groupsfile import parse as parse_groups, render
+from ldapsync.groupsfile import parse as parse_groups
+from ldapsync.groupsfile import render
 from ldapsync.model import GroupsModel, SharedGroup
 from ldapsync.writer import WriteError, write_if_changed
 from tests.conftest import VICTIM

@@ -6,8 +6,16 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from ldapsync.groupsfile import (GroupsFile, RenderError, _member_problems, _Reader, parse, render, sanitise,
-                                unrepresentable)
+from ldapsync.groupsfile import (
+    GroupsFile,
+    RenderError,
+    _member_problems,
+    _Reader,
+    parse,
+    render,
+    sanitise,
+    unrepresentable,
+)
 from ldapsync.model import GroupsModel, SharedGroup
 
 

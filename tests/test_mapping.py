@@ -12,8 +12,18 @@ from ldapsync.directory import Entry
 from ldapsync.errors import UserError
 from ldapsync.groupsfile import parse as parse_file
 from ldapsync.invisible import has_invisible
-from ldapsync.mapping import (_RECORD, _SEPARATOR, MAX_NAME, Templates, cleaned_name, directory_size, held_for,
-                              map_directory, model_for, with_held)
+from ldapsync.mapping import (
+    _RECORD,
+    _SEPARATOR,
+    MAX_NAME,
+    Templates,
+    cleaned_name,
+    directory_size,
+    held_for,
+    map_directory,
+    model_for,
+    with_held,
+)
 from ldapsync.membership import resolve
 from ldapsync.model import SharedGroup
 from ldapsync.sync import _reason_kind
