@@ -441,11 +441,11 @@ class ScheduleSettings(_Strict):
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str) -> str:
-        from datetime import datetime, timezone
+        from datetime import UTC, datetime
 
         from ldapsync.schedule import cron_trigger  # apscheduler loads only with a schedule
 
-        if cron_trigger(value, "UTC").get_next_fire_time(None, datetime.now(timezone.utc)) is None:
+        if cron_trigger(value, "UTC").get_next_fire_time(None, datetime.now(UTC)) is None:
             raise ValueError(f"{value!r} never comes: no month has that day")
         return value
 

@@ -181,7 +181,7 @@ async def _fetch_roster(jid: str, password: str, port: int, timeout: float) -> l
         client.disconnect()
         try:
             await asyncio.wait_for(client.disconnected, 10)
-        except (asyncio.TimeoutError, Exception):
+        except (TimeoutError, Exception):
             pass
 
 
