@@ -10,6 +10,7 @@ contacts from everyone's roster.
 from __future__ import annotations
 
 import ast
+import contextlib
 import logging
 import math
 import re
@@ -225,7 +226,5 @@ def _tls_reason(exc: Exception, text: str) -> str | None:
 
 
 def _quiet_unbind(conn: ldap3.Connection) -> None:
-    try:
+    with contextlib.suppress(Exception):  # closing a broken connection may fail in any way
         conn.unbind()
-    except Exception:  # noqa: BLE001 - closing a broken connection may fail in any way
-        pass

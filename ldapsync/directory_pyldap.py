@@ -99,10 +99,8 @@ class PythonLdapDirectory(Backend):
 
     def close(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(ldap.LDAPError):
                 self._conn.unbind_s()
-            except ldap.LDAPError:
-                pass
             self._conn = None
 
     def read_entry(self, dn: str, attributes: Sequence[str]) -> dict[str, list[str]]:

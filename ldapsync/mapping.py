@@ -9,6 +9,7 @@ defined when rendering (an empty string when the entry lacks it), so that
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import stringprep
 import unicodedata
@@ -109,10 +110,9 @@ class Templates:
             records = None
             if template is not None:
                 rows = [(*[(e.attrs.get(k) or _EMPTY)[0] for k in keys], e.dn, e.attrs) for e in chunk]
-                try:
+                # some entry fails: the caller renders each on its own and reports which (Templates.render)
+                with contextlib.suppress(Exception):
                     records = template.render({_ROWS: rows}).split(_RECORD)
-                except Exception:  # noqa: BLE001 - some entry fails: the caller renders each on its own
-                    pass  # and reports which (Templates.render)
             if records is not None and len(records) == len(chunk) + 1:
                 out += records[:-1]
             else:

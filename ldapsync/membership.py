@@ -215,7 +215,7 @@ def _expand(direct: dict[str, set[str]], subgroups: dict[str, list[str]], max_de
         found = set(direct[group])
         seen = {group}
         frontier = [group]
-        for depth in range(1, max_depth + 1):
+        for _ in range(max_depth):
             nxt = []
             for g in frontier:
                 for sub in subgroups.get(g, ()):

@@ -80,12 +80,9 @@ def test_changed_content_replaces_the_file_with_a_new_inode(tmp_path):
     target.write_bytes(OLD)
     os.chmod(target, 0o600)
     old_inode = os.stat(target).st_ino
-    keep = open(target, "rb")  # a reader that opened the old file still sees it whole
-    try:
+    with open(target, "rb") as keep:  # a reader that opened the old file still sees it whole
         result = write_if_changed(target, NEW)
         assert keep.read() == OLD
-    finally:
-        keep.close()
     assert result.changed and result.previous == OLD and result.size == len(NEW)
     assert target.read_bytes() == NEW
     assert os.stat(target).st_ino != old_inode

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -179,10 +180,8 @@ async def _fetch_roster(jid: str, password: str, port: int, timeout: float) -> l
         return await asyncio.wait_for(result, timeout + 15)
     finally:
         client.disconnect()
-        try:
+        with contextlib.suppress(TimeoutError, Exception):
             await asyncio.wait_for(client.disconnected, 10)
-        except (TimeoutError, Exception):
-            pass
 
 
 def _roster_items(xml) -> list[dict]:
