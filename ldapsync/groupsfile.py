@@ -243,12 +243,12 @@ class _Reader:
         knowns = list(map(self.clean.get, run))  # one lookup a line: a large file's dictionaries miss the cache
         has_new = None in knowns
         if has_new:
-            new = [jid for jid, known in zip(run, knowns) if known is None]
+            new = [jid for jid, known in zip(run, knowns, strict=True) if known is None]
             joined = "".join(new)
             if any(space in joined for space in _LUA_SPACE) or not all(map(jidlib.is_prepared, new)) or (
                     not self.seen.keys().isdisjoint(new)) or not surely_visible(joined):
                 return False
-            firsts = [name if k is None else k[2] for k, name in zip(knowns, names)]
+            firsts = [name if k is None else k[2] for k, name in zip(knowns, names, strict=True)]
         else:
             firsts = [k[2] for k in knowns]
         if firsts != names:
@@ -258,7 +258,8 @@ class _Reader:
                 if knowns[i] is None:
                     known = knowns[i] = self.seen[jid] = self.clean[jid] = [jid, [], names[i], start + 1 + i]
                     self.memberships[jid] = known[1]
-        members.update(zip(map(_FIRST, knowns), firsts))  # one string per JID and per name, not one per line
+        # one string per JID and per name, not one per line
+        members.update(zip(map(_FIRST, knowns), firsts, strict=True))
         current = self.current
         for known in knowns:
             known[1].append(current)
@@ -417,13 +418,15 @@ def _check_entry(warn, number, line, entry, token_match, jid) -> None:
         warn(number, "warning", "unprepared-jid", f"Prosody reads {token!r} as {jid!r}")
     rest = entry[token_match.end() :].strip(_LUA_SPACE)
     if rest:
-        warn(number, "warning", "extra-text", f"Prosody reads only the JID {token!r}; {rest!r} before the '=' is ignored")
+        warn(number, "warning", "extra-text",
+             f"Prosody reads only the JID {token!r}; {rest!r} before the '=' is ignored")
 
 
 def _check_member(warn, number, line, jid, eq, member_name, before_header) -> None:
     """The name part of a member line, and where the line stands."""
     if before_header:
-        warn(number, "warning", "default-group", f"a member line before any [Group] header: {jid} joins the group 'default'")
+        warn(number, "warning", "default-group",
+             f"a member line before any [Group] header: {jid} joins the group 'default'")
     if eq < 0:
         if line.endswith("\r"):
             warn(number, "warning", "crlf", "the line ends with a carriage return (CRLF)")
@@ -612,7 +615,7 @@ def _lines(model: GroupsModel) -> Iterable[str]:
         members = group.members
         jids = sorted(members)
         if jids and None not in members.values():
-            yield "\n".join(map("=".join, zip(jids, map(members.__getitem__, jids))))
+            yield "\n".join(map("=".join, zip(jids, map(members.__getitem__, jids), strict=True)))
             yield "\n"
         else:
             for jid in jids:

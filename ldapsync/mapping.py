@@ -173,7 +173,7 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
     reshaped: dict[str, str] = {}  # user key -> its rendered JID, which preparation changes beyond case
     enabled = [(key, entry) for key, entry in members.users.items() if key not in members.disabled]
     rendered = templates.render_people([entry for _, entry in enabled])
-    for (key, entry), both in zip(enabled, rendered):
+    for (key, entry), both in zip(enabled, rendered, strict=True):
         if both is not None:
             raw_jid, raw_name = both
         else:
@@ -230,7 +230,7 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
     held: dict[str, list[str]] = {}
     held_members: dict[str, set[str]] = {}
     group_names = templates.render_group_names(list(members.groups.values()))
-    for (key, entry), raw in zip(members.groups.items(), group_names):
+    for (key, entry), raw in zip(members.groups.items(), group_names, strict=True):
         if raw is None:
             try:
                 raw = templates.render("group_name", entry, templates.group_attributes)

@@ -101,7 +101,7 @@ def resolve(users: Iterable[Entry], groups: Iterable[Entry], user_settings: User
     by_uid: dict[str, str] = {}  # memberUid values, lower-cased, likewise
     uid_attr = user_settings.uid_attribute.lower()
     users = list(users)
-    for entry, key in zip(users, dnlib.normalize_many([entry.dn for entry in users])):
+    for entry, key in zip(users, dnlib.normalize_many([entry.dn for entry in users]), strict=True):
         user_index[key] = entry
         reason = disabled_reason(entry, user_settings.disabled)
         if reason is None and disabled_by_filter is not None and key in disabled_by_filter:

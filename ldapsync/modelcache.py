@@ -92,7 +92,7 @@ class Cached:
             return False
         # Prosody reads a nameless line as the name ""; the model says None
         return all(members == (old if "" not in old.values() else {j: n or None for j, n in old.items()})
-                   for (_, _, members), (_, _, old) in zip(groups, self.groups()))
+                   for (_, _, members), (_, _, old) in zip(groups, self.groups(), strict=True))
 
 
 def load(path: Path | None, data: bytes | None) -> Cached | None:

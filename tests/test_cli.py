@@ -13,7 +13,8 @@ import yaml
 
 from ldapsync.cli import main
 
-CLEAN = "[+Staff]\nalice@example.com=Alice\nbob@example.com=Bob\n[Team]\nalice@example.com=Alice\ncarol@example.com=Carol\n"
+CLEAN = ("[+Staff]\nalice@example.com=Alice\nbob@example.com=Bob\n"
+         "[Team]\nalice@example.com=Alice\ncarol@example.com=Carol\n")
 
 
 @pytest.fixture

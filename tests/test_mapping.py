@@ -68,7 +68,7 @@ def test_batches_render_like_single_entries(pair, entries):
     # an entry that fails or holds a separator sends its chunk (here: all) to single renders
     held = any(_SEPARATOR in v or _RECORD in v for e in entries for vs in e.attrs.values() for v in vs)
     trouble = held or any(None in single for single in singles)
-    for both, single in zip(batch, singles):
+    for both, single in zip(batch, singles, strict=True):
         assert both == single or (both is None and trouble)
     assert trouble or None not in batch
 

@@ -70,7 +70,8 @@ def test_unchanged_content_touches_nothing(tmp_path):
     result = write_if_changed(target, OLD)
     after = os.stat(target)
     assert result == WriteResult(target, False, OLD, len(OLD))
-    assert (after.st_ino, after.st_mtime_ns, after.st_ctime_ns) == (before.st_ino, before.st_mtime_ns, before.st_ctime_ns)
+    assert (after.st_ino, after.st_mtime_ns, after.st_ctime_ns) == (
+        before.st_ino, before.st_mtime_ns, before.st_ctime_ns)
     assert perms(target) == 0o604
     assert leftovers(tmp_path) == []
 
@@ -556,7 +557,8 @@ def test_a_command_finds_programs_without_path(monkeypatch):
 
 
 def test_output_that_is_not_utf8_is_replaced():
-    result = run_post_change([sys.executable, "-c", "import sys; sys.stderr.buffer.write(b'bad \\xff byte'); sys.exit(2)"])
+    result = run_post_change([sys.executable, "-c",
+                              "import sys; sys.stderr.buffer.write(b'bad \\xff byte'); sys.exit(2)"])
     assert result.stderr == "bad \ufffd byte"
     assert result.describe().endswith("exited 2: bad \ufffd byte")
 

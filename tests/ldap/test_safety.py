@@ -195,7 +195,8 @@ def test_limits_on_contacts_gained(capsys, make_config, tmp_path):
     assert code == 77 and "the limit is 1 (safety.max_public_contacts_gained)" in err
     outputs[0]["safety"] = {"max_public_contacts_gained_percent": 30, "max_contacts_gained": 5}
     code, out, err = run(capsys, "run", "--dry-run", "--json", "-c", make_config(outputs=outputs))
-    assert code == 77 and "contacts would be added to users' rosters; the limit is 5 (safety.max_contacts_gained)" in err
+    assert code == 77
+    assert "contacts would be added to users' rosters; the limit is 5 (safety.max_contacts_gained)" in err
     assert "max_public_contacts_gained_percent" not in err
     assert target.read_bytes() == before
     outputs[0]["safety"] = {"max_public_contacts_gained_percent": 30}

@@ -84,7 +84,8 @@ class Prosody:
         raise RuntimeError(f"prosody did not start: {self.log()}")
 
     def log(self) -> str:
-        parts = [p.read_text(errors="replace") for p in (self.dir / "prosody.log", self.dir / "prosody.err") if p.exists()]
+        parts = [p.read_text(errors="replace") for p in (self.dir / "prosody.log", self.dir / "prosody.err")
+                 if p.exists()]
         return "\n".join(parts)[-4000:]
 
     def prosodyctl(self, *args: str) -> str:
@@ -125,7 +126,8 @@ class Prosody:
             groups = "".join(f"[{_lua(g)}] = true; " for g in item.get("groups", []))
             name = f"name = {_lua(item['name'])}; " if item.get("name") is not None else ""
             lines.append(
-                f"  [{_lua(item['jid'])}] = {{ subscription = {_lua(item['subscription'])}; {name}groups = {{ {groups}}}; }};"
+                f"  [{_lua(item['jid'])}] = {{ subscription = {_lua(item['subscription'])}; "
+                f"{name}groups = {{ {groups}}}; }};"
             )
         lines.append("};")
         path.write_text("\n".join(lines) + "\n")
