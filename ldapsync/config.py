@@ -28,6 +28,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from ldapsync import safeio
 from ldapsync.errors import ExitCode, UserError
@@ -56,6 +57,7 @@ class _Strict(BaseModel):
         name or an LDAP string: refused in every value, at load.  A section
         (a nested model) checks its own keys, so that the message names the
         key that holds it."""
+        assert info.field_name is not None  # a field validator always has its field
         if not _holds_model(cls.model_fields[info.field_name].annotation) and _holds_nul(value):
             raise ValueError("holds a NUL byte (\\0), which no path, command, name or LDAP value can carry")
         return value
@@ -683,7 +685,7 @@ def parse(text: str, source: str = "<config>") -> Config:
 _KEY_FIRST = re.compile(r"[a-z_]+(\.[a-z_]+)+: ")
 
 
-def _describe(error: dict) -> str:
+def _describe(error: ErrorDetails) -> str:
     loc = [str(p) for p in error["loc"]]
     path = ".".join(p if not p.isdigit() else f"[{p}]" for p in loc).replace(".[", "[") or "(top level)"
     if error["type"] == "extra_forbidden":
@@ -704,7 +706,7 @@ def _describe(error: dict) -> str:
     return f"{path}: {message}"
 
 
-def _model_at(loc: tuple) -> type[BaseModel] | None:
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
     model: Any = Config
     for part in loc:
         if isinstance(part, int):

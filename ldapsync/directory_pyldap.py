@@ -40,7 +40,7 @@ _FAILURES = ((ldap.SIZELIMIT_EXCEEDED, "size"), (ldap.TIMELIMIT_EXCEEDED, "time"
 class PythonLdapDirectory(Backend):
     """The python-ldap backend (see :class:`ldapsync.directory.Backend`)."""
 
-    def _open(self, url: str):
+    def _open(self, url: str) -> ldap.ldapobject.SimpleLDAPObject:
         s = self.settings
         for key in ("ca_file", "client_cert_file", "client_key_file"):
             path = getattr(s, key)

@@ -15,7 +15,7 @@ import re
 import stringprep
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from functools import lru_cache
 from unicodedata import ucd_3_2_0
 
@@ -144,7 +144,7 @@ def _prohibited_resource(ch: str) -> bool:
     return stringprep.in_table_c21(ch) or _prohibited_common(ch)
 
 
-def _stringprep(text: str, case_fold: bool, prohibited) -> str | None:
+def _stringprep(text: str, case_fold: bool, prohibited: Callable[[str], bool]) -> str | None:
     try:
         raw = text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates: bytes that were not UTF-8

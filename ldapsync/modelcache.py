@@ -144,5 +144,5 @@ def save(path: Path | None, blob: bytes | None) -> None:
                     exc)
 
 
-def _sha256(data: bytes) -> str:
+def _sha256(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
