@@ -213,19 +213,24 @@ def prep(jid: str) -> str | None:
     parts = split(jid)
     if parts is None:
         return None
-    node, host, resource = parts
+    return _prep_parts(*parts)
+
+
+def _prep_parts(node: str | None, host: str, resource: str | None) -> str | None:
+    """:func:`prep` of a JID split into its parts: each part prepared by its
+    own stringprep profile."""
     if host == ".":
         return None
     if host.endswith("."):
         host = host[:-1]
-    host = nameprep(host)
-    if host is None:
+    prepared_host = nameprep(host)
+    if prepared_host is None:
         return None
     if node is not None:
         node = nodeprep(node)
         if node is None:
             return None
-    out = host
+    out = prepared_host
     if node is not None:
         out = node + "@" + out
     if resource is not None:
