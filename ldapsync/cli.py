@@ -497,8 +497,8 @@ def _check_config(path: str, connect: bool, as_json: bool) -> None:
                 problems.append(f"outputs: {output.path}: post_change_command: {argv[0]!r} not found")
             else:
                 notes.append(f"{output.path}: post-change command {argv[0]} found")
-    for key, path in (("state.path", config.state.path), ("the lock", config.lock_path)):
-        problem = path and safeio.folder_problem(path.parent, path)
+    for key, kept in (("state.path", config.state.path), ("the lock", config.lock_path)):
+        problem = kept and safeio.folder_problem(kept.parent, kept)
         if problem:
             problems.append(f"{key}: {problem}")
     counts = None

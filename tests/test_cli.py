@@ -86,6 +86,14 @@ def test_check_reports_each_problem_line(capsys, files):
     assert {"line": 4, "severity": "error", "code": "invalid-jid"}.items() <= report["diagnostics"][-1].items()
 
 
+def test_check_config_json_names_the_config(capsys, config_file):
+    path = config_file()
+    code, out, _ = run(capsys, "check", "-c", path, "--json")
+    report = json.loads(out)
+    assert code == 0 and report["ok"] is True
+    assert report["config"] == path and report["notes"][0] == f"{path}: configuration valid"
+
+
 def test_check_missing_file(capsys, tmp_path):
     code, _, err = run(capsys, "check", str(tmp_path / "nope"))
     assert code == 66 and "no such file" in err
