@@ -12,8 +12,9 @@ import shutil
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -24,6 +25,10 @@ from ldapsync import roster as rosterlib
 from ldapsync.errors import ExitCode, UserError
 from ldapsync.output import plural, shown, table
 from ldapsync.speed import ChildFailed, Parallel
+
+if TYPE_CHECKING:  # loaded only by the commands that need them
+    from ldapsync.config import Config, Output
+    from ldapsync.sync import RunResult, Snapshot
 
 EPILOG = """\b
 Exit codes:
@@ -43,6 +48,7 @@ Exit codes:
 """
 
 log = logging.getLogger("ldapsync")
+T = TypeVar("T")
 
 
 class _FilePath(click.Path):
@@ -51,7 +57,8 @@ class _FilePath(click.Path):
     def __init__(self) -> None:
         super().__init__(dir_okay=False)
 
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> object:
+    def convert(self, value: str | os.PathLike[str], param: click.Parameter | None,
+                ctx: click.Context | None) -> str | bytes | os.PathLike[str]:
         if not str(value).strip():
             self.fail("the path is empty", param, ctx)
         return super().convert(value, param, ctx)
@@ -115,7 +122,7 @@ class _PlainFormatter(logging.Formatter):
         return message
 
 
-def _load_config(path: str | None):
+def _load_config(path: str | None) -> Config:
     from ldapsync import config as configlib  # pydantic loads only for commands that need a config
 
     if not path:
@@ -123,7 +130,7 @@ def _load_config(path: str | None):
     return configlib.load(path)
 
 
-def _fetch(path: str | None):
+def _fetch(path: str | None) -> Snapshot:
     from ldapsync import sync  # ldap3 and jinja2 load only for commands that read the directory
 
     config = _load_config(path)
@@ -194,7 +201,7 @@ def run(config_path: str | None, dry_run: bool, force: bool, reason: str | None,
     if force and not (reason and reason.strip()):
         raise click.UsageError("--force needs --reason TEXT: say why the safety limits do not apply")
     config = _load_config(config_path)
-    outcome = recorded_run(config, dry_run=dry_run, force=reason.strip() if force else None)
+    outcome = recorded_run(config, dry_run=dry_run, force=reason.strip() if force and reason else None)
     if outcome.result is None:
         raise UserError(outcome.error or "the sync failed", ExitCode(outcome.exit_code))
     result = outcome.result
@@ -206,7 +213,7 @@ def run(config_path: str | None, dry_run: bool, force: bool, reason: str | None,
     sys.exit(outcome.exit_code)
 
 
-def _run_json(result, dry_run: bool) -> dict:
+def _run_json(result: RunResult, dry_run: bool) -> dict[str, Any]:
     return {
         "dry_run": dry_run,
         "exit_code": int(result.exit_code),
@@ -229,7 +236,7 @@ def _run_json(result, dry_run: bool) -> dict:
     }
 
 
-def _print_run(result, dry_run: bool) -> None:
+def _print_run(result: RunResult, dry_run: bool) -> None:
     for o in result.outputs:
         size = f"{plural(len(o.model.groups), 'group')}, {plural(o.model.member_count, 'member line')}"
         if not o.changed:
@@ -391,9 +398,12 @@ def status(config_path: str | None, max_age: str, as_json: bool) -> None:
                     "state": dataclasses.asdict(state)})
     else:
         word = "CRITICAL" if problems else "OK"
-        detail = "; ".join(problems) if problems else (
-            f"last success {_ago(age)} ago; {state.counts.get('shared_groups', 0)} groups, "
-            f"{state.counts.get('users_in_groups', 0)} users")
+        if problems:
+            detail = "; ".join(problems)
+        else:
+            assert age is not None  # without a success recorded, that is a problem
+            detail = (f"last success {_ago(age)} ago; {state.counts.get('shared_groups', 0)} groups, "
+                      f"{state.counts.get('users_in_groups', 0)} users")
         perf = (f"age={round(age) if age is not None else 'U'}s;;{round(limit)} "
                 f"groups={state.counts.get('shared_groups', 0)} users={state.counts.get('users_in_groups', 0)} "
                 f"failures={state.consecutive_failures}")
@@ -543,7 +553,7 @@ def _user_jid(raw: str, host: str | None) -> str:
     return prepared
 
 
-def _pick_output(config, output_path: str | None, user: str | None):
+def _pick_output(config: Config, output_path: str | None, user: str | None) -> Output:
     if output_path:
         for o in config.outputs:
             if str(o.path) == output_path:
@@ -639,6 +649,7 @@ def diff_command(files: tuple[str, ...], config_path: str | None, as_json: bool,
     sees renamed, as Prosody would build it. Exits 0 when nothing changes
     and 1 when something does (for -c: changes are pending).
     """
+    results: list[tuple[str | None, difflib.Diff]]  # (output path, diff) for each file compared
     if len(files) == 2:
         results = [(None, difflib.diff(*_both(partial(_read_groups, files[0]), partial(_read_groups, files[1]))))]
     elif not files and config_path:
@@ -667,7 +678,7 @@ def diff_command(files: tuple[str, ...], config_path: str | None, as_json: bool,
 
 
 def _print_diff(result: difflib.Diff, limit: int) -> None:
-    def cut(seq):
+    def cut(seq: Sequence[T]) -> Sequence[T]:
         return seq if limit <= 0 else seq[:limit]
 
     for g in cut(result.groups):
