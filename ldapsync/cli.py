@@ -28,6 +28,7 @@ from ldapsync.speed import ChildFailed, Parallel
 
 if TYPE_CHECKING:  # loaded only by the commands that need them
     from ldapsync.config import Config, Output
+    from ldapsync.mapping import Person
     from ldapsync.sync import RunResult, Snapshot
 
 EPILOG = """\b
@@ -493,20 +494,7 @@ def _check_config(path: str, connect: bool, as_json: bool) -> None:
         problems.append(str(exc))
         password = None
     for output in config.outputs:
-        directory = output.path.parent
-        if not directory.is_dir():
-            problems.append(f"outputs: {output.path}: the directory {directory} does not exist")
-        elif not os.access(directory, os.W_OK):
-            problems.append(f"outputs: {output.path}: the directory {directory} is not writable")
-        else:
-            notes.append(f"{output.path}: directory writable")
-        command = output.post_change_command
-        if command:
-            argv = shlex.split(command) if isinstance(command, str) else list(command)
-            if shutil.which(argv[0]) is None:
-                problems.append(f"outputs: {output.path}: post_change_command: {argv[0]!r} not found")
-            else:
-                notes.append(f"{output.path}: post-change command {argv[0]} found")
+        _check_output(output, problems, notes)
     for key, kept in (("state.path", config.state.path), ("the lock", config.lock_path)):
         problem = kept and safeio.folder_problem(kept.parent, kept)
         if problem:
@@ -519,15 +507,7 @@ def _check_config(path: str, connect: bool, as_json: bool) -> None:
         notes.append(f"bind as {config.ldap.bind_dn or 'anonymous'} works; {counts['users_read']} users, "
                      f"{counts['groups_read']} groups; {counts['shared_groups']} shared groups with "
                      f"{counts['users_in_groups']} users")
-        if not counts["users_read"]:
-            problems.append(f"users: no entries under {config.users.base!r} match {config.users.filter!r}")
-        if not counts["groups_read"]:
-            problems.append(f"groups: no entries under {config.groups.base!r} match {config.groups.filter!r}")
-        # a run goes on past a collision, holding the name: here it is something to fix
-        problems += [f"groups: {f}" for f in snapshot.findings if f.kind == "group-collision"]
-        for key in snapshot.templates.user_attributes:
-            if not any(e.attrs.get(key.lower()) for e in snapshot.members.users.values()):
-                problems.append(f"mapping: the attribute {key!r} is used by a template but no user has it")
+        problems += _directory_problems(config, snapshot, counts)
     if as_json:
         _emit_json({"config": path, "ok": not problems, "problems": problems, "notes": notes, "counts": counts})
     else:
@@ -536,6 +516,41 @@ def _check_config(path: str, connect: bool, as_json: bool) -> None:
         for p in problems:
             click.echo(f"problem: {p}")
     sys.exit(ExitCode.CHANGES if problems else ExitCode.OK)
+
+
+def _check_output(output: Output, problems: list[str], notes: list[str]) -> None:
+    """Whether an output's file can be written and its post-change command
+    found: a problem or a note for each."""
+    directory = output.path.parent
+    if not directory.is_dir():
+        problems.append(f"outputs: {output.path}: the directory {directory} does not exist")
+    elif not os.access(directory, os.W_OK):
+        problems.append(f"outputs: {output.path}: the directory {directory} is not writable")
+    else:
+        notes.append(f"{output.path}: directory writable")
+    command = output.post_change_command
+    if command:
+        argv = shlex.split(command) if isinstance(command, str) else list(command)
+        if shutil.which(argv[0]) is None:
+            problems.append(f"outputs: {output.path}: post_change_command: {argv[0]!r} not found")
+        else:
+            notes.append(f"{output.path}: post-change command {argv[0]} found")
+
+
+def _directory_problems(config: Config, snapshot: Snapshot, counts: dict[str, Any]) -> list[str]:
+    """What the directory's answer shows to be wrong with the config: an
+    empty search, a name collision, an attribute no user has."""
+    problems = []
+    if not counts["users_read"]:
+        problems.append(f"users: no entries under {config.users.base!r} match {config.users.filter!r}")
+    if not counts["groups_read"]:
+        problems.append(f"groups: no entries under {config.groups.base!r} match {config.groups.filter!r}")
+    # a run goes on past a collision, holding the name: here it is something to fix
+    problems += [f"groups: {f}" for f in snapshot.findings if f.kind == "group-collision"]
+    for key in snapshot.templates.user_attributes:
+        if not any(e.attrs.get(key.lower()) for e in snapshot.members.users.values()):
+            problems.append(f"mapping: the attribute {key!r} is used by a template but no user has it")
+    return problems
 
 
 # --- preview -------------------------------------------------------------------
@@ -678,40 +693,48 @@ def diff_command(files: tuple[str, ...], config_path: str | None, as_json: bool,
 
 
 def _print_diff(result: difflib.Diff, limit: int) -> None:
-    def cut(seq: Sequence[T]) -> Sequence[T]:
-        return seq if limit <= 0 else seq[:limit]
-
-    for g in cut(result.groups):
-        public = " (public)" if g.public_after or (g.public_after is None and g.public_before) else ""
-        if g.status == "added":
-            click.echo(f"+ group {g.group!r}{public}: {plural(len(g.added), 'member')}")
-        elif g.status == "removed":
-            click.echo(f"- group {g.group!r}{public}: {plural(len(g.removed), 'member')}")
-        else:
-            parts = []
-            if g.public_before != g.public_after:
-                parts.append("now public" if g.public_after else "no longer public")
-            for count, label in ((len(g.added), "added"), (len(g.removed), "removed"), (len(g.renamed), "renamed")):
-                if count:
-                    parts.append(f"{count} {label}")
-            click.echo(f"~ group {g.group!r}: " + ", ".join(parts))
-        for jid, name in cut(g.added) if g.status != "removed" else ():
-            click.echo(f"    + {jid} = {shown(name)}")
-        for jid in cut(g.removed) if g.status != "added" else ():
-            click.echo(f"    - {jid}")
-        for jid, before, after in cut(g.renamed):
-            click.echo(f"    ~ {jid}: {shown(before)} -> {shown(after)}")
+    for g in _cut(result.groups, limit):
+        _print_group_change(g, limit)
     if limit > 0 and len(result.groups) > limit:
         click.echo(f"... and {len(result.groups) - limit} more groups (--limit 0 shows all)")
     if result.groups:
         click.echo("")
-    for u in cut(result.users):
+    for u in _cut(result.users, limit):
         click.echo(u.sentence())
     if limit > 0 and len(result.users) > limit:
         click.echo(f"... and {len(result.users) - limit} more users (--limit 0 shows all)")
     if result.others is not None and result.others.changed:
         click.echo(result.others.sentence())
     click.echo(("Summary: " if result.changed else "") + result.summary())
+
+
+def _cut(seq: Sequence[T], limit: int) -> Sequence[T]:
+    """The first ``limit`` items of ``seq``; all of them for 0."""
+    return seq if limit <= 0 else seq[:limit]
+
+
+def _print_group_change(g: difflib.GroupChange, limit: int) -> None:
+    """One group's line of the diff, and its members added, removed and
+    renamed (at most ``limit`` of each; 0: all)."""
+    public = " (public)" if g.public_after or (g.public_after is None and g.public_before) else ""
+    if g.status == "added":
+        click.echo(f"+ group {g.group!r}{public}: {plural(len(g.added), 'member')}")
+    elif g.status == "removed":
+        click.echo(f"- group {g.group!r}{public}: {plural(len(g.removed), 'member')}")
+    else:
+        parts = []
+        if g.public_before != g.public_after:
+            parts.append("now public" if g.public_after else "no longer public")
+        for count, label in ((len(g.added), "added"), (len(g.removed), "removed"), (len(g.renamed), "renamed")):
+            if count:
+                parts.append(f"{count} {label}")
+        click.echo(f"~ group {g.group!r}: " + ", ".join(parts))
+    for jid, name in _cut(g.added, limit) if g.status != "removed" else ():
+        click.echo(f"    + {jid} = {shown(name)}")
+    for jid in _cut(g.removed, limit) if g.status != "added" else ():
+        click.echo(f"    - {jid}")
+    for jid, before, after in _cut(g.renamed, limit):
+        click.echo(f"    ~ {jid}: {shown(before)} -> {shown(after)}")
 
 
 # --- explain -------------------------------------------------------------------
@@ -731,6 +754,18 @@ def explain(jid: str, config_path: str | None, as_json: bool) -> None:
     """
     snapshot = _fetch(config_path)
     user = jidlib.prep(jid) or jid
+    report, people = _explanation(snapshot, user)
+    if as_json:
+        _emit_json(report)
+    else:
+        _print_explanation(snapshot, user, report, people)
+    sys.exit(ExitCode.OK if report["groups"] else ExitCode.CHANGES)
+
+
+def _explanation(snapshot: Snapshot, user: str) -> tuple[dict[str, Any], list[Person]]:
+    """Why ``user`` is in each shared group (the directory groups and the
+    nesting paths behind it), and why the entries that could give that JID
+    are left out; and the people who give it."""
     mapped, members = snapshot.mapped, snapshot.members
     people = [p for p in mapped.people.values() if p.jid == user]
     node = user.split("@", 1)[0]
@@ -739,7 +774,7 @@ def explain(jid: str, config_path: str | None, as_json: bool) -> None:
     related = [k for k, e in members.users.items()
                if any(v.lower() == node or (not v.isascii() and jidlib.nodeprep(v) == node)
                       for v in e.attrs.get(uid_attr.lower(), ()))]
-    report: dict = {"jid": user, "entries": [], "groups": [], "left_out": []}
+    report: dict[str, Any] = {"jid": user, "entries": [], "groups": [], "left_out": []}
     for p in people:
         report["entries"].append({"dn": p.dn, "jid": p.jid, "name": p.name})
         for shared, group in sorted(mapped.groups.items()):
@@ -757,26 +792,27 @@ def explain(jid: str, config_path: str | None, as_json: bool) -> None:
     for key in related:
         if key in mapped.left_out and key not in {p.key for p in people}:
             report["left_out"].append({"dn": members.users[key].dn, "why": mapped.left_out[key]})
-    if as_json:
-        _emit_json(report)
-    else:
-        if not people and not report["left_out"]:
-            click.echo(f"{user}: no directory user gives this JID, and none has {uid_attr}={node!r} "
-                       f"(read {len(members.users)} users under {snapshot.config.users.base})")
-        for e in report["entries"]:
-            click.echo(f"{user} comes from {e['dn']}, shown as {shown(e['name'])}")
-        for g in report["groups"]:
-            kind = "public group" if g["public"] else "group"
-            click.echo(f"  in {kind} {g['group']!r}" + (" (from the config)" if not g["paths"] and any(
-                s.startswith("config") for s in g["from"]) else ""))
-            for path in g["paths"]:
-                via = " -> ".join(path)
-                click.echo(f"    {'listed in' if len(path) == 1 else 'through'} {via}")
-        if people and not report["groups"]:
-            click.echo(f"  in no selected group ({mapped.left_out.get(people[0].key, 'no membership found')})")
-        for item in report["left_out"]:
-            click.echo(f"{item['dn']} is left out: {item['why']}")
-    sys.exit(ExitCode.OK if report["groups"] else ExitCode.CHANGES)
+    return report, people
+
+
+def _print_explanation(snapshot: Snapshot, user: str, report: dict[str, Any], people: list[Person]) -> None:
+    if not people and not report["left_out"]:
+        uid_attr, node = snapshot.config.users.uid_attribute, user.split("@", 1)[0]
+        click.echo(f"{user}: no directory user gives this JID, and none has {uid_attr}={node!r} "
+                   f"(read {len(snapshot.members.users)} users under {snapshot.config.users.base})")
+    for e in report["entries"]:
+        click.echo(f"{user} comes from {e['dn']}, shown as {shown(e['name'])}")
+    for g in report["groups"]:
+        kind = "public group" if g["public"] else "group"
+        click.echo(f"  in {kind} {g['group']!r}" + (" (from the config)" if not g["paths"] and any(
+            s.startswith("config") for s in g["from"]) else ""))
+        for path in g["paths"]:
+            via = " -> ".join(path)
+            click.echo(f"    {'listed in' if len(path) == 1 else 'through'} {via}")
+    if people and not report["groups"]:
+        click.echo(f"  in no selected group ({snapshot.mapped.left_out.get(people[0].key, 'no membership found')})")
+    for item in report["left_out"]:
+        click.echo(f"{item['dn']} is left out: {item['why']}")
 
 
 def main(argv: list[str] | None = None) -> int:
