@@ -19,7 +19,7 @@ from jinja2 import TemplateError
 
 from ldapsync import dn as dnlib
 from ldapsync.config import Config
-from ldapsync.directory import Entry, parenthesized
+from ldapsync.directory import Backend, Entry, parenthesized
 from ldapsync.mapping import Templates, cleaned_name, selected
 from ldapsync.membership import Memberships
 
@@ -53,7 +53,7 @@ def selected_groups(config: Config, templates: Templates, groups: Iterable[Entry
     return chosen
 
 
-def in_chain_members(directory, config: Config, templates: Templates,
+def in_chain_members(directory: Backend, config: Config, templates: Templates,
                      groups: Iterable[Entry]) -> dict[str, set[str]]:
     """For each selected group (by DN key), the DN keys of the users the
     server finds in it at any depth: one search per group."""

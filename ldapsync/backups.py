@@ -17,7 +17,7 @@ import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ldapsync import safeio
@@ -75,7 +75,7 @@ def listing(output: Output) -> list[Backup]:
         if stat.S_ISREG(st.st_mode):  # a link or anything else planted here is not a backup
             found.append((stamp, entry, st.st_size))
     found.sort(reverse=True)
-    return [Backup(i, folder / entry, datetime.strptime(stamp, _FORMAT).replace(tzinfo=timezone.utc), size)
+    return [Backup(i, folder / entry, datetime.strptime(stamp, _FORMAT).replace(tzinfo=UTC), size)
             for i, (stamp, entry, size) in enumerate(found, 1)]
 
 
@@ -86,7 +86,7 @@ def saver(output: Output) -> Callable[[bytes], Path | None] | None:
         return None
 
     def keep(data: bytes) -> Path:
-        stamp = datetime.fromtimestamp(time.time(), timezone.utc).strftime(_FORMAT)
+        stamp = datetime.fromtimestamp(time.time(), UTC).strftime(_FORMAT)
         target = directory(output) / f"{output.path.name}.{output.tag}.{stamp}.bak"
         write_if_changed(target, data, mode=output.mode, owner=output.owner, group=output.group)
         return target

@@ -12,20 +12,24 @@ import shutil
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ldapsync import __version__
+from ldapsync import __version__, groupsfile, safeio
 from ldapsync import diff as difflib
-from ldapsync import groupsfile
 from ldapsync import jid as jidlib
 from ldapsync import roster as rosterlib
-from ldapsync import safeio
 from ldapsync.errors import ExitCode, UserError
 from ldapsync.output import plural, shown, table
 from ldapsync.speed import ChildFailed, Parallel
+
+if TYPE_CHECKING:  # loaded only by the commands that need them
+    from ldapsync.config import Config, Output
+    from ldapsync.mapping import Person
+    from ldapsync.sync import RunResult, Snapshot
 
 EPILOG = """\b
 Exit codes:
@@ -45,6 +49,7 @@ Exit codes:
 """
 
 log = logging.getLogger("ldapsync")
+T = TypeVar("T")
 
 
 class _FilePath(click.Path):
@@ -53,7 +58,8 @@ class _FilePath(click.Path):
     def __init__(self) -> None:
         super().__init__(dir_okay=False)
 
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> object:
+    def convert(self, value: str | os.PathLike[str], param: click.Parameter | None,
+                ctx: click.Context | None) -> str | bytes | os.PathLike[str]:
         if not str(value).strip():
             self.fail("the path is empty", param, ctx)
         return super().convert(value, param, ctx)
@@ -117,7 +123,7 @@ class _PlainFormatter(logging.Formatter):
         return message
 
 
-def _load_config(path: str | None):
+def _load_config(path: str | None) -> Config:
     from ldapsync import config as configlib  # pydantic loads only for commands that need a config
 
     if not path:
@@ -125,7 +131,7 @@ def _load_config(path: str | None):
     return configlib.load(path)
 
 
-def _fetch(path: str | None):
+def _fetch(path: str | None) -> Snapshot:
     from ldapsync import sync  # ldap3 and jinja2 load only for commands that read the directory
 
     config = _load_config(path)
@@ -196,7 +202,7 @@ def run(config_path: str | None, dry_run: bool, force: bool, reason: str | None,
     if force and not (reason and reason.strip()):
         raise click.UsageError("--force needs --reason TEXT: say why the safety limits do not apply")
     config = _load_config(config_path)
-    outcome = recorded_run(config, dry_run=dry_run, force=reason.strip() if force else None)
+    outcome = recorded_run(config, dry_run=dry_run, force=reason.strip() if force and reason else None)
     if outcome.result is None:
         raise UserError(outcome.error or "the sync failed", ExitCode(outcome.exit_code))
     result = outcome.result
@@ -208,7 +214,7 @@ def run(config_path: str | None, dry_run: bool, force: bool, reason: str | None,
     sys.exit(outcome.exit_code)
 
 
-def _run_json(result, dry_run: bool) -> dict:
+def _run_json(result: RunResult, dry_run: bool) -> dict[str, Any]:
     return {
         "dry_run": dry_run,
         "exit_code": int(result.exit_code),
@@ -231,7 +237,7 @@ def _run_json(result, dry_run: bool) -> dict:
     }
 
 
-def _print_run(result, dry_run: bool) -> None:
+def _print_run(result: RunResult, dry_run: bool) -> None:
     for o in result.outputs:
         size = f"{plural(len(o.model.groups), 'group')}, {plural(o.model.member_count, 'member line')}"
         if not o.changed:
@@ -274,7 +280,8 @@ def rollback(version: int, config_path: str | None, output_path: str | None, lis
     rollback can be undone the same way. The next run writes the directory's
     view again, unless its safety limits refuse it.
     """
-    from ldapsync import backups, state as statelib, sync
+    from ldapsync import backups, sync
+    from ldapsync import state as statelib
     from ldapsync.writer import write_if_changed
 
     config = _load_config(config_path)
@@ -392,9 +399,12 @@ def status(config_path: str | None, max_age: str, as_json: bool) -> None:
                     "state": dataclasses.asdict(state)})
     else:
         word = "CRITICAL" if problems else "OK"
-        detail = "; ".join(problems) if problems else (
-            f"last success {_ago(age)} ago; {state.counts.get('shared_groups', 0)} groups, "
-            f"{state.counts.get('users_in_groups', 0)} users")
+        if problems:
+            detail = "; ".join(problems)
+        else:
+            assert age is not None  # without a success recorded, that is a problem
+            detail = (f"last success {_ago(age)} ago; {state.counts.get('shared_groups', 0)} groups, "
+                      f"{state.counts.get('users_in_groups', 0)} users")
         perf = (f"age={round(age) if age is not None else 'U'}s;;{round(limit)} "
                 f"groups={state.counts.get('shared_groups', 0)} users={state.counts.get('users_in_groups', 0)} "
                 f"failures={state.consecutive_failures}")
@@ -484,22 +494,9 @@ def _check_config(path: str, connect: bool, as_json: bool) -> None:
         problems.append(str(exc))
         password = None
     for output in config.outputs:
-        directory = output.path.parent
-        if not directory.is_dir():
-            problems.append(f"outputs: {output.path}: the directory {directory} does not exist")
-        elif not os.access(directory, os.W_OK):
-            problems.append(f"outputs: {output.path}: the directory {directory} is not writable")
-        else:
-            notes.append(f"{output.path}: directory writable")
-        command = output.post_change_command
-        if command:
-            argv = shlex.split(command) if isinstance(command, str) else list(command)
-            if shutil.which(argv[0]) is None:
-                problems.append(f"outputs: {output.path}: post_change_command: {argv[0]!r} not found")
-            else:
-                notes.append(f"{output.path}: post-change command {argv[0]} found")
-    for key, path in (("state.path", config.state.path), ("the lock", config.lock_path)):
-        problem = path and safeio.folder_problem(path.parent, path)
+        _check_output(output, problems, notes)
+    for key, kept in (("state.path", config.state.path), ("the lock", config.lock_path)):
+        problem = kept and safeio.folder_problem(kept.parent, kept)
         if problem:
             problems.append(f"{key}: {problem}")
     counts = None
@@ -510,15 +507,7 @@ def _check_config(path: str, connect: bool, as_json: bool) -> None:
         notes.append(f"bind as {config.ldap.bind_dn or 'anonymous'} works; {counts['users_read']} users, "
                      f"{counts['groups_read']} groups; {counts['shared_groups']} shared groups with "
                      f"{counts['users_in_groups']} users")
-        if not counts["users_read"]:
-            problems.append(f"users: no entries under {config.users.base!r} match {config.users.filter!r}")
-        if not counts["groups_read"]:
-            problems.append(f"groups: no entries under {config.groups.base!r} match {config.groups.filter!r}")
-        # a run goes on past a collision, holding the name: here it is something to fix
-        problems += [f"groups: {f}" for f in snapshot.findings if f.kind == "group-collision"]
-        for key in snapshot.templates.user_attributes:
-            if not any(e.attrs.get(key.lower()) for e in snapshot.members.users.values()):
-                problems.append(f"mapping: the attribute {key!r} is used by a template but no user has it")
+        problems += _directory_problems(config, snapshot, counts)
     if as_json:
         _emit_json({"config": path, "ok": not problems, "problems": problems, "notes": notes, "counts": counts})
     else:
@@ -527,6 +516,41 @@ def _check_config(path: str, connect: bool, as_json: bool) -> None:
         for p in problems:
             click.echo(f"problem: {p}")
     sys.exit(ExitCode.CHANGES if problems else ExitCode.OK)
+
+
+def _check_output(output: Output, problems: list[str], notes: list[str]) -> None:
+    """Whether an output's file can be written and its post-change command
+    found: a problem or a note for each."""
+    directory = output.path.parent
+    if not directory.is_dir():
+        problems.append(f"outputs: {output.path}: the directory {directory} does not exist")
+    elif not os.access(directory, os.W_OK):
+        problems.append(f"outputs: {output.path}: the directory {directory} is not writable")
+    else:
+        notes.append(f"{output.path}: directory writable")
+    command = output.post_change_command
+    if command:
+        argv = shlex.split(command) if isinstance(command, str) else list(command)
+        if shutil.which(argv[0]) is None:
+            problems.append(f"outputs: {output.path}: post_change_command: {argv[0]!r} not found")
+        else:
+            notes.append(f"{output.path}: post-change command {argv[0]} found")
+
+
+def _directory_problems(config: Config, snapshot: Snapshot, counts: dict[str, Any]) -> list[str]:
+    """What the directory's answer shows to be wrong with the config: an
+    empty search, a name collision, an attribute no user has."""
+    problems = []
+    if not counts["users_read"]:
+        problems.append(f"users: no entries under {config.users.base!r} match {config.users.filter!r}")
+    if not counts["groups_read"]:
+        problems.append(f"groups: no entries under {config.groups.base!r} match {config.groups.filter!r}")
+    # a run goes on past a collision, holding the name: here it is something to fix
+    problems += [f"groups: {f}" for f in snapshot.findings if f.kind == "group-collision"]
+    for key in snapshot.templates.user_attributes:
+        if not any(e.attrs.get(key.lower()) for e in snapshot.members.users.values()):
+            problems.append(f"mapping: the attribute {key!r} is used by a template but no user has it")
+    return problems
 
 
 # --- preview -------------------------------------------------------------------
@@ -544,7 +568,7 @@ def _user_jid(raw: str, host: str | None) -> str:
     return prepared
 
 
-def _pick_output(config, output_path: str | None, user: str | None):
+def _pick_output(config: Config, output_path: str | None, user: str | None) -> Output:
     if output_path:
         for o in config.outputs:
             if str(o.path) == output_path:
@@ -640,6 +664,7 @@ def diff_command(files: tuple[str, ...], config_path: str | None, as_json: bool,
     sees renamed, as Prosody would build it. Exits 0 when nothing changes
     and 1 when something does (for -c: changes are pending).
     """
+    results: list[tuple[str | None, difflib.Diff]]  # (output path, diff) for each file compared
     if len(files) == 2:
         results = [(None, difflib.diff(*_both(partial(_read_groups, files[0]), partial(_read_groups, files[1]))))]
     elif not files and config_path:
@@ -668,40 +693,48 @@ def diff_command(files: tuple[str, ...], config_path: str | None, as_json: bool,
 
 
 def _print_diff(result: difflib.Diff, limit: int) -> None:
-    def cut(seq):
-        return seq if limit <= 0 else seq[:limit]
-
-    for g in cut(result.groups):
-        public = " (public)" if g.public_after or (g.public_after is None and g.public_before) else ""
-        if g.status == "added":
-            click.echo(f"+ group {g.group!r}{public}: {plural(len(g.added), 'member')}")
-        elif g.status == "removed":
-            click.echo(f"- group {g.group!r}{public}: {plural(len(g.removed), 'member')}")
-        else:
-            parts = []
-            if g.public_before != g.public_after:
-                parts.append("now public" if g.public_after else "no longer public")
-            for count, label in ((len(g.added), "added"), (len(g.removed), "removed"), (len(g.renamed), "renamed")):
-                if count:
-                    parts.append(f"{count} {label}")
-            click.echo(f"~ group {g.group!r}: " + ", ".join(parts))
-        for jid, name in cut(g.added) if g.status != "removed" else ():
-            click.echo(f"    + {jid} = {shown(name)}")
-        for jid in cut(g.removed) if g.status != "added" else ():
-            click.echo(f"    - {jid}")
-        for jid, before, after in cut(g.renamed):
-            click.echo(f"    ~ {jid}: {shown(before)} -> {shown(after)}")
+    for g in _cut(result.groups, limit):
+        _print_group_change(g, limit)
     if limit > 0 and len(result.groups) > limit:
         click.echo(f"... and {len(result.groups) - limit} more groups (--limit 0 shows all)")
     if result.groups:
         click.echo("")
-    for u in cut(result.users):
+    for u in _cut(result.users, limit):
         click.echo(u.sentence())
     if limit > 0 and len(result.users) > limit:
         click.echo(f"... and {len(result.users) - limit} more users (--limit 0 shows all)")
     if result.others is not None and result.others.changed:
         click.echo(result.others.sentence())
     click.echo(("Summary: " if result.changed else "") + result.summary())
+
+
+def _cut(seq: Sequence[T], limit: int) -> Sequence[T]:
+    """The first ``limit`` items of ``seq``; all of them for 0."""
+    return seq if limit <= 0 else seq[:limit]
+
+
+def _print_group_change(g: difflib.GroupChange, limit: int) -> None:
+    """One group's line of the diff, and its members added, removed and
+    renamed (at most ``limit`` of each; 0: all)."""
+    public = " (public)" if g.public_after or (g.public_after is None and g.public_before) else ""
+    if g.status == "added":
+        click.echo(f"+ group {g.group!r}{public}: {plural(len(g.added), 'member')}")
+    elif g.status == "removed":
+        click.echo(f"- group {g.group!r}{public}: {plural(len(g.removed), 'member')}")
+    else:
+        parts = []
+        if g.public_before != g.public_after:
+            parts.append("now public" if g.public_after else "no longer public")
+        for count, label in ((len(g.added), "added"), (len(g.removed), "removed"), (len(g.renamed), "renamed")):
+            if count:
+                parts.append(f"{count} {label}")
+        click.echo(f"~ group {g.group!r}: " + ", ".join(parts))
+    for jid, name in _cut(g.added, limit) if g.status != "removed" else ():
+        click.echo(f"    + {jid} = {shown(name)}")
+    for jid in _cut(g.removed, limit) if g.status != "added" else ():
+        click.echo(f"    - {jid}")
+    for jid, before, after in _cut(g.renamed, limit):
+        click.echo(f"    ~ {jid}: {shown(before)} -> {shown(after)}")
 
 
 # --- explain -------------------------------------------------------------------
@@ -721,6 +754,18 @@ def explain(jid: str, config_path: str | None, as_json: bool) -> None:
     """
     snapshot = _fetch(config_path)
     user = jidlib.prep(jid) or jid
+    report, people = _explanation(snapshot, user)
+    if as_json:
+        _emit_json(report)
+    else:
+        _print_explanation(snapshot, user, report, people)
+    sys.exit(ExitCode.OK if report["groups"] else ExitCode.CHANGES)
+
+
+def _explanation(snapshot: Snapshot, user: str) -> tuple[dict[str, Any], list[Person]]:
+    """Why ``user`` is in each shared group (the directory groups and the
+    nesting paths behind it), and why the entries that could give that JID
+    are left out; and the people who give it."""
     mapped, members = snapshot.mapped, snapshot.members
     people = [p for p in mapped.people.values() if p.jid == user]
     node = user.split("@", 1)[0]
@@ -729,7 +774,7 @@ def explain(jid: str, config_path: str | None, as_json: bool) -> None:
     related = [k for k, e in members.users.items()
                if any(v.lower() == node or (not v.isascii() and jidlib.nodeprep(v) == node)
                       for v in e.attrs.get(uid_attr.lower(), ()))]
-    report: dict = {"jid": user, "entries": [], "groups": [], "left_out": []}
+    report: dict[str, Any] = {"jid": user, "entries": [], "groups": [], "left_out": []}
     for p in people:
         report["entries"].append({"dn": p.dn, "jid": p.jid, "name": p.name})
         for shared, group in sorted(mapped.groups.items()):
@@ -747,26 +792,27 @@ def explain(jid: str, config_path: str | None, as_json: bool) -> None:
     for key in related:
         if key in mapped.left_out and key not in {p.key for p in people}:
             report["left_out"].append({"dn": members.users[key].dn, "why": mapped.left_out[key]})
-    if as_json:
-        _emit_json(report)
-    else:
-        if not people and not report["left_out"]:
-            click.echo(f"{user}: no directory user gives this JID, and none has {uid_attr}={node!r} "
-                       f"(read {len(members.users)} users under {snapshot.config.users.base})")
-        for e in report["entries"]:
-            click.echo(f"{user} comes from {e['dn']}, shown as {shown(e['name'])}")
-        for g in report["groups"]:
-            kind = "public group" if g["public"] else "group"
-            click.echo(f"  in {kind} {g['group']!r}" + (" (from the config)" if not g["paths"] and any(
-                s.startswith("config") for s in g["from"]) else ""))
-            for path in g["paths"]:
-                via = " -> ".join(path)
-                click.echo(f"    {'listed in' if len(path) == 1 else 'through'} {via}")
-        if people and not report["groups"]:
-            click.echo(f"  in no selected group ({mapped.left_out.get(people[0].key, 'no membership found')})")
-        for item in report["left_out"]:
-            click.echo(f"{item['dn']} is left out: {item['why']}")
-    sys.exit(ExitCode.OK if report["groups"] else ExitCode.CHANGES)
+    return report, people
+
+
+def _print_explanation(snapshot: Snapshot, user: str, report: dict[str, Any], people: list[Person]) -> None:
+    if not people and not report["left_out"]:
+        uid_attr, node = snapshot.config.users.uid_attribute, user.split("@", 1)[0]
+        click.echo(f"{user}: no directory user gives this JID, and none has {uid_attr}={node!r} "
+                   f"(read {len(snapshot.members.users)} users under {snapshot.config.users.base})")
+    for e in report["entries"]:
+        click.echo(f"{user} comes from {e['dn']}, shown as {shown(e['name'])}")
+    for g in report["groups"]:
+        kind = "public group" if g["public"] else "group"
+        click.echo(f"  in {kind} {g['group']!r}" + (" (from the config)" if not g["paths"] and any(
+            s.startswith("config") for s in g["from"]) else ""))
+        for path in g["paths"]:
+            via = " -> ".join(path)
+            click.echo(f"    {'listed in' if len(path) == 1 else 'through'} {via}")
+    if people and not report["groups"]:
+        click.echo(f"  in no selected group ({snapshot.mapped.left_out.get(people[0].key, 'no membership found')})")
+    for item in report["left_out"]:
+        click.echo(f"{item['dn']} is left out: {item['why']}")
 
 
 def main(argv: list[str] | None = None) -> int:

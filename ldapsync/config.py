@@ -18,8 +18,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo,
-                      field_validator, model_validator)
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
 
 from ldapsync import safeio
 from ldapsync.errors import ExitCode, UserError
@@ -48,6 +57,7 @@ class _Strict(BaseModel):
         name or an LDAP string: refused in every value, at load.  A section
         (a nested model) checks its own keys, so that the message names the
         key that holds it."""
+        assert info.field_name is not None  # a field validator always has its field
         if not _holds_model(cls.model_fields[info.field_name].annotation) and _holds_nul(value):
             raise ValueError("holds a NUL byte (\\0), which no path, command, name or LDAP value can carry")
         return value
@@ -433,11 +443,11 @@ class ScheduleSettings(_Strict):
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str) -> str:
-        from datetime import datetime, timezone
+        from datetime import UTC, datetime
 
         from ldapsync.schedule import cron_trigger  # apscheduler loads only with a schedule
 
-        if cron_trigger(value, "UTC").get_next_fire_time(None, datetime.now(timezone.utc)) is None:
+        if cron_trigger(value, "UTC").get_next_fire_time(None, datetime.now(UTC)) is None:
             raise ValueError(f"{value!r} never comes: no month has that day")
         return value
 
@@ -675,7 +685,7 @@ def parse(text: str, source: str = "<config>") -> Config:
 _KEY_FIRST = re.compile(r"[a-z_]+(\.[a-z_]+)+: ")
 
 
-def _describe(error: dict) -> str:
+def _describe(error: ErrorDetails) -> str:
     loc = [str(p) for p in error["loc"]]
     path = ".".join(p if not p.isdigit() else f"[{p}]" for p in loc).replace(".[", "[") or "(top level)"
     if error["type"] == "extra_forbidden":
@@ -696,7 +706,7 @@ def _describe(error: dict) -> str:
     return f"{path}: {message}"
 
 
-def _model_at(loc: tuple) -> type[BaseModel] | None:
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
     model: Any = Config
     for part in loc:
         if isinstance(part, int):

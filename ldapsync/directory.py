@@ -17,6 +17,7 @@ import shlex
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Self
 
 from ldapsync import ranges
 from ldapsync.config import LdapSettings
@@ -49,7 +50,7 @@ class Entry:
         return values[0] if values else ""
 
 
-def complete_ranges(directory, entries: Iterator[Entry], what: str) -> Iterator[Entry]:
+def complete_ranges(directory: Backend, entries: Iterator[Entry], what: str) -> Iterator[Entry]:
     """A backend's search results with ranged attributes completed through
     its ``read_entry``: the follow-ups are counted in ``range_searches``
     (and ``searches``) and logged, the same for every backend."""
@@ -88,12 +89,29 @@ class Backend:
         self.url = settings.servers[0]  # then the server connected to
         self.progress = sys.stderr.isatty() if progress is None else progress
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         self.connect()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def connect(self) -> None:
+        """Bind to the first server that answers (each backend its own)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Unbind, if bound (each backend its own)."""
+        raise NotImplementedError
+
+    def read_entry(self, dn: str, attributes: Sequence[str]) -> dict[str, list[str]]:
+        """One base-scope read of ``dn`` (each backend its own)."""
+        raise NotImplementedError
+
+    def _paged_search(self, base: str, filter: str, attributes: Sequence[str], scope: str,
+                      what: str) -> Iterator[Entry]:
+        """The raw paged search behind :meth:`search` (each backend its own)."""
+        raise NotImplementedError
 
     def search(self, base: str, filter: str, attributes: Sequence[str], scope: str = "sub",
                what: str = "entries") -> Iterator[Entry]:
@@ -172,7 +190,7 @@ def ldapsearch_command(s: LdapSettings, url: str, base: str, filter: str, attrib
     return " ".join(shlex.quote(c) for c in cmd)
 
 
-def open_directory(settings: LdapSettings, password: str | None, *, progress: bool | None = None):
+def open_directory(settings: LdapSettings, password: str | None, *, progress: bool | None = None) -> Backend:
     """The configured backend: python-ldap (C, like ldapsearch) when
     ``backend`` says so, or with ``auto`` when it is installed; else ldap3."""
     if settings.backend in ("auto", "python-ldap"):

@@ -10,6 +10,7 @@ contacts from everyone's roster.
 from __future__ import annotations
 
 import ast
+import contextlib
 import logging
 import math
 import re
@@ -20,8 +21,16 @@ from collections.abc import Iterator, Sequence
 import ldap3
 from ldap3.core import exceptions as ldap_errors
 
-from ldapsync.directory import (DOMAIN_SCOPE, Backend, DirectoryError, Entry, SearchCount, decode_attributes,
-                                failure_kind, search_failed)
+from ldapsync.directory import (
+    DOMAIN_SCOPE,
+    Backend,
+    DirectoryError,
+    Entry,
+    SearchCount,
+    decode_attributes,
+    failure_kind,
+    search_failed,
+)
 from ldapsync.errors import ExitCode, UserError
 
 log = logging.getLogger("ldapsync.directory")
@@ -196,15 +205,16 @@ def _tls_reason(exc: Exception, text: str) -> str | None:
     """One line for a failed TLS handshake (ldaps:// or StartTLS), else None."""
     mismatch = _NAME_MISMATCH.search(text)
     if mismatch or isinstance(exc, ldap_errors.LDAPCertificateError):
-        try:
-            cert = ast.literal_eval(mismatch["cert"])
-            wanted = ", ".join(ast.literal_eval(mismatch["names"]))
-            alt = [f"{kind}:{value}" for kind, value in cert.get("subjectAltName", ())]
-            cns = [f"CN={value}" for rdn in cert.get("subject", ()) for key, value in rdn if key == "commonName"]
-            return (f"TLS failed: the server's certificate is for {', '.join(alt or cns) or 'no host name'}, "
-                    f"not for {wanted}; connect by a name the certificate holds")
-        except (TypeError, ValueError, SyntaxError, AttributeError):
-            return "TLS failed: the server's certificate does not hold the host name of the URL"
+        # the names, when ldap3's message holds them in a shape we can read
+        with contextlib.suppress(TypeError, ValueError, SyntaxError, AttributeError):
+            if mismatch is not None:
+                cert = ast.literal_eval(mismatch["cert"])
+                wanted = ", ".join(ast.literal_eval(mismatch["names"]))
+                alt = [f"{kind}:{value}" for kind, value in cert.get("subjectAltName", ())]
+                cns = [f"CN={value}" for rdn in cert.get("subject", ()) for key, value in rdn if key == "commonName"]
+                return (f"TLS failed: the server's certificate is for {', '.join(alt or cns) or 'no host name'}, "
+                        f"not for {wanted}; connect by a name the certificate holds")
+        return "TLS failed: the server's certificate does not hold the host name of the URL"
     found = _SSL_MESSAGE.search(text)
     if found is None and not isinstance(exc, ssl.SSLError):
         return None
@@ -217,7 +227,5 @@ def _tls_reason(exc: Exception, text: str) -> str | None:
 
 
 def _quiet_unbind(conn: ldap3.Connection) -> None:
-    try:
+    with contextlib.suppress(Exception):  # closing a broken connection may fail in any way
         conn.unbind()
-    except Exception:  # noqa: BLE001 - closing a broken connection may fail in any way
-        pass

@@ -17,8 +17,16 @@ from collections.abc import Iterator, Sequence
 import ldap
 from ldap.controls import LDAPControl, SimplePagedResultsControl
 
-from ldapsync.directory import (DOMAIN_SCOPE, Backend, DirectoryError, Entry, SearchCount, decode_attributes,
-                                failure_kind, search_failed)
+from ldapsync.directory import (
+    DOMAIN_SCOPE,
+    Backend,
+    DirectoryError,
+    Entry,
+    SearchCount,
+    decode_attributes,
+    failure_kind,
+    search_failed,
+)
 from ldapsync.errors import ExitCode, UserError
 
 log = logging.getLogger("ldapsync.directory")
@@ -32,7 +40,7 @@ _FAILURES = ((ldap.SIZELIMIT_EXCEEDED, "size"), (ldap.TIMELIMIT_EXCEEDED, "time"
 class PythonLdapDirectory(Backend):
     """The python-ldap backend (see :class:`ldapsync.directory.Backend`)."""
 
-    def _open(self, url: str):
+    def _open(self, url: str) -> ldap.ldapobject.SimpleLDAPObject:
         s = self.settings
         for key in ("ca_file", "client_cert_file", "client_key_file"):
             path = getattr(s, key)
@@ -91,10 +99,8 @@ class PythonLdapDirectory(Backend):
 
     def close(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(ldap.LDAPError):
                 self._conn.unbind_s()
-            except ldap.LDAPError:
-                pass
             self._conn = None
 
     def read_entry(self, dn: str, attributes: Sequence[str]) -> dict[str, list[str]]:

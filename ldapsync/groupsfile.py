@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeGuard, cast
 
 from ldapsync import jid as jidlib
 from ldapsync import safeio
@@ -53,6 +53,11 @@ _COMMENT_MARKS = ("#", ";", "//")
 
 def _looks_like_comment(token: str) -> bool:
     return token.startswith(_COMMENT_MARKS) and "@" not in token
+
+
+def _all_named(members: Mapping[str, str | None]) -> TypeGuard[Mapping[str, str]]:
+    """Whether every member has a name (None: a nameless line)."""
+    return None not in members.values()
 
 
 Severity = Literal["error", "warning"]
@@ -110,7 +115,7 @@ class GroupsFile:
         declared = set()
         for name, is_public, members in groups:
             # the read-only members as they are, not a copy, unless a name is missing ("" in Prosody)
-            read[name] = members if None not in members.values() else {j: n or "" for j, n in members.items()}
+            read[name] = members if _all_named(members) else {j: n or "" for j, n in members.items()}
             declared.add(name)
             if is_public:
                 public.append(name)
@@ -243,14 +248,14 @@ class _Reader:
         knowns = list(map(self.clean.get, run))  # one lookup a line: a large file's dictionaries miss the cache
         has_new = None in knowns
         if has_new:
-            new = [jid for jid, known in zip(run, knowns) if known is None]
+            new = [jid for jid, known in zip(run, knowns, strict=True) if known is None]
             joined = "".join(new)
             if any(space in joined for space in _LUA_SPACE) or not all(map(jidlib.is_prepared, new)) or (
                     not self.seen.keys().isdisjoint(new)) or not surely_visible(joined):
                 return False
-            firsts = [name if k is None else k[2] for k, name in zip(knowns, names)]
+            firsts = [name if k is None else k[2] for k, name in zip(knowns, names, strict=True)]
         else:
-            firsts = [k[2] for k in knowns]
+            firsts = [k[2] for k in cast("list[list[Any]]", knowns)]
         if firsts != names:
             return False  # a JID named differently before
         if has_new:  # each JID once in the run: its position is its line's
@@ -258,13 +263,15 @@ class _Reader:
                 if knowns[i] is None:
                     known = knowns[i] = self.seen[jid] = self.clean[jid] = [jid, [], names[i], start + 1 + i]
                     self.memberships[jid] = known[1]
-        members.update(zip(map(_FIRST, knowns), firsts))  # one string per JID and per name, not one per line
+        records = cast("list[list[Any]]", knowns)  # each None is filled in by now
+        # one string per JID and per name, not one per line
+        members.update(zip(map(_FIRST, records), firsts, strict=True))
         current = self.current
-        for known in knowns:
-            known[1].append(current)
+        for record in records:
+            record[1].append(current)
         return True
 
-    def lines(self, lines: list[str], start: int, stop: int) -> None:
+    def lines(self, lines: list[str], start: int, stop: int) -> None:  # noqa: C901 - the reference reader: one loop, as in mod_groups
         """Read ``lines[start:stop]`` one by one, as mod_groups does."""
         groups, memberships, public, declared = self.groups, self.memberships, self.public, self.declared
         warn, header_line, plain_header = self.warn, self.header_line, self.plain_header
@@ -354,7 +361,8 @@ class _Collector:
         self.sink.append(Diagnostic(line, severity, code, message))
 
 
-def _check_header(warn, number, line, name, is_public, header_line, plain_header) -> None:
+def _check_header(warn: _Collector, number: int, line: str, name: str, is_public: bool, header_line: dict[str, int],
+                  plain_header: dict[str, int]) -> None:
     shown = ("+" if is_public else "") + name
     if line.endswith("\r"):
         warn(number, "warning", "crlf", "the line ends with a carriage return (CRLF); Prosody ignores it in a header")
@@ -384,7 +392,7 @@ def _check_header(warn, number, line, name, is_public, header_line, plain_header
         plain_header.setdefault(name, number)
 
 
-def _invalid_jid(warn, number, line, token) -> None:
+def _invalid_jid(warn: _Collector, number: int, line: str, token: str) -> None:
     stripped = line.lstrip(_LUA_SPACE)
     if line.startswith("\ufeff"):
         hint = "; a byte-order mark (BOM) starts the line"
@@ -399,7 +407,7 @@ def _invalid_jid(warn, number, line, token) -> None:
     warn(number, "error", "invalid-jid", f"Prosody skips this line: {token!r} is not a valid JID{hint}")
 
 
-def _check_entry(warn, number, line, entry, token_match, jid) -> None:
+def _check_entry(warn: _Collector, number: int, line: str, entry: str, token_match: re.Match[str], jid: str) -> None:
     """The text before '=' is not exactly a prepared JID: say how Prosody reads it."""
     token = token_match.group()
     stripped = line.lstrip(_LUA_SPACE)
@@ -417,13 +425,16 @@ def _check_entry(warn, number, line, entry, token_match, jid) -> None:
         warn(number, "warning", "unprepared-jid", f"Prosody reads {token!r} as {jid!r}")
     rest = entry[token_match.end() :].strip(_LUA_SPACE)
     if rest:
-        warn(number, "warning", "extra-text", f"Prosody reads only the JID {token!r}; {rest!r} before the '=' is ignored")
+        warn(number, "warning", "extra-text",
+             f"Prosody reads only the JID {token!r}; {rest!r} before the '=' is ignored")
 
 
-def _check_member(warn, number, line, jid, eq, member_name, before_header) -> None:
+def _check_member(warn: _Collector, number: int, line: str, jid: str, eq: int, member_name: str,
+                  before_header: bool) -> None:
     """The name part of a member line, and where the line stands."""
     if before_header:
-        warn(number, "warning", "default-group", f"a member line before any [Group] header: {jid} joins the group 'default'")
+        warn(number, "warning", "default-group",
+             f"a member line before any [Group] header: {jid} joins the group 'default'")
     if eq < 0:
         if line.endswith("\r"):
             warn(number, "warning", "crlf", "the line ends with a carriage return (CRLF)")
@@ -532,9 +543,9 @@ def _all_writable(members: dict[str, str | None]) -> bool:
     """True when every member line can be written as it is: the checks of
     :func:`_member_problems` on many members at once.  False only means
     "look at each one"."""
-    names = list(members.values())
-    if None in names or not jidlib.all_prepared(members):
+    if not _all_named(members) or not jidlib.all_prepared(members):
         return False
+    names = list(members.values())
     jids = "@".join(members)  # '@' is no problem, and in no problem pattern
     if _UNWRITABLE_IN_JID.search(jids) is not None or "@[" in jids or not surely_visible(jids):
         return False
@@ -611,8 +622,8 @@ def _lines(model: GroupsModel) -> Iterable[str]:
         yield f"[{'+' if group.public else ''}{group.name}]\n"
         members = group.members
         jids = sorted(members)
-        if jids and None not in members.values():
-            yield "\n".join(map("=".join, zip(jids, map(members.__getitem__, jids))))
+        if jids and _all_named(members):
+            yield "\n".join(map("=".join, zip(jids, map(members.__getitem__, jids), strict=True)))
             yield "\n"
         else:
             for jid in jids:

@@ -15,7 +15,7 @@ import re
 import stringprep
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from functools import lru_cache
 from unicodedata import ucd_3_2_0
 
@@ -144,7 +144,7 @@ def _prohibited_resource(ch: str) -> bool:
     return stringprep.in_table_c21(ch) or _prohibited_common(ch)
 
 
-def _stringprep(text: str, case_fold: bool, prohibited) -> str | None:
+def _stringprep(text: str, case_fold: bool, prohibited: Callable[[str], bool]) -> str | None:
     try:
         raw = text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates: bytes that were not UTF-8
@@ -213,19 +213,24 @@ def prep(jid: str) -> str | None:
     parts = split(jid)
     if parts is None:
         return None
-    node, host, resource = parts
+    return _prep_parts(*parts)
+
+
+def _prep_parts(node: str | None, host: str, resource: str | None) -> str | None:
+    """:func:`prep` of a JID split into its parts: each part prepared by its
+    own stringprep profile."""
     if host == ".":
         return None
     if host.endswith("."):
         host = host[:-1]
-    host = nameprep(host)
-    if host is None:
+    prepared_host = nameprep(host)
+    if prepared_host is None:
         return None
     if node is not None:
         node = nodeprep(node)
         if node is None:
             return None
-    out = host
+    out = prepared_host
     if node is not None:
         out = node + "@" + out
     if resource is not None:

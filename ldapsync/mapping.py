@@ -9,17 +9,19 @@ defined when rendering (an empty string when the entry lacks it), so that
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import stringprep
 import unicodedata
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateRuntimeError, meta
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateRuntimeError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from ldapsync import jid as jidlib
-from ldapsync.config import Config, MappingSettings, Output
+from ldapsync.config import Config, GroupSettings, MappingSettings, Output, StaticGroup
 from ldapsync.directory import Entry
 from ldapsync.errors import ExitCode, UserError
 from ldapsync.groupsfile import GroupsFile, clean_text, writable_jid
@@ -90,7 +92,7 @@ class Templates:
         return [None if r is None else r.strip()
                 for r in self._render_batch(self._group_names, entries, self.group_attributes)]
 
-    def _batch(self, source: str, attributes: list[str]):
+    def _batch(self, source: str, attributes: list[str]) -> Template | None:
         """``source`` inside a for loop whose targets are the template's
         variables: a render then costs one context for many entries.  None
         if the template does not fit in a loop (it falls back to one render
@@ -101,7 +103,8 @@ class Templates:
         except TemplateError:
             return None
 
-    def _render_batch(self, template, entries: Sequence[Entry], attributes: list[str]) -> list[str | None]:
+    def _render_batch(self, template: Template | None, entries: Sequence[Entry],
+                      attributes: list[str]) -> list[str | None]:
         keys = [a.lower() for a in attributes]
         out: list[str | None] = []
         for start in range(0, len(entries), _CHUNK):
@@ -109,10 +112,9 @@ class Templates:
             records = None
             if template is not None:
                 rows = [(*[(e.attrs.get(k) or _EMPTY)[0] for k in keys], e.dn, e.attrs) for e in chunk]
-                try:
+                # some entry fails: the caller renders each on its own and reports which (Templates.render)
+                with contextlib.suppress(Exception):
                     records = template.render({_ROWS: rows}).split(_RECORD)
-                except Exception:  # noqa: BLE001 - some entry fails: the caller renders each on its own
-                    pass  # and reports which (Templates.render)
             if records is not None and len(records) == len(chunk) + 1:
                 out += records[:-1]
             else:
@@ -120,8 +122,8 @@ class Templates:
         return out
 
     @staticmethod
-    def _context(entry: Entry, attributes: Iterable[str], extra: dict) -> dict:
-        context = {name: entry.first(name) for name in attributes}
+    def _context(entry: Entry, attributes: Iterable[str], extra: dict[str, Any]) -> dict[str, Any]:
+        context: dict[str, Any] = {name: entry.first(name) for name in attributes}
         context["dn"] = entry.dn
         context["attrs"] = entry.attrs
         context.update(extra)
@@ -166,47 +168,93 @@ class Mapped:
 def map_directory(config: Config, templates: Templates, members: Memberships) -> Mapped:
     """Shared groups from resolved memberships, as the config maps them."""
     findings: list[Finding] = []
-    people: dict[str, Person] = {}
     left_out: dict[str, str] = dict(members.disabled)
+    people, reshaped, collisions = _people(templates, members, left_out, findings)
+    _settle_collisions(collisions, reshaped, members, people, left_out, findings)
+    groups, sources, held, held_members = _shared_groups(config.groups, templates, members, people, findings)
+    from_directory = {name: len(g.members) for name, g in groups.items()}
+    for name, dns in held.items():
+        from_directory[name] = len(held_members[name])
+        listed = sorted(dns)
+        findings.append(Finding(
+            "group-collision", name,
+            f"{', '.join(listed[:-1])} and {listed[-1]} all map to this shared group name; the name is held as "
+            "it is in the current file while the other groups sync (change mapping.group_name or a group's "
+            "name, or set groups.on_name_collision: merge)"))
+    _add_static_groups(config.static_groups, groups, sources, held, findings)
+    in_a_group = set().union(*(g.members for g in groups.values()), *held_members.values())
+    for key, person in people.items():
+        if person.jid not in in_a_group:
+            left_out.setdefault(key, "in no selected group")
+    return Mapped(groups, sources, people, left_out, findings, in_a_group, held, from_directory)
+
+
+def _people(templates: Templates, members: Memberships, left_out: dict[str, str],
+            findings: list[Finding]) -> tuple[dict[str, Person], dict[str, str], dict[str, list[str]]]:
+    """Every enabled user who has a JID Prosody accepts, by user key; the
+    users whose rendered JID preparation changes beyond case (user key -> the
+    rendered JID); and the JIDs several users give (JID -> their keys)."""
+    people: dict[str, Person] = {}
     by_jid: dict[str, str] = {}  # JID -> the first user key that gives it
     collisions: dict[str, list[str]] = {}
     reshaped: dict[str, str] = {}  # user key -> its rendered JID, which preparation changes beyond case
     enabled = [(key, entry) for key, entry in members.users.items() if key not in members.disabled]
     rendered = templates.render_people([entry for _, entry in enabled])
-    for (key, entry), both in zip(enabled, rendered):
-        if both is not None:
-            raw_jid, raw_name = both
-        else:
-            try:
-                raw_jid = templates.render("jid", entry, templates.user_attributes)
-            except TemplateError as exc:
-                left_out[key] = f"mapping.jid failed: {exc}"
-                findings.append(Finding("template-error", entry.dn, left_out[key]))
-                continue
-            raw_name = None  # rendered again below, to report a failure
-        prepared = jidlib.prep(raw_jid)
-        # is_prepared: a JID must read back as itself ("\xad@x" prepares to "@x", which does not)
-        if (prepared is None or "@" not in prepared or "/" in prepared or not jidlib.is_prepared(prepared)
-                or not writable_jid(prepared)):
-            left_out[key] = f"mapping.jid gives {raw_jid!r}, which is not a user JID Prosody accepts"
-            findings.append(Finding("bad-jid", entry.dn, left_out[key]))
+    for (key, entry), both in zip(enabled, rendered, strict=True):
+        person = _person(templates, key, entry, both, left_out, reshaped, findings)
+        if person is None:
             continue
-        if not surely_visible(prepared) and has_invisible(prepared):
-            left_out[key] = (f"mapping.jid gives {escaped(raw_jid)}, which Prosody reads as {escaped(prepared)}: "
-                             f"a JID with {describe(prepared)} looks like another")
-            findings.append(Finding("bad-jid", entry.dn, left_out[key]))
-            continue
-        if raw_jid != prepared and not only_case(raw_jid, prepared):
-            reshaped[key] = raw_jid
-        if raw_name and raw_name.isprintable() and raw_name[0] != " " and raw_name[-1] != " " and (
-                len(raw_name) <= MAX_NAME) and (raw_name.isascii() or surely_visible(raw_name)):
-            name = raw_name  # nothing to clean (the common case, checked quickly)
-        else:
-            name = _display_name(templates, entry, prepared, raw_name, findings)
-        people[key] = Person(key, entry.dn, prepared, name)
-        first = by_jid.setdefault(prepared, key)
+        people[key] = person
+        first = by_jid.setdefault(person.jid, key)
         if first is not key:
-            collisions.setdefault(prepared, [first]).append(key)
+            collisions.setdefault(person.jid, [first]).append(key)
+    return people, reshaped, collisions
+
+
+def _person(templates: Templates, key: str, entry: Entry, both: tuple[str, str] | None, left_out: dict[str, str],
+            reshaped: dict[str, str], findings: list[Finding]) -> Person | None:
+    """One user as the groups file sees them, from their rendered JID and
+    name (``both``; None when the batch render failed); None, with the
+    reason in ``left_out``, when the JID is not one Prosody accepts."""
+    raw_name: str | None
+    if both is not None:
+        raw_jid, raw_name = both
+    else:
+        try:
+            raw_jid = templates.render("jid", entry, templates.user_attributes)
+        except TemplateError as exc:
+            left_out[key] = f"mapping.jid failed: {exc}"
+            findings.append(Finding("template-error", entry.dn, left_out[key]))
+            return None
+        raw_name = None  # rendered again below, to report a failure
+    prepared = jidlib.prep(raw_jid)
+    # is_prepared: a JID must read back as itself ("\xad@x" prepares to "@x", which does not)
+    if (prepared is None or "@" not in prepared or "/" in prepared or not jidlib.is_prepared(prepared)
+            or not writable_jid(prepared)):
+        left_out[key] = f"mapping.jid gives {raw_jid!r}, which is not a user JID Prosody accepts"
+        findings.append(Finding("bad-jid", entry.dn, left_out[key]))
+        return None
+    if not surely_visible(prepared) and has_invisible(prepared):
+        left_out[key] = (f"mapping.jid gives {escaped(raw_jid)}, which Prosody reads as {escaped(prepared)}: "
+                         f"a JID with {describe(prepared)} looks like another")
+        findings.append(Finding("bad-jid", entry.dn, left_out[key]))
+        return None
+    if raw_jid != prepared and not only_case(raw_jid, prepared):
+        reshaped[key] = raw_jid
+    name: str | None
+    if raw_name and raw_name.isprintable() and raw_name[0] != " " and raw_name[-1] != " " and (
+            len(raw_name) <= MAX_NAME) and (raw_name.isascii() or surely_visible(raw_name)):
+        name = raw_name  # nothing to clean (the common case, checked quickly)
+    else:
+        name = _display_name(templates, entry, prepared, raw_name, findings)
+    return Person(key, entry.dn, prepared, name)
+
+
+def _settle_collisions(collisions: dict[str, list[str]], reshaped: dict[str, str], members: Memberships,
+                       people: dict[str, Person], left_out: dict[str, str], findings: list[Finding]) -> None:
+    """Of the users who give the same JID, the one who gives it as it is
+    keeps it; when none or several do, all of them are left out.  Then a
+    finding for each remaining user whose JID preparation reshaped."""
     for jid, keys in collisions.items():
         exact = [k for k in keys if k not in reshaped]
         if len(exact) == 1:
@@ -223,36 +271,24 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
             findings.append(Finding("jid-prepared", people[key].dn, f"mapping.jid gives {escaped(given)}, which "
                                     f"Prosody reads as {people[key].jid}{_how_prepared(given)}"))
 
-    gs = config.groups
+
+def _shared_groups(gs: GroupSettings, templates: Templates, members: Memberships, people: dict[str, Person],
+                   findings: list[Finding]) -> tuple[dict[str, SharedGroup], dict[str, list[str]],
+                                                     dict[str, list[str]], dict[str, set[str]]]:
+    """The shared groups the directory's groups map to, and the group DNs
+    behind each; the names held on a collision (see :attr:`Mapped.held`),
+    with the group DNs and the members behind each."""
     jid_and_name = {key: (p.jid, p.name) for key, p in people.items()}.get
     groups: dict[str, SharedGroup] = {}
     sources: dict[str, list[str]] = {}
     held: dict[str, list[str]] = {}
     held_members: dict[str, set[str]] = {}
     group_names = templates.render_group_names(list(members.groups.values()))
-    for (key, entry), raw in zip(members.groups.items(), group_names):
-        if raw is None:
-            try:
-                raw = templates.render("group_name", entry, templates.group_attributes)
-            except TemplateError as exc:
-                findings.append(Finding("template-error", entry.dn, f"mapping.group_name failed: {exc}"))
-                continue
-        shared = cleaned_name(raw)
-        if shared != raw:
-            findings.append(Finding("name-cleaned", entry.dn, f"group name {escaped(_short(raw))} cleaned to "
-                                                              f"{escaped(_short(shared))}"))
-        if not shared:
-            findings.append(Finding("group-name-empty", entry.dn, "mapping.group_name gives an empty name; group "
-                                                                  "left out"))
+    for (key, entry), raw in zip(members.groups.items(), group_names, strict=True):
+        group = _shared_group(gs, templates, entry, raw, members.members.get(key, ()), jid_and_name, findings)
+        if group is None:
             continue
-        if not selected(shared, gs.include, gs.exclude):
-            continue
-        group = SharedGroup(shared, dict(filter(None, map(jid_and_name, members.members.get(key, ())))),
-                            any(fnmatch.fnmatchcase(shared, p) for p in gs.public))
-        if shared.startswith("+") and not group.public:
-            findings.append(Finding("group-name", entry.dn, f"a private group cannot be named {shared!r} "
-                                                            "(a leading '+' makes a group public); left out"))
-            continue
+        shared = group.name
         if shared in held:
             held[shared].append(entry.dn)
             held_members[shared].update(group.members)
@@ -268,16 +304,45 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
             group = SharedGroup(shared, {**groups[shared].members, **group.members}, group.public)
         groups[shared] = group
         sources.setdefault(shared, []).append(entry.dn)
-    from_directory = {name: len(g.members) for name, g in groups.items()}
-    for name, dns in held.items():
-        from_directory[name] = len(held_members[name])
-        listed = sorted(dns)
-        findings.append(Finding(
-            "group-collision", name,
-            f"{', '.join(listed[:-1])} and {listed[-1]} all map to this shared group name; the name is held as "
-            "it is in the current file while the other groups sync (change mapping.group_name or a group's "
-            "name, or set groups.on_name_collision: merge)"))
-    for static in config.static_groups:
+    return groups, sources, held, held_members
+
+
+def _shared_group(gs: GroupSettings, templates: Templates, entry: Entry, raw: str | None, users: Iterable[str],
+                  jid_and_name: Callable[[str], tuple[str, str | None] | None],
+                  findings: list[Finding]) -> SharedGroup | None:
+    """The shared group one directory group maps to, with its ``users`` who
+    have a JID; None when the config does not select it or its name cannot
+    be written (a finding says why)."""
+    if raw is None:
+        try:
+            raw = templates.render("group_name", entry, templates.group_attributes)
+        except TemplateError as exc:
+            findings.append(Finding("template-error", entry.dn, f"mapping.group_name failed: {exc}"))
+            return None
+    shared = cleaned_name(raw)
+    if shared != raw:
+        findings.append(Finding("name-cleaned", entry.dn, f"group name {escaped(_short(raw))} cleaned to "
+                                                          f"{escaped(_short(shared))}"))
+    if not shared:
+        findings.append(Finding("group-name-empty", entry.dn, "mapping.group_name gives an empty name; group "
+                                                              "left out"))
+        return None
+    if not selected(shared, gs.include, gs.exclude):
+        return None
+    group = SharedGroup(shared, dict(filter(None, map(jid_and_name, users))),
+                        any(fnmatch.fnmatchcase(shared, p) for p in gs.public))
+    if shared.startswith("+") and not group.public:
+        findings.append(Finding("group-name", entry.dn, f"a private group cannot be named {shared!r} "
+                                                        "(a leading '+' makes a group public); left out"))
+        return None
+    return group
+
+
+def _add_static_groups(static_groups: list[StaticGroup], groups: dict[str, SharedGroup],
+                       sources: dict[str, list[str]], held: dict[str, list[str]], findings: list[Finding]) -> None:
+    """The config's static_groups, merged into the directory's groups of the
+    same name (a held name stays as the current file has it)."""
+    for static in static_groups:
         extra = {}
         for raw, name in static.members.items():
             prepared = jidlib.prep(raw)
@@ -298,11 +363,6 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
         merged = {**(base.members if base else {}), **extra}
         groups[static.name] = SharedGroup(static.name, merged, static.public or bool(base and base.public))
         sources.setdefault(static.name, []).append("config (static_groups)")
-    in_a_group = set().union(*(g.members for g in groups.values()), *held_members.values())
-    for key, person in people.items():
-        if person.jid not in in_a_group:
-            left_out.setdefault(key, "in no selected group")
-    return Mapped(groups, sources, people, left_out, findings, in_a_group, held, from_directory)
 
 
 def _display_name(templates: Templates, entry: Entry, jid: str, raw: str | None,

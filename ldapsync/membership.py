@@ -13,6 +13,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 from ldapsync import dn as dnlib
 from ldapsync.config import GroupSettings, UserSettings
@@ -55,8 +56,10 @@ class Memberships:
             g, depth = queue.popleft()
             if user in self.direct_users.get(g, ()):
                 chain = [g]
-                while parents[chain[-1]] is not None:
-                    chain.append(parents[chain[-1]])
+                parent = parents[g]
+                while parent is not None:
+                    chain.append(parent)
+                    parent = parents[parent]
                 return list(reversed(chain))
             if depth >= max_depth:
                 continue
@@ -92,6 +95,34 @@ def resolve(users: Iterable[Entry], groups: Iterable[Entry], user_settings: User
             group_settings: GroupSettings, disabled_by_filter: set[str] | None = None) -> Memberships:
     """Index users and groups and work out every group's users."""
     findings: list[Finding] = []
+    user_index, disabled, seen, by_uid = _index_users(list(users), user_settings, disabled_by_filter, findings)
+
+    group_index: dict[str, Entry] = {}
+    for entry in groups:
+        group_index[dnlib.normalize(entry.dn)] = entry
+    del groups  # a caller that hands its list over frees each group's member values as they are resolved
+
+    if group_settings.membership == "memberOf":
+        direct_users, subgroups = _from_member_of(user_index, disabled, group_index)
+    else:
+        direct_users, subgroups = _from_member_values(user_index, disabled, group_index, seen, by_uid,
+                                                      user_settings, findings)
+
+    if group_settings.nested == "off":
+        subgroups = {k: [] for k in subgroups}
+    if group_settings.nested == "in_chain":
+        # the server expands nesting (ldapsync.ad); subgroups stay for explain's paths
+        members = {k: set(v) for k, v in direct_users.items()}
+    else:
+        members = _expand(direct_users, subgroups, group_settings.max_depth, group_index, findings)
+    return Memberships(user_index, disabled, group_index, direct_users, subgroups, members, findings)
+
+
+def _index_users(users: list[Entry], user_settings: UserSettings, disabled_by_filter: set[str] | None,
+                 findings: list[Finding]) -> tuple[dict[str, Entry], dict[str, str], dict[str, str], dict[str, str]]:
+    """The users by DN key; the disabled ones (key -> why); and each user's
+    own DN and each uid (lower-cased) resolved to their key, or to "" for a
+    disabled user."""
     user_index: dict[str, Entry] = {}
     disabled: dict[str, str] = {}
     # Member values resolved so far, as spelled: to the user's key, or to ""
@@ -100,8 +131,7 @@ def resolve(users: Iterable[Entry], groups: Iterable[Entry], user_settings: User
     seen: dict[str, str] = {}
     by_uid: dict[str, str] = {}  # memberUid values, lower-cased, likewise
     uid_attr = user_settings.uid_attribute.lower()
-    users = list(users)
-    for entry, key in zip(users, dnlib.normalize_many([entry.dn for entry in users])):
+    for entry, key in zip(users, dnlib.normalize_many([entry.dn for entry in users]), strict=True):
         user_index[key] = entry
         reason = disabled_reason(entry, user_settings.disabled)
         if reason is None and disabled_by_filter is not None and key in disabled_by_filter:
@@ -113,17 +143,74 @@ def resolve(users: Iterable[Entry], groups: Iterable[Entry], user_settings: User
         seen.setdefault(entry.dn, resolved)
         for uid in entry.attrs.get(uid_attr, ()):
             by_uid.setdefault(uid.lower(), resolved)
+    return user_index, disabled, seen, by_uid
 
-    group_index: dict[str, Entry] = {}
-    for entry in groups:
-        group_index[dnlib.normalize(entry.dn)] = entry
-    del groups  # a caller that hands its list over frees each group's member values as they are resolved
-    users_base = dnlib.normalize(user_settings.base)
 
+def _from_member_of(user_index: dict[str, Entry], disabled: dict[str, str],
+                    group_index: dict[str, Entry]) -> tuple[dict[str, set[str]], dict[str, list[str]]]:
+    """Each group's direct users and subgroups from the memberOf values of
+    users and groups (groups.membership: memberOf)."""
     direct_users: dict[str, set[str]] = {}
     subgroups: dict[str, list[str]] = {}
+    for key in group_index:
+        direct_users[key] = set()
+        subgroups[key] = []
+    for key, entry in user_index.items():
+        if key in disabled:
+            continue
+        for value in entry.attrs.get("memberof", ()):
+            gkey = dnlib.normalize(value)
+            if gkey in direct_users:
+                direct_users[gkey].add(key)
+    for key, entry in group_index.items():
+        for value in entry.attrs.get("memberof", ()):
+            parent = dnlib.normalize(value)
+            if parent in subgroups:
+                subgroups[parent].append(key)
+    return direct_users, subgroups
 
-    def member_dns(group_key: str, group_dn: str, values: list[str]) -> None:
+
+def _from_member_values(user_index: dict[str, Entry], disabled: dict[str, str], group_index: dict[str, Entry],
+                        seen: dict[str, str], by_uid: dict[str, str], user_settings: UserSettings,
+                        findings: list[Finding]) -> tuple[dict[str, set[str]], dict[str, list[str]]]:
+    """Each group's direct users and subgroups from its member, uniqueMember
+    and memberUid values, which are then dropped from ``group_index``."""
+    values_of = _MemberValues(user_index, disabled, group_index, seen, by_uid, user_settings, findings)
+    direct_users: dict[str, set[str]] = {}
+    subgroups: dict[str, list[str]] = {}
+    for key, entry in list(group_index.items()):
+        users: set[str] = set()
+        subgroups[key] = []
+        for attr in ("member", "uniquemember"):
+            values = entry.attrs.get(attr)
+            if values:
+                users |= values_of.dns(entry.dn, values, subgroups[key])
+        values = entry.attrs.get("memberuid")
+        if values:
+            users |= values_of.uids(entry.dn, values)
+        direct_users[key] = users
+        # the member values are resolved: keep the group's other attributes only
+        group_index[key] = Entry(entry.dn, {a: v for a, v in entry.attrs.items() if a not in MEMBER_ATTRIBUTES})
+    return direct_users, subgroups
+
+
+class _MemberValues:
+    """Groups' member values resolved to user keys, each spelling of a member
+    DN looked up once (see :func:`_index_users` for ``seen`` and ``by_uid``)."""
+
+    def __init__(self, user_index: dict[str, Entry], disabled: dict[str, str], group_index: dict[str, Entry],
+                 seen: dict[str, str], by_uid: dict[str, str], user_settings: UserSettings,
+                 findings: list[Finding]) -> None:
+        self.user_index, self.disabled, self.group_index = user_index, disabled, group_index
+        self.seen, self.by_uid = seen, by_uid
+        self.users_base = dnlib.normalize(user_settings.base)
+        self.uid_attribute = user_settings.uid_attribute
+        self.findings = findings
+
+    def dns(self, group_dn: str, values: list[str], subgroups: list[str]) -> set[str]:
+        """The enabled users that member DNs name; the groups they name are
+        added to ``subgroups``, and the rest reported."""
+        seen = self.seen
         found = set(map(seen.get, values))
         if None in found:  # spellings not seen yet: subgroups, other spellings, unknown DNs
             found.discard(None)
@@ -131,71 +218,34 @@ def resolve(users: Iterable[Entry], groups: Iterable[Entry], user_settings: User
                 if value in seen:
                     continue
                 key = dnlib.normalize(dnlib.strip_uid_suffix(value))
-                if key in user_index:
-                    seen[value] = resolved = "" if key in disabled else key
+                if key in self.user_index:
+                    seen[value] = resolved = "" if key in self.disabled else key
                     found.add(resolved)
-                elif key in group_index:
-                    subgroups[group_key].append(key)
-                elif dnlib.is_under(key, users_base):
-                    findings.append(Finding("member-not-found", group_dn,
-                                            f"member {value!r} is not a user ldapsync found (missing, or not "
-                                            "matched by users.filter)"))
+                elif key in self.group_index:
+                    subgroups.append(key)
+                elif dnlib.is_under(key, self.users_base):
+                    self.findings.append(Finding("member-not-found", group_dn,
+                                                 f"member {value!r} is not a user ldapsync found (missing, or not "
+                                                 "matched by users.filter)"))
                 else:
-                    findings.append(Finding("member-outside-base", group_dn,
-                                            f"member {value!r} is outside users.base and not a group ldapsync "
-                                            "read"))
+                    self.findings.append(Finding("member-outside-base", group_dn,
+                                                 f"member {value!r} is outside users.base and not a group ldapsync "
+                                                 "read"))
         found.discard("")
-        direct_users[group_key] |= found
+        return cast("set[str]", found)  # None discarded above
 
-    def member_uids(group_key: str, group_dn: str, values: list[str]) -> None:
+    def uids(self, group_dn: str, values: list[str]) -> set[str]:
+        """The enabled users that memberUid values name; the rest reported."""
+        by_uid = self.by_uid
         found = {by_uid.get(uid.lower()) for uid in values}
         if None in found:
             found.discard(None)
             for uid in values:
                 if uid.lower() not in by_uid:
-                    findings.append(Finding("member-not-found", group_dn,
-                                            f"memberUid {uid!r} matches no user's {user_settings.uid_attribute}"))
+                    self.findings.append(Finding("member-not-found", group_dn,
+                                                 f"memberUid {uid!r} matches no user's {self.uid_attribute}"))
         found.discard("")
-        direct_users[group_key] |= found
-
-    if group_settings.membership == "memberOf":
-        for key in group_index:
-            direct_users[key] = set()
-            subgroups[key] = []
-        for key, entry in user_index.items():
-            if key in disabled:
-                continue
-            for value in entry.attrs.get("memberof", ()):
-                gkey = dnlib.normalize(value)
-                if gkey in direct_users:
-                    direct_users[gkey].add(key)
-        for key, entry in group_index.items():
-            for value in entry.attrs.get("memberof", ()):
-                parent = dnlib.normalize(value)
-                if parent in subgroups:
-                    subgroups[parent].append(key)
-    else:
-        for key, entry in list(group_index.items()):
-            direct_users[key] = set()
-            subgroups[key] = []
-            for attr in ("member", "uniquemember"):
-                values = entry.attrs.get(attr)
-                if values:
-                    member_dns(key, entry.dn, values)
-            values = entry.attrs.get("memberuid")
-            if values:
-                member_uids(key, entry.dn, values)
-            # the member values are resolved: keep the group's other attributes only
-            group_index[key] = Entry(entry.dn, {a: v for a, v in entry.attrs.items() if a not in MEMBER_ATTRIBUTES})
-
-    if group_settings.nested == "off":
-        subgroups = {k: [] for k in subgroups}
-    if group_settings.nested == "in_chain":
-        # the server expands nesting (ldapsync.ad); subgroups stay for explain's paths
-        members = {k: set(v) for k, v in direct_users.items()}
-    else:
-        members = _expand(direct_users, subgroups, group_settings.max_depth, group_index, findings)
-    return Memberships(user_index, disabled, group_index, direct_users, subgroups, members, findings)
+        return cast("set[str]", found)  # None discarded above
 
 
 def _expand(direct: dict[str, set[str]], subgroups: dict[str, list[str]], max_depth: int,
@@ -215,7 +265,7 @@ def _expand(direct: dict[str, set[str]], subgroups: dict[str, list[str]], max_de
         found = set(direct[group])
         seen = {group}
         frontier = [group]
-        for depth in range(1, max_depth + 1):
+        for _ in range(max_depth):
             nxt = []
             for g in frontier:
                 for sub in subgroups.get(g, ()):

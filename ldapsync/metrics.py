@@ -44,10 +44,10 @@ class Metrics:
                              registry=r)
 
     def update(self, state: State) -> None:
-        if state.last_success_at() is not None:
-            self.last_success.set(state.last_success_at())
-        if state.finished_at() is not None:
-            self.last_run.set(state.finished_at())
+        if (last_success := state.last_success_at()) is not None:
+            self.last_success.set(last_success)
+        if (finished := state.finished_at()) is not None:
+            self.last_run.set(finished)
         self.duration.set(state.last_duration or 0)
         self.result.set(1 if state.result == "success" else 0)
         self.exit_code.set(state.exit_code or 0)

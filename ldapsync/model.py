@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from types import MappingProxyType
 
 
@@ -37,7 +38,7 @@ class GroupsModel:
 
     def __post_init__(self) -> None:
         ordered = tuple(sorted(self.groups, key=lambda g: g.name))
-        for a, b in zip(ordered, ordered[1:]):
+        for a, b in pairwise(ordered):
             if a.name == b.name:
                 raise ValueError(f"two groups are named {a.name!r}")
         object.__setattr__(self, "groups", ordered)

@@ -92,7 +92,7 @@ class Cached:
             return False
         # Prosody reads a nameless line as the name ""; the model says None
         return all(members == (old if "" not in old.values() else {j: n or None for j, n in old.items()})
-                   for (_, _, members), (_, _, old) in zip(groups, self.groups()))
+                   for (_, _, members), (_, _, old) in zip(groups, self.groups(), strict=True))
 
 
 def load(path: Path | None, data: bytes | None) -> Cached | None:
@@ -144,5 +144,5 @@ def save(path: Path | None, blob: bytes | None) -> None:
                     exc)
 
 
-def _sha256(data: bytes) -> str:
+def _sha256(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()

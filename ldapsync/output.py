@@ -11,7 +11,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = []
     for row in cells:
-        padded = [c.ljust(w) for c, w in zip(row[:-1], widths)] + [row[-1]]
+        padded = [c.ljust(w) for c, w in zip(row[:-1], widths, strict=False)] + [row[-1]]
         lines.append("  ".join(padded).rstrip())
     return "\n".join(lines)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 # "member;range=0-1499", "member;range=1500-*"; other options may come first
 # ("member;binary;range=..."), and AD spells the option in any case.
@@ -94,8 +94,14 @@ class RangeError(Exception):
 
 
 class _Entry(Protocol):
-    dn: str
-    attrs: dict[str, list[str]]
+    @property
+    def dn(self) -> str: ...
+
+    @property
+    def attrs(self) -> dict[str, list[str]]: ...
+
+
+E = TypeVar("E", bound=_Entry)
 
 
 # One base-scope search of ``dn`` for one attribute description; the answer's
@@ -121,12 +127,12 @@ def complete(dn: str, attrs: dict[str, list[str]], fetch: Fetch) -> tuple[dict[s
         collected = list(values)
         if r.low != 0:
             raise RangeError(f"{dn}: the first answer for {r.attribute} is {r}, not a range from 0")
-        while not r.last:
+        while r.high is not None:  # not the last range
             wanted = r.next_request()
             answer = fetch(dn, wanted)
             searches += 1
-            found = [(parse(name), v) for name, v in answer.items()]
-            found = [(a, v) for a, v in found if a is not None and a.attribute.lower() == key]
+            parsed = [(parse(name), v) for name, v in answer.items()]
+            found = [(a, v) for a, v in parsed if a is not None and a.attribute.lower() == key]
             if len(found) != 1 or found[0][0].low != r.high + 1:
                 got = ", ".join(answer) or "nothing"
                 raise RangeError(f"{dn}: asked for {wanted}, the server answered {got} (did the group change "
@@ -137,8 +143,8 @@ def complete(dn: str, attrs: dict[str, list[str]], fetch: Fetch) -> tuple[dict[s
     return out, searches
 
 
-def completed(entries: Iterable[_Entry], fetch: Fetch, make: Callable[[str, dict[str, list[str]]], _Entry],
-              counted: Callable[[str, dict[str, int], int], None]) -> Iterator[_Entry]:
+def completed(entries: Iterable[E], fetch: Fetch, make: Callable[[str, dict[str, list[str]]], E],
+              counted: Callable[[str, dict[str, int], int], None]) -> Iterator[E]:
     """The entries of a search, those with ranged attributes completed.
 
     Those are set aside until the search itself has ended, then completed

@@ -52,12 +52,12 @@ class Roster(Mapping[str, RosterItem]):
         self._personal_only = [j for j in personal if j not in names]
 
     def __getitem__(self, jid: str) -> RosterItem:
-        name = self._names.get(jid, _MISSING)
         mine = self._personal.get(jid)
-        if name is _MISSING:
+        if jid not in self._names:
             if mine is None:
                 raise KeyError(jid)
             return mine
+        name = self._names[jid]
         groups = self._groups_of.get(jid, ())
         if jid in self._largest_members:
             groups = (self._largest, *groups)
@@ -74,9 +74,6 @@ class Roster(Mapping[str, RosterItem]):
 
     def __contains__(self, jid: object) -> bool:
         return jid in self._names or jid in self._personal
-
-
-_MISSING = object()
 
 
 def build_roster(groups_file: GroupsFile, user: str, personal: Iterable[RosterItem] = ()) -> Roster:

@@ -100,7 +100,7 @@ def cron_trigger(expression: str, timezone: str | None, jitter: int = 0) -> Base
         raise ValueError(f"{expression!r} has {len(texts)} fields; expected 5 (minute hour day month weekday)")
     try:
         second, minute, hour, day, month, weekday = (
-            _apscheduler_field(f, t) for f, t in zip((_SECOND, *_FIVE), texts))
+            _apscheduler_field(f, t) for f, t in zip((_SECOND, *_FIVE), texts, strict=True))
 
         def trigger(day: str, weekday: str, jitter: int | None) -> CronTrigger:
             return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,

@@ -15,10 +15,17 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from ldapsync import config as configlib
 from ldapsync import state as statelib
 from ldapsync.errors import ExitCode, UserError
+
+if TYPE_CHECKING:  # loaded only when a run or the metrics need them
+    from apscheduler.triggers.base import BaseTrigger
+
+    from ldapsync.metrics import Metrics
+    from ldapsync.sync import RunResult
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +35,7 @@ class Recorded:
     """The outcome of one recorded run."""
 
     exit_code: int
-    result: object | None  # sync.RunResult when the sync got that far
+    result: RunResult | None  # when the sync got that far
     error: str | None
     state: statelib.State | None
 
@@ -58,8 +65,7 @@ def _sync_and_record(config: configlib.Config, started: float, dry_run: bool, fo
         result = sync.run(config, config.bind_password(), dry_run=dry_run, force=force)
         exit_code = int(result.exit_code)
         if exit_code:
-            error = "; ".join(o.check_problem or o.command.describe() for o in result.outputs
-                              if o.check_problem or (o.command and not o.command.ok))
+            error = "; ".join(problem for o in result.outputs if (problem := o.after_write_problem()))
     except UserError as exc:
         exit_code, error = int(exc.exit_code), str(exc)
     if dry_run or config.state.path is None:
@@ -89,10 +95,10 @@ def _sync_and_record(config: configlib.Config, started: float, dry_run: bool, fo
     return Recorded(exit_code, result, error, new_state)
 
 
-_metrics = None
+_metrics: Metrics | None = None
 
 
-def metrics():
+def metrics() -> Metrics:
     global _metrics
     if _metrics is None:
         from ldapsync.metrics import Metrics
@@ -132,7 +138,7 @@ class Service:
         zone = self.config.schedule.timezone
         self.scheduler = BackgroundScheduler(timezone=zone) if zone else BackgroundScheduler()
 
-    def _trigger(self, config: configlib.Config):
+    def _trigger(self, config: configlib.Config) -> BaseTrigger:
         from ldapsync.schedule import cron_trigger
 
         s = config.schedule

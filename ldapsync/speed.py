@@ -13,14 +13,15 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, ParamSpec, TypeVar
 
 from ldapsync.errors import ExitCode, UserError
 
-F = TypeVar("F", bound=Callable)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def without_cycle_collector(fn: F) -> F:
+def without_cycle_collector(fn: Callable[P, R]) -> Callable[P, R]:
     """Run ``fn`` with the cycle collector paused.
 
     Fetching, mapping, parsing and diffing allocate millions of small
@@ -30,7 +31,7 @@ def without_cycle_collector(fn: F) -> F:
     """
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         enabled = gc.isenabled()
         gc.disable()
         try:
@@ -39,7 +40,7 @@ def without_cycle_collector(fn: F) -> F:
             if enabled:
                 gc.enable()
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 T = TypeVar("T")

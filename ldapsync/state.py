@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
@@ -75,7 +75,7 @@ def _epoch(text: str | None) -> float | None:
 
 
 def now_iso(at: float | None = None) -> str:
-    return datetime.fromtimestamp(time.time() if at is None else at, timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(time.time() if at is None else at, UTC).isoformat(timespec="seconds")
 
 
 _shape = TypeAdapter(State)

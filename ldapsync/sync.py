@@ -19,12 +19,12 @@ from pathlib import Path
 
 from ldapsync import ad, backups, groupsfile, modelcache, ranges, safety
 from ldapsync import diff as difflib
+from ldapsync import dn as dnlib
 from ldapsync.config import Config, GroupSettings, LdapSettings, Output
 from ldapsync.directory import open_directory, parenthesized
 from ldapsync.errors import ExitCode, UserError
 from ldapsync.mapping import Mapped, Templates, directory_size, held_for, map_directory, model_for, with_held
 from ldapsync.membership import PRESET_ATTRIBUTES, Finding, Memberships, resolve
-from ldapsync import dn as dnlib
 from ldapsync.model import GroupsModel
 from ldapsync.speed import ChildFailed, Parallel, without_cycle_collector
 from ldapsync.writer import CommandResult, WriteResult, read_current, run_post_change, write_if_changed
@@ -121,6 +121,15 @@ class OutputResult:
     check_problem: str | None = None  # the reload check found Prosody not as it should be
     cache: bytes | None = field(default=None, repr=False)  # modelcache.encode() of the verified file, to save
 
+    def after_write_problem(self) -> str | None:
+        """What went wrong after the file was written: the reload check's
+        problem, else the post-change command's failure; None if nothing."""
+        if self.check_problem:
+            return self.check_problem
+        if self.command is not None and not self.command.ok:
+            return self.command.describe()
+        return None
+
 
 @dataclass
 class RunResult:
@@ -130,7 +139,7 @@ class RunResult:
 
     @property
     def exit_code(self) -> ExitCode:
-        if any((o.command is not None and not o.command.ok) or o.check_problem for o in self.outputs):
+        if any(o.after_write_problem() for o in self.outputs):
             return ExitCode.POST_CHANGE_FAILED
         return ExitCode.OK
 
@@ -237,10 +246,10 @@ def render_model(output: Output, model: GroupsModel) -> str:
     return _guard(output, groupsfile.render, model)
 
 
-def _guard(output: Output, step, *args):
+def _guard(output: Output, step: Callable[[GroupsModel], str], model: GroupsModel) -> str:
     """A writer step whose refusal becomes a user error naming the output."""
     try:
-        return step(*args)
+        return step(model)
     except groupsfile.RenderError as exc:
         raise UserError(f"{output.path}: {exc}", ExitCode.DATAERR) from None
 
@@ -315,6 +324,7 @@ def _plan(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None,
     current = cache_result(partial(_reading, old_bytes, cached))  # read once, only when needed
     model = output_model(output, mapped, current)
     if cached is not None and cached.means(model):
+        assert old_bytes is not None  # a cache is only ever loaded for a file
         log.debug("%s: the same groups as the last file written", output.path)
         return OutputResult(output, model, old_bytes, False), old_bytes, []
     # The text, large for a large directory, only ever in this box: the worker
@@ -361,6 +371,7 @@ def _verified(text: list[str], model: GroupsModel, data: bytes, cached: bool) ->
 def after_change(output: Output) -> tuple[CommandResult, str | None]:
     """Run the output's post-change command and then, when it succeeded, its
     reload check: the command's result and the check's problem, if any."""
+    assert output.post_change_command, "only for an output with a post-change command"
     command = run_post_change(output.post_change_command, timeout=output.post_change_timeout)
     log.log(logging.INFO if command.ok else logging.ERROR, "post-change command: %s", command.describe())
     problem = check_reload(output) if command.ok and output.reload_check_command else None
@@ -370,6 +381,7 @@ def after_change(output: Output) -> tuple[CommandResult, str | None]:
 def check_reload(output: Output) -> str | None:
     """Run the output's reload check; a problem sentence, or None when the
     output matches (e.g. mod_groups is still loaded after the reload)."""
+    assert output.reload_check_command, "only for an output with a reload check"
     check = run_post_change(output.reload_check_command, timeout=output.post_change_timeout)
     if not check.ok:
         problem = f"reload check failed: {check.describe()}"

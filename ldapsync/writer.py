@@ -12,6 +12,7 @@ already written by then, and the caller decides how loud to be.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import grp
 import logging
@@ -269,15 +270,11 @@ def _write_in(folder: int, path: Path, data: bytes, mode: int, uid: int, gid: in
         if fd != -1:
             os.close(fd)
         if temp is not None:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp, dir_fd=folder)
-            except FileNotFoundError:
-                pass
         if kept is not None:  # the backup of a replacement that did not happen
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(kept)
-            except OSError:
-                pass
     try:
         _fsync_directory(folder)
     except OSError as exc:
@@ -410,10 +407,7 @@ def run_post_change(
             close_fds=True,
         )
     except OSError as exc:
-        if isinstance(exc, FileNotFoundError):
-            why = "not found"
-        else:
-            why = f"cannot be run: {exc.strerror or exc}"
+        why = "not found" if isinstance(exc, FileNotFoundError) else f"cannot be run: {exc.strerror or exc}"
         return CommandResult(argv, None, "", "", time.monotonic() - start, False, error=why)
 
     try:
@@ -443,7 +437,5 @@ def run_post_change(
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

@@ -40,7 +40,8 @@ def backend(request):
 @pytest.fixture(scope="session")
 def oracle():
     """Prosody's own util.jid and mod_groups.lua, run by lua5.4."""
-    need(None if shutil.which("lua5.4") and server.PROSODY_LIB_OK else "Prosody's Lua code is not installed (Debian package prosody)")
+    need(None if shutil.which("lua5.4") and server.PROSODY_LIB_OK
+         else "Prosody's Lua code is not installed (Debian package prosody)")
     o = LuaOracle()
     yield o
     o.close()

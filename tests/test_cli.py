@@ -13,7 +13,8 @@ import yaml
 
 from ldapsync.cli import main
 
-CLEAN = "[+Staff]\nalice@example.com=Alice\nbob@example.com=Bob\n[Team]\nalice@example.com=Alice\ncarol@example.com=Carol\n"
+CLEAN = ("[+Staff]\nalice@example.com=Alice\nbob@example.com=Bob\n"
+         "[Team]\nalice@example.com=Alice\ncarol@example.com=Carol\n")
 
 
 @pytest.fixture
@@ -83,6 +84,14 @@ def test_check_reports_each_problem_line(capsys, files):
     report = json.loads(out)
     assert code == 1 and report["clean"] is False
     assert {"line": 4, "severity": "error", "code": "invalid-jid"}.items() <= report["diagnostics"][-1].items()
+
+
+def test_check_config_json_names_the_config(capsys, config_file):
+    path = config_file()
+    code, out, _ = run(capsys, "check", "-c", path, "--json")
+    report = json.loads(out)
+    assert code == 0 and report["ok"] is True
+    assert report["config"] == path and report["notes"][0] == f"{path}: configuration valid"
 
 
 def test_check_missing_file(capsys, tmp_path):

@@ -191,7 +191,8 @@ def test_flavour_and_ad_keys_are_checked_with_their_path():
 @pytest.mark.parametrize(("given", "nested"), [("true", "client"), ("false", "off"), ("off", "off"),
                                                ("client", "client"), ("in_chain", "in_chain")])
 def test_nested_true_and_false_keep_their_meaning(given, nested):
-    assert parse("flavour: ad\n" + MINIMAL.replace("groups:\n", f"groups:\n  nested: {given}\n")).groups.nested == nested
+    config = parse("flavour: ad\n" + MINIMAL.replace("groups:\n", f"groups:\n  nested: {given}\n"))
+    assert config.groups.nested == nested
 
 
 def test_ad_features_need_the_ad_flavour():

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from ldapsync import backups, modelcache, safeio, state as statelib
+from ldapsync import backups, modelcache, safeio
+from ldapsync import state as statelib
 from ldapsync.cli import main
 from ldapsync.config import parse
 from ldapsync.errors import ExitCode, UserError
-from ldapsync.groupsfile import parse as parse_groups, render
+from ldapsync.groupsfile import parse as parse_groups
+from ldapsync.groupsfile import render
 from ldapsync.model import GroupsModel, SharedGroup
 from ldapsync.writer import WriteError, write_if_changed
 from tests.conftest import VICTIM
@@ -151,9 +153,8 @@ def test_a_fifo_at_the_target_is_refused_not_read(tmp_path):
 def test_a_link_planted_at_the_lock_is_never_written_through(tmp_path, victim):
     lock = tmp_path / ".groups.txt.ldapsync.lock"
     lock.symlink_to(victim)
-    with pytest.raises(UserError, match="is a symbolic link") as err:
-        with statelib.locked(lock, 0):
-            pass
+    with pytest.raises(UserError, match="is a symbolic link") as err, statelib.locked(lock, 0):
+        pass
     assert err.value.exit_code == ExitCode.CANTCREAT
     assert victim.read_bytes() == VICTIM
 
@@ -161,9 +162,8 @@ def test_a_link_planted_at_the_lock_is_never_written_through(tmp_path, victim):
 def test_a_hard_link_at_the_lock_is_not_written(tmp_path, victim):
     lock = tmp_path / "ldapsync.lock"
     os.link(victim, lock)
-    with pytest.raises(UserError, match="has other names"):
-        with statelib.locked(lock, 0):
-            pass
+    with pytest.raises(UserError, match="has other names"), statelib.locked(lock, 0):
+        pass
     assert victim.read_bytes() == VICTIM
 
 

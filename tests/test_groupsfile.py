@@ -6,8 +6,16 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from ldapsync.groupsfile import (GroupsFile, RenderError, _member_problems, _Reader, parse, render, sanitise,
-                                unrepresentable)
+from ldapsync.groupsfile import (
+    GroupsFile,
+    RenderError,
+    _member_problems,
+    _Reader,
+    parse,
+    render,
+    sanitise,
+    unrepresentable,
+)
 from ldapsync.model import GroupsModel, SharedGroup
 
 
@@ -303,7 +311,8 @@ NAME_CHARS = st.sampled_from(list("aZ09 =#[]+-.'\"&;\\/") + ["é", "ß", "Ä", "
 names = st.lists(NAME_CHARS, max_size=12).map("".join)
 jids = st.one_of(
     st.from_regex(r"[a-z0-9._-]{1,8}@(example\.com|ex\.org)", fullmatch=True),
-    st.lists(st.sampled_from(list("abcAB09.=@/ ") + ["é", "É", "ß", "\u05d0", "中", "\x01"]), min_size=1, max_size=10).map("".join),
+    st.lists(st.sampled_from(list("abcAB09.=@/ ") + ["é", "É", "ß", "\u05d0", "中", "\x01"]), min_size=1,
+             max_size=10).map("".join),
 )
 
 

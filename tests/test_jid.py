@@ -72,7 +72,7 @@ def test_every_code_point_prepares_as_in_prosody(oracle, template):
     part, compared with util.jid.prep of the installed Prosody."""
     probes = _probes(template, PLANES if template.startswith("a") or "\u05d0" in template else [(0, 0x10000)])
     expected = oracle.prep_many(probes)
-    wrong = [(p, e, jid.prep(p)) for p, e in zip(probes, expected) if jid.prep(p) != e]
+    wrong = [(p, e, jid.prep(p)) for p, e in zip(probes, expected, strict=True) if jid.prep(p) != e]
     assert not wrong[:20], f"{len(wrong)} code points prepared differently from Prosody"
 
 

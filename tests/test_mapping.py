@@ -12,8 +12,18 @@ from ldapsync.directory import Entry
 from ldapsync.errors import UserError
 from ldapsync.groupsfile import parse as parse_file
 from ldapsync.invisible import has_invisible
-from ldapsync.mapping import (_RECORD, _SEPARATOR, MAX_NAME, Templates, cleaned_name, directory_size, held_for,
-                              map_directory, model_for, with_held)
+from ldapsync.mapping import (
+    _RECORD,
+    _SEPARATOR,
+    MAX_NAME,
+    Templates,
+    cleaned_name,
+    directory_size,
+    held_for,
+    map_directory,
+    model_for,
+    with_held,
+)
 from ldapsync.membership import resolve
 from ldapsync.model import SharedGroup
 from ldapsync.sync import _reason_kind
@@ -58,7 +68,7 @@ def test_batches_render_like_single_entries(pair, entries):
     # an entry that fails or holds a separator sends its chunk (here: all) to single renders
     held = any(_SEPARATOR in v or _RECORD in v for e in entries for vs in e.attrs.values() for v in vs)
     trouble = held or any(None in single for single in singles)
-    for both, single in zip(batch, singles):
+    for both, single in zip(batch, singles, strict=True):
         assert both == single or (both is None and trouble)
     assert trouble or None not in batch
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from ldapsync.schedule import cron_trigger
 
 # Wednesday, 1 January 2025, 12:00 UTC
-START = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
+START = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
 
 def fires(expression: str, count: int = 4, start: datetime = START) -> list[str]:

@@ -70,7 +70,8 @@ def test_unchanged_content_touches_nothing(tmp_path):
     result = write_if_changed(target, OLD)
     after = os.stat(target)
     assert result == WriteResult(target, False, OLD, len(OLD))
-    assert (after.st_ino, after.st_mtime_ns, after.st_ctime_ns) == (before.st_ino, before.st_mtime_ns, before.st_ctime_ns)
+    assert (after.st_ino, after.st_mtime_ns, after.st_ctime_ns) == (
+        before.st_ino, before.st_mtime_ns, before.st_ctime_ns)
     assert perms(target) == 0o604
     assert leftovers(tmp_path) == []
 
@@ -80,12 +81,9 @@ def test_changed_content_replaces_the_file_with_a_new_inode(tmp_path):
     target.write_bytes(OLD)
     os.chmod(target, 0o600)
     old_inode = os.stat(target).st_ino
-    keep = open(target, "rb")  # a reader that opened the old file still sees it whole
-    try:
+    with open(target, "rb") as keep:  # a reader that opened the old file still sees it whole
         result = write_if_changed(target, NEW)
         assert keep.read() == OLD
-    finally:
-        keep.close()
     assert result.changed and result.previous == OLD and result.size == len(NEW)
     assert target.read_bytes() == NEW
     assert os.stat(target).st_ino != old_inode
@@ -559,7 +557,8 @@ def test_a_command_finds_programs_without_path(monkeypatch):
 
 
 def test_output_that_is_not_utf8_is_replaced():
-    result = run_post_change([sys.executable, "-c", "import sys; sys.stderr.buffer.write(b'bad \\xff byte'); sys.exit(2)"])
+    result = run_post_change([sys.executable, "-c",
+                              "import sys; sys.stderr.buffer.write(b'bad \\xff byte'); sys.exit(2)"])
     assert result.stderr == "bad \ufffd byte"
     assert result.describe().endswith("exited 2: bad \ufffd byte")
 

@@ -3,6 +3,7 @@ every way the directory can fail, injected against the real slapd."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -194,7 +195,8 @@ def test_limits_on_contacts_gained(capsys, make_config, tmp_path):
     assert code == 77 and "the limit is 1 (safety.max_public_contacts_gained)" in err
     outputs[0]["safety"] = {"max_public_contacts_gained_percent": 30, "max_contacts_gained": 5}
     code, out, err = run(capsys, "run", "--dry-run", "--json", "-c", make_config(outputs=outputs))
-    assert code == 77 and "contacts would be added to users' rosters; the limit is 5 (safety.max_contacts_gained)" in err
+    assert code == 77
+    assert "contacts would be added to users' rosters; the limit is 5 (safety.max_contacts_gained)" in err
     assert "max_public_contacts_gained_percent" not in err
     assert target.read_bytes() == before
     outputs[0]["safety"] = {"max_public_contacts_gained_percent": 30}
@@ -327,19 +329,15 @@ class CuttingProxy:
         except OSError:
             pass
         for s in (src, dst):
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             s.close()
 
     def close(self) -> None:
         """Stop accepting (shutdown wakes the blocked accept; close alone
         does not) and wait for the thread: later tests count on no threads."""
-        try:
+        with contextlib.suppress(OSError):
             self.listener.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.listener.close()
         self.thread.join(timeout=10)
 

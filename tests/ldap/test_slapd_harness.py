@@ -128,7 +128,8 @@ def member_of_pairs(url: str) -> set[tuple[str, str]]:
 def expected_member_of(url: str) -> set[tuple[str, str]]:
     conn = connect(url)
     pairs = set()
-    for g in conn.extend.standard.paged_search(BASE, "(objectClass=groupOfNames)", attributes=["member"], generator=False):
+    for g in conn.extend.standard.paged_search(BASE, "(objectClass=groupOfNames)", attributes=["member"],
+                                               generator=False):
         for member in g["attributes"]["member"]:
             if (dn := canonical(conn, member)) is not None:
                 pairs.add((dn, g["dn"]))

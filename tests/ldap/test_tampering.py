@@ -20,6 +20,7 @@ import yaml
 from tests.conftest import VICTIM
 from tests.ldap.conftest import run
 
+
 @pytest.fixture
 def stateful(make_config, tmp_path):
     """A config with a state file in its own directory, as in production."""

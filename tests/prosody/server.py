@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -83,7 +84,8 @@ class Prosody:
         raise RuntimeError(f"prosody did not start: {self.log()}")
 
     def log(self) -> str:
-        parts = [p.read_text(errors="replace") for p in (self.dir / "prosody.log", self.dir / "prosody.err") if p.exists()]
+        parts = [p.read_text(errors="replace") for p in (self.dir / "prosody.log", self.dir / "prosody.err")
+                 if p.exists()]
         return "\n".join(parts)[-4000:]
 
     def prosodyctl(self, *args: str) -> str:
@@ -124,7 +126,8 @@ class Prosody:
             groups = "".join(f"[{_lua(g)}] = true; " for g in item.get("groups", []))
             name = f"name = {_lua(item['name'])}; " if item.get("name") is not None else ""
             lines.append(
-                f"  [{_lua(item['jid'])}] = {{ subscription = {_lua(item['subscription'])}; {name}groups = {{ {groups}}}; }};"
+                f"  [{_lua(item['jid'])}] = {{ subscription = {_lua(item['subscription'])}; "
+                f"{name}groups = {{ {groups}}}; }};"
             )
         lines.append("};")
         path.write_text("\n".join(lines) + "\n")
@@ -179,10 +182,8 @@ async def _fetch_roster(jid: str, password: str, port: int, timeout: float) -> l
         return await asyncio.wait_for(result, timeout + 15)
     finally:
         client.disconnect()
-        try:
+        with contextlib.suppress(TimeoutError, Exception):
             await asyncio.wait_for(client.disconnected, 10)
-        except (asyncio.TimeoutError, Exception):
-            pass
 
 
 def _roster_items(xml) -> list[dict]:

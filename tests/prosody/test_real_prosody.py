@@ -46,7 +46,9 @@ SCENARIOS = {
         "[B]\nalice@example.com=A\nbob@example.com\ncarol@example.com=C\n"
         "[+P]\ncarol@example.com=Carol public\n[A]\ndave@example.com=D\n[+P]\n"
     ),
-    "duplicate-sections": "[G]\nalice@example.com=A1\n[H]\nbob@example.com=B\n[G]\nalice@example.com=A2\ncarol@example.com=C\n",
+    "duplicate-sections": (
+        "[G]\nalice@example.com=A1\n[H]\nbob@example.com=B\n[G]\nalice@example.com=A2\ncarol@example.com=C\n"
+    ),
 }
 
 PERSONAL = {
