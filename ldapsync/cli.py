@@ -127,9 +127,10 @@ def _load_config(path: str | None):
 
 def _fetch(path: str | None):
     from ldapsync import sync  # ldap3 and jinja2 load only for commands that read the directory
+    from ldapsync.directory import directory_for
 
     config = _load_config(path)
-    snapshot = sync.fetch(config, config.bind_password())
+    snapshot = sync.fetch(config, directory_for(config.ldap, config.bind_password()))
     sync.log_findings(snapshot)
     return snapshot
 
@@ -472,6 +473,7 @@ def _check_file(file: str, as_json: bool) -> None:
 
 def _check_config(path: str, connect: bool, as_json: bool) -> None:
     from ldapsync import sync
+    from ldapsync.directory import directory_for
     from ldapsync.mapping import Templates
 
     config = _load_config(path)
@@ -504,7 +506,7 @@ def _check_config(path: str, connect: bool, as_json: bool) -> None:
             problems.append(f"{key}: {problem}")
     counts = None
     if connect and not problems:
-        snapshot = sync.fetch(config, password)
+        snapshot = sync.fetch(config, directory_for(config.ldap, password))
         sync.log_findings(snapshot)
         counts = snapshot.counts()
         notes.append(f"bind as {config.ldap.bind_dn or 'anonymous'} works; {counts['users_read']} users, "

@@ -383,6 +383,23 @@ def selected(name: str, include: list[str], exclude: list[str]) -> bool:
         fnmatch.fnmatchcase(name, p) for p in exclude)
 
 
+def selected_groups(config: Config, templates: Templates, groups: Iterable[Entry]) -> list[Entry]:
+    """The groups whose shared name groups.include/exclude select (those the
+    server is asked about with nested: in_chain).  A group whose name cannot
+    be rendered is kept: the mapping reports it."""
+    gs = config.groups
+    chosen = []
+    for entry in groups:
+        try:
+            name = cleaned_name(templates.render("group_name", entry, templates.group_attributes))
+        except TemplateError:
+            chosen.append(entry)
+            continue
+        if selected(name, gs.include, gs.exclude):
+            chosen.append(entry)
+    return chosen
+
+
 def model_for(output: Output, mapped: Mapped) -> GroupsModel:
     """The groups one output file holds from the directory and the config:
     its own selection of the groups (held names apart, see :func:`with_held`)."""

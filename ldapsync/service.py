@@ -51,11 +51,13 @@ def recorded_run(config: configlib.Config, *, dry_run: bool = False, force: str 
 
 def _sync_and_record(config: configlib.Config, started: float, dry_run: bool, force: str | None) -> Recorded:
     from ldapsync import sync  # ldap3 and jinja2 load only when a sync runs
+    from ldapsync.directory import directory_for
 
     result = None
     error = None
     try:
-        result = sync.run(config, config.bind_password(), dry_run=dry_run, force=force)
+        directory = directory_for(config.ldap, config.bind_password())
+        result = sync.run(config, directory, dry_run=dry_run, force=force)
         exit_code = int(result.exit_code)
         if exit_code:
             error = "; ".join(o.check_problem or o.command.describe() for o in result.outputs

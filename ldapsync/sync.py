@@ -17,13 +17,15 @@ from functools import cache as cache_result
 from functools import partial
 from pathlib import Path
 
-from ldapsync import ad, backups, groupsfile, modelcache, ranges, safety
+from ldapsync import backups, groupsfile, modelcache, safety
 from ldapsync import diff as difflib
-from ldapsync.config import Config, GroupSettings, LdapSettings, Output
-from ldapsync.directory import open_directory, parenthesized
+from ldapsync.config import Config, GroupSettings, Output
+from ldapsync.directory import Directory, ranges
+from ldapsync.directory.in_chain import users_in_chain
 from ldapsync.errors import ExitCode, UserError
-from ldapsync.mapping import Mapped, Templates, directory_size, held_for, map_directory, model_for, with_held
-from ldapsync.membership import PRESET_ATTRIBUTES, Finding, Memberships, resolve
+from ldapsync.mapping import (Mapped, Templates, directory_size, held_for, map_directory, model_for, selected_groups,
+                              with_held)
+from ldapsync.membership import PRESET_ATTRIBUTES, Finding, Memberships, apply_in_chain, resolve
 from ldapsync import dn as dnlib
 from ldapsync.model import GroupsModel
 from ldapsync.speed import ChildFailed, Parallel, without_cycle_collector
@@ -136,11 +138,11 @@ class RunResult:
 
 
 @without_cycle_collector
-def fetch(config: Config, password: str | None, *, progress: bool | None = None) -> Snapshot:
+def fetch(config: Config, directory: Directory) -> Snapshot:
     """Read users and groups (two paged searches, three with a custom
     disabled filter; plus one per group whose member values come in ranges,
     per further range, and with nested: in_chain one per selected group)
-    and map them."""
+    and map them.  ``directory`` is connected here and closed once read."""
     templates = Templates(config.mapping)
     us, gs = config.users, config.groups
     user_attrs = {*templates.user_attributes, *us.attributes, *PRESET_ATTRIBUTES[us.disabled], us.uid_attribute}
@@ -153,16 +155,15 @@ def fetch(config: Config, password: str | None, *, progress: bool | None = None)
         group_attrs |= {member, "uniqueMember", "memberUid"}
     user_attributes, group_attributes = sorted(user_attrs), sorted(group_attrs)
     started = time.monotonic()
-    with open_directory(config.ldap, password, progress=progress) as directory:
-        # With ldap3, whose decoding in Python keeps the client busy (2.5 s
-        # of groups at 100,000 users), a worker process reads the groups over
+    with directory:
+        # With ldap3, whose decoding in Python keeps the client busy for
+        # seconds on a large directory, a worker process reads the groups over
         # its own connection to the server this one found, while this one
         # reads the users.  (python-ldap decodes in C: there a worker only
         # competes with the server for the cores.)
         groups_job = None
         if directory.decodes_in_python and Parallel.forks():
-            same_server = config.ldap.model_copy(update={"servers": [directory.url]})
-            groups_job = Parallel(partial(_read_groups, same_server, gs, password, group_attributes))
+            groups_job = Parallel(partial(_search_groups, directory.sibling(), gs, group_attributes))
         try:
             users = list(directory.search(us.base, us.filter, user_attributes, us.scope, "users"))
         except BaseException:
@@ -178,10 +179,13 @@ def fetch(config: Config, password: str | None, *, progress: bool | None = None)
             log.debug("the groups were read by a worker process, beside the users")
         disabled = None
         if us.disabled_filter:
-            both = f"(&{parenthesized(us.filter)}{parenthesized(us.disabled_filter)})"
+            both = f"(&{us.filter}{us.disabled_filter})"  # both in parentheses since the config loaded
             found = directory.search(us.base, both, [], us.scope, "disabled users")
             disabled = {dnlib.normalize(e.dn) for e in found}
-        chains = ad.in_chain_members(directory, config, templates, groups) if gs.nested == "in_chain" else None
+        chains = None
+        if gs.nested == "in_chain":
+            chosen = [g.dn for g in selected_groups(config, templates, groups)]
+            chains = users_in_chain(directory, us.base, us.filter, us.scope, chosen)
         searches, range_searches = directory.searches, directory.range_searches
     fetch_seconds = time.monotonic() - started
     log.info("read %d users and %d groups in %.1f s", len(users), len(groups), fetch_seconds)
@@ -191,14 +195,14 @@ def fetch(config: Config, password: str | None, *, progress: bool | None = None)
     del users, groups
     members = resolve(fetched.pop("users"), fetched.pop("groups"), us, gs, disabled)
     if chains is not None:
-        ad.apply_in_chain(members, chains)
+        apply_in_chain(members, chains)
     mapped = map_directory(config, templates, members)
     return Snapshot(config, templates, members, mapped, searches, fetch_seconds, range_searches)
 
 
-def _read_groups(ldap: LdapSettings, gs: GroupSettings, password: str | None, attributes: list[str]) -> tuple:
+def _search_groups(directory: Directory, gs: GroupSettings, attributes: list[str]) -> tuple:
     """The groups search, in a worker: the entries and (searches, range searches)."""
-    with open_directory(ldap, password, progress=False) as directory:
+    with directory:
         groups = list(directory.search(gs.base, gs.filter, attributes, gs.scope, "groups"))
         return groups, (directory.searches, directory.range_searches)
 
@@ -258,15 +262,14 @@ def current_text(output: Output) -> str | None:
 
 
 @without_cycle_collector
-def run(config: Config, password: str | None, *, dry_run: bool = False, progress: bool | None = None,
-        force: str | None = None) -> RunResult:
+def run(config: Config, directory: Directory, *, dry_run: bool = False, force: str | None = None) -> RunResult:
     """Fetch, map, render, verify and check every output against its safety
     limits; then write each file that changed (keeping a backup of the old
     one) and run its post-change command.  A dry run stops before writing.
     When a limit is exceeded nothing is written, unless ``force`` gives the
     reason to go ahead."""
     started = time.monotonic()
-    snapshot = fetch(config, password, progress=progress)
+    snapshot = fetch(config, directory)
     result = RunResult(snapshot)
     planned: list[tuple[OutputResult, bytes | None, Path | None]] = []
     problems: list[str] = []
