@@ -8,7 +8,6 @@ the result, so what a dry run shows is what a real run writes.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from functools import cache as cache_result
 from functools import partial
 from pathlib import Path
 
-from ldapsync import backups, groupsfile, modelcache, safety
+from ldapsync import groupsfile, modelcache, safety
 from ldapsync import diff as difflib
 from ldapsync.config import Config, GroupSettings, Output
 from ldapsync.directory import Directory, ranges
@@ -29,7 +28,8 @@ from ldapsync.membership import PRESET_ATTRIBUTES, Finding, Memberships, apply_i
 from ldapsync import dn as dnlib
 from ldapsync.model import GroupsModel
 from ldapsync.speed import ChildFailed, Parallel, without_cycle_collector
-from ldapsync.writer import CommandResult, WriteResult, read_current, run_post_change, write_if_changed
+from ldapsync.apply import apply
+from ldapsync.writer import CommandResult, WriteResult, read_current
 
 log = logging.getLogger(__name__)
 changes_log = logging.getLogger("ldapsync.changes")
@@ -285,18 +285,9 @@ def run(config: Config, directory: Directory, *, dry_run: bool = False, force: s
             raise safety.Refused(problems)
         log.warning("going past the safety limits (--force): %s; the limits: %s", force, "; ".join(problems))
     for out, old_bytes, cache in planned:
-        output = out.output
         if not dry_run:
-            # the backup is taken only once the new file is ready to replace
-            # the old one, and only if the file is still what was planned on
-            out.written = write_if_changed(output.path, out.data, mode=output.mode, owner=output.owner,
-                                           group=output.group, expected=old_bytes,
-                                           keep_previous=backups.saver(output))
-            if out.written.changed:
-                backups.prune_quietly(output)
-                modelcache.save(cache, out.cache)
-            if out.written.changed and output.post_change_command:
-                out.command, out.check_problem = after_change(output)
+            applied = apply(out.output, out.data, old_bytes, cache, out.cache)
+            out.written, out.command, out.check_problem = applied.written, applied.command, applied.check_problem
         result.outputs.append(out)
     result.seconds = time.monotonic() - started
     return result
@@ -360,32 +351,6 @@ def _verified(text: list[str], model: GroupsModel, data: bytes, cached: bool) ->
     back = groupsfile.parse(text.pop())
     problems = groupsfile.reading_problems(back, model)
     return problems, (modelcache.encode(back, data) if cached and not problems else None)
-
-
-def after_change(output: Output) -> tuple[CommandResult, str | None]:
-    """Run the output's post-change command and then, when it succeeded, its
-    reload check: the command's result and the check's problem, if any."""
-    command = run_post_change(output.post_change_command, timeout=output.post_change_timeout)
-    log.log(logging.INFO if command.ok else logging.ERROR, "post-change command: %s", command.describe())
-    problem = check_reload(output) if command.ok and output.reload_check_command else None
-    return command, problem
-
-
-def check_reload(output: Output) -> str | None:
-    """Run the output's reload check; a problem sentence, or None when the
-    output matches (e.g. mod_groups is still loaded after the reload)."""
-    check = run_post_change(output.reload_check_command, timeout=output.post_change_timeout)
-    if not check.ok:
-        problem = f"reload check failed: {check.describe()}"
-    elif re.search(output.reload_check_expect, check.stdout) is None:
-        first = next((line.strip() for line in check.stdout.splitlines() if line.strip()), "(no output)")
-        problem = (f"reload check: the output of {' '.join(check.command)!r} does not match "
-                   f"{output.reload_check_expect!r} ({first!r}); is mod_groups still loaded? "
-                   "A reload while the groups file was missing unloads it")
-    else:
-        return None
-    log.error("%s: %s", output.path, problem)
-    return problem
 
 
 # Changes are logged at their own level, between INFO and WARNING, so that
