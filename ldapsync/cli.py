@@ -275,8 +275,8 @@ def rollback(version: int, config_path: str | None, output_path: str | None, lis
     rollback can be undone the same way. The next run writes the directory's
     view again, unless its safety limits refuse it.
     """
-    from ldapsync import backups, state as statelib, sync
-    from ldapsync.writer import write_if_changed
+    from ldapsync import backups
+    from ldapsync.actions.rollback import rollback as roll_back
 
     config = _load_config(config_path)
     output = _pick_output(config, output_path, None)
@@ -288,28 +288,17 @@ def rollback(version: int, config_path: str | None, output_path: str | None, lis
         else:
             click.echo(f"{output.path}: no backups in {backups.directory(output)}")
         return
-    with statelib.locked(config.lock_path, config.state.lock_timeout):
-        # chosen under the lock: a run that finished meanwhile has made a newer backup
-        chosen = backups.pick(output, version)
-        data = backups.read(chosen)
-        parsed = groupsfile.parse(data.decode("utf-8", "surrogateescape"))
-        current = sync.current_bytes(output)
-        if current == data:
-            click.echo(f"{output.path} already holds backup {version}; nothing to do")
-            return
-        write_if_changed(output.path, data, mode=output.mode, owner=output.owner, group=output.group,
-                         expected=current, keep_previous=backups.saver(output))
-        backups.prune_quietly(output)
-        log.warning("rolled %s back to the backup of %s", output.path, chosen.taken.isoformat(timespec="seconds"))
-        click.echo(f"{output.path}: restored backup {version} of {chosen.taken.isoformat(timespec='seconds')} "
-                   f"({plural(len(parsed.to_model().groups), 'group')})")
-        code = ExitCode.OK
-        if output.post_change_command:
-            result, problem = sync.after_change(output)
-            click.echo(f"  post-change command: {result.describe()}")
-            if not result.ok or problem:
-                code = ExitCode.POST_CHANGE_FAILED
-    sys.exit(code)
+    done = roll_back(config, output, version)
+    taken = done.backup.taken.isoformat(timespec="seconds")
+    if not done.restored:
+        click.echo(f"{output.path} already holds backup {version}; nothing to do")
+        return
+    click.echo(f"{output.path}: restored backup {version} of {taken} ({plural(done.groups, 'group')})")
+    if done.applied is not None and done.applied.command is not None:
+        click.echo(f"  post-change command: {done.applied.command.describe()}")
+    if done.state_problem:
+        click.echo(f"  {done.state_problem}", err=True)
+    sys.exit(done.exit_code)
 
 
 # --- serve and status ------------------------------------------------------------
