@@ -417,8 +417,8 @@ def with_held(model: GroupsModel, names: Collection[str], current: GroupsFile) -
     has too gets the model's name for them, so that the file keeps one name
     per JID when the directory renamed someone."""
     public = current.public_names
-    kept = [(name, current.groups[name]) for name in names
-            if name in current.groups and (current.groups[name] or name in current.declared)]
+    visible = current.visible_groups()
+    kept = [(name, visible[name]) for name in names if name in visible]
     if not kept:
         return model
     names_now: dict[str, str | None] = {}
