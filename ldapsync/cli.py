@@ -737,7 +737,7 @@ def explain(jid: str, config_path: str | None, as_json: bool) -> None:
                                      "name_in_group": group.members[user]})
     for key in related:
         if key in mapped.left_out and key not in {p.key for p in people}:
-            report["left_out"].append({"dn": members.users[key].dn, "why": mapped.left_out[key]})
+            report["left_out"].append({"dn": members.users[key].dn, "why": mapped.left_out[key].why})
     if as_json:
         _emit_json(report)
     else:
@@ -754,7 +754,8 @@ def explain(jid: str, config_path: str | None, as_json: bool) -> None:
                 via = " -> ".join(path)
                 click.echo(f"    {'listed in' if len(path) == 1 else 'through'} {via}")
         if people and not report["groups"]:
-            click.echo(f"  in no selected group ({mapped.left_out.get(people[0].key, 'no membership found')})")
+            left = mapped.left_out.get(people[0].key)
+            click.echo(f"  in no selected group ({left.why if left else 'no membership found'})")
         for item in report["left_out"]:
             click.echo(f"{item['dn']} is left out: {item['why']}")
     sys.exit(ExitCode.OK if report["groups"] else ExitCode.CHANGES)

@@ -14,6 +14,8 @@ import stringprep
 import unicodedata
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import NamedTuple
 
 from jinja2 import StrictUndefined, TemplateError, TemplateRuntimeError, meta
 from jinja2.sandbox import SandboxedEnvironment
@@ -145,6 +147,24 @@ class Person:
     name: str | None
 
 
+class LeftOutKind(StrEnum):
+    """Why a directory user is in no groups file (the keys of the run's counts)."""
+
+    DISABLED = "disabled"
+    DUPLICATE_JID = "duplicate JID"
+    LOOKALIKE_JID = "lookalike JID"
+    BAD_JID = "bad JID"
+    TEMPLATE_ERROR = "template error"
+    NO_GROUP = "in no selected group"
+
+
+class LeftOut(NamedTuple):
+    """A user left out: the kind, and the sentence that says why."""
+
+    kind: LeftOutKind
+    why: str
+
+
 @dataclass
 class Mapped:
     """The shared groups the directory implies, before choosing outputs."""
@@ -152,7 +172,7 @@ class Mapped:
     groups: dict[str, SharedGroup]  # shared name -> group
     sources: dict[str, list[str]]  # shared name -> group DNs behind it ("config" for static groups)
     people: dict[str, Person]  # user DN key -> person
-    left_out: dict[str, str]  # user DN key -> why the user is in no group file
+    left_out: dict[str, LeftOut]  # user DN key -> why the user is in no group file
     findings: list[Finding] = field(default_factory=list)
     in_a_group: set[str] = field(default_factory=set)  # the JIDs of every member of a shared group
     # shared name -> the group DNs that all map to it (on_name_collision: refuse): the name is held as the
@@ -167,7 +187,7 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
     """Shared groups from resolved memberships, as the config maps them."""
     findings: list[Finding] = []
     people: dict[str, Person] = {}
-    left_out: dict[str, str] = dict(members.disabled)
+    left_out = {key: LeftOut(LeftOutKind.DISABLED, why) for key, why in members.disabled.items()}
     by_jid: dict[str, str] = {}  # JID -> the first user key that gives it
     collisions: dict[str, list[str]] = {}
     reshaped: dict[str, str] = {}  # user key -> its rendered JID, which preparation changes beyond case
@@ -180,21 +200,23 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
             try:
                 raw_jid = templates.render("jid", entry, templates.user_attributes)
             except TemplateError as exc:
-                left_out[key] = f"mapping.jid failed: {exc}"
-                findings.append(Finding("template-error", entry.dn, left_out[key]))
+                left_out[key] = LeftOut(LeftOutKind.TEMPLATE_ERROR, f"mapping.jid failed: {exc}")
+                findings.append(Finding("template-error", entry.dn, left_out[key].why))
                 continue
             raw_name = None  # rendered again below, to report a failure
         prepared = jidlib.prep(raw_jid)
         # is_prepared: a JID must read back as itself ("\xad@x" prepares to "@x", which does not)
         if (prepared is None or "@" not in prepared or "/" in prepared or not jidlib.is_prepared(prepared)
                 or not writable_jid(prepared)):
-            left_out[key] = f"mapping.jid gives {raw_jid!r}, which is not a user JID Prosody accepts"
-            findings.append(Finding("bad-jid", entry.dn, left_out[key]))
+            left_out[key] = LeftOut(LeftOutKind.BAD_JID,
+                                    f"mapping.jid gives {raw_jid!r}, which is not a user JID Prosody accepts")
+            findings.append(Finding("bad-jid", entry.dn, left_out[key].why))
             continue
         if not surely_visible(prepared) and has_invisible(prepared):
-            left_out[key] = (f"mapping.jid gives {escaped(raw_jid)}, which Prosody reads as {escaped(prepared)}: "
-                             f"a JID with {describe(prepared)} looks like another")
-            findings.append(Finding("bad-jid", entry.dn, left_out[key]))
+            left_out[key] = LeftOut(LeftOutKind.BAD_JID,
+                                    f"mapping.jid gives {escaped(raw_jid)}, which Prosody reads as "
+                                    f"{escaped(prepared)}: a JID with {describe(prepared)} looks like another")
+            findings.append(Finding("bad-jid", entry.dn, left_out[key].why))
             continue
         if raw_jid != prepared and not only_case(raw_jid, prepared):
             reshaped[key] = raw_jid
@@ -216,7 +238,7 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
                                for k in keys))
         for k in keys:
             del people[k]
-            left_out[k] = f"several entries give the JID {jid}: {dns}"
+            left_out[k] = LeftOut(LeftOutKind.DUPLICATE_JID, f"several entries give the JID {jid}: {dns}")
         findings.append(Finding("jid-collision", jid, f"several entries give this JID, all left out: {dns}"))
     for key, given in reshaped.items():
         if key in people:
@@ -301,7 +323,7 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
     in_a_group = set().union(*(g.members for g in groups.values()), *held_members.values())
     for key, person in people.items():
         if person.jid not in in_a_group:
-            left_out.setdefault(key, "in no selected group")
+            left_out.setdefault(key, LeftOut(LeftOutKind.NO_GROUP, "in no selected group"))
     return Mapped(groups, sources, people, left_out, findings, in_a_group, held, from_directory)
 
 
@@ -358,7 +380,7 @@ def _how_prepared(raw: str) -> str:
 
 
 def _keep_the_exact_one(jid: str, owner: str, keys: list[str], members: Memberships, people: dict[str, Person],
-                        left_out: dict[str, str], reshaped: dict[str, str], findings: list[Finding]) -> None:
+                        left_out: dict[str, LeftOut], reshaped: dict[str, str], findings: list[Finding]) -> None:
     """Several entries give ``jid`` and one of them gives it as it is (up to
     case): that one keeps it, the lookalikes are left out.  A uid with a
     zero-width space must not take the real user out of every roster."""
@@ -368,8 +390,9 @@ def _keep_the_exact_one(jid: str, owner: str, keys: list[str], members: Membersh
             continue
         del people[k]
         dn, raw = members.users[k].dn, reshaped.pop(k)
-        left_out[k] = f"lookalike of {owner_dn}: mapping.jid gives {escaped(raw)}, which Prosody reads as {jid}"
-        findings.append(Finding("jid-lookalike", dn, f"{left_out[k]}{_how_prepared(raw)}: left out, {owner_dn} "
+        why = f"lookalike of {owner_dn}: mapping.jid gives {escaped(raw)}, which Prosody reads as {jid}"
+        left_out[k] = LeftOut(LeftOutKind.LOOKALIKE_JID, why)
+        findings.append(Finding("jid-lookalike", dn, f"{why}{_how_prepared(raw)}: left out, {owner_dn} "
                                                      "keeps the JID"))
 
 

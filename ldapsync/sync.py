@@ -70,7 +70,7 @@ class Snapshot:
         if self._counts is not None:
             return self._counts
         m = self.mapped
-        reasons = Counter(_reason_kind(r) for r in m.left_out.values())
+        reasons = Counter(str(r.kind) for r in m.left_out.values())
         return {
             "users_read": len(self.members.users),
             "groups_read": len(self.members.groups),
@@ -100,15 +100,6 @@ def log_findings(snapshot: Snapshot, limit: int = 20) -> None:
         kinds = Counter(f.kind for f in findings)
         log.warning("... %d more findings (%s); 'ldapsync run --json' lists all", len(findings) - limit,
                     ", ".join(f"{n} {k}" for k, n in kinds.most_common()))
-
-
-def _reason_kind(reason: str) -> str:
-    for prefix, kind in (("disabled", "disabled"), ("several entries", "duplicate JID"),
-                         ("lookalike", "lookalike JID"), ("mapping.jid gives", "bad JID"),
-                         ("mapping.jid failed", "template error"), ("in no selected group", "in no selected group")):
-        if reason.startswith(prefix):
-            return kind
-    return "other"
 
 
 @dataclass
