@@ -223,11 +223,11 @@ def _ldap_filter(value: str | None) -> str | None:
     from ldap3.core.exceptions import LDAPException
     from ldap3.operation.search import parse_filter
 
-    from ldapsync.directory import parenthesized
-
-    if not value.strip():
+    value = value.strip()
+    if not value:
         raise ValueError("an empty filter; leave the key out for the default")
-    value = parenthesized(value)
+    if not value.startswith("("):  # RFC 4515 requires them; configs often leave them out
+        value = f"({value})"
     try:
         parse_filter(value, None, auto_escape=True, auto_encode=True, validator=None, check_names=False)
     except LDAPException:

@@ -150,13 +150,9 @@ def diff(old: GroupsFile, new: GroupsFile) -> Diff:
     return Diff(tuple(groups), tuple(users), others, totals)
 
 
-def _visible(gf: GroupsFile) -> dict[str, Mapping[str, str]]:
-    return {name: m for name, m in gf.groups.items() if m or name in gf.declared}
-
-
 def group_changes(old: GroupsFile, new: GroupsFile) -> list[GroupChange]:
     """Groups added, removed or changed (members, names, public flag), by name."""
-    before, after = _visible(old), _visible(new)
+    before, after = old.visible_groups(), new.visible_groups()
     pub_before, pub_after = old.public_names, new.public_names
     changes = []
     for name in sorted(before.keys() | after.keys()):

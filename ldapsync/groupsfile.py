@@ -51,6 +51,12 @@ _LUA_SPACE = jidlib.LUA_SPACE
 _COMMENT_MARKS = ("#", ";", "//")
 
 
+def name_as_read(name: str | None) -> str:
+    """A member's name as Prosody reads it back: a line without ``=Name``
+    (None in a model) gives the name ``""``."""
+    return name or ""
+
+
 def _looks_like_comment(token: str) -> bool:
     return token.startswith(_COMMENT_MARKS) and "@" not in token
 
@@ -115,7 +121,7 @@ class GroupsFile:
         declared = set()
         for name, is_public, members in groups:
             # the read-only members as they are, not a copy, unless a name is missing ("" in Prosody)
-            read[name] = members if _all_named(members) else {j: n or "" for j, n in members.items()}
+            read[name] = members if _all_named(members) else {j: name_as_read(n) for j, n in members.items()}
             declared.add(name)
             if is_public:
                 public.append(name)
@@ -127,6 +133,12 @@ class GroupsFile:
     def public_names(self) -> frozenset[str]:
         return frozenset(self.public)
 
+    def visible_groups(self) -> dict[str, Mapping[str, str]]:
+        """The groups Prosody has after reading the file, in file order: every
+        group a header declared, even empty, and members given before any
+        header (the default group) only when there are some."""
+        return {name: members for name, members in self.groups.items() if members or name in self.declared}
+
     def applied_groups(self, user: str) -> list[str]:
         """The groups Prosody applies to ``user``'s roster, in order."""
         return [*self.memberships.get(user, ()), *self.public]
@@ -136,8 +148,7 @@ class GroupsFile:
         groups, public or not, with the same members and names.  Compares in
         place, without building a second model of a large file."""
         public = self.public_names
-        visible = [name for name, members in self.groups.items() if members or name in self.declared]
-        if len(visible) != len(model.groups):
+        if len(self.visible_groups()) != len(model.groups):
             return False
         for group in model.groups:
             members = self.groups.get(group.name)
@@ -146,22 +157,19 @@ class GroupsFile:
             if members == group.members:
                 continue  # every member named: one comparison in C
             for jid, name in group.members.items():
-                if members.get(jid) != (name or ""):
+                if members.get(jid) != name_as_read(name):
                     return False
         return True
 
     def size(self) -> tuple[int, int]:
         """The groups and member lines :meth:`to_model` would hold, without building it."""
-        visible = [members for name, members in self.groups.items() if members or name in self.declared]
-        return len(visible), sum(map(len, visible))
+        visible = self.visible_groups()
+        return len(visible), sum(map(len, visible.values()))
 
     def to_model(self) -> GroupsModel:
         public = self.public_names
-        return GroupsModel.of(
-            SharedGroup(name, members, name in public)
-            for name, members in self.groups.items()
-            if members or name in self.declared
-        )
+        return GroupsModel.of(SharedGroup(name, members, name in public)
+                              for name, members in self.visible_groups().items())
 
 
 def read(path: str | Path) -> GroupsFile:

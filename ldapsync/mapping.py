@@ -15,7 +15,8 @@ import stringprep
 import unicodedata
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, NamedTuple
 
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateRuntimeError, meta
 from jinja2.sandbox import SandboxedEnvironment
@@ -147,6 +148,24 @@ class Person:
     name: str | None
 
 
+class LeftOutKind(StrEnum):
+    """Why a directory user is in no groups file (the keys of the run's counts)."""
+
+    DISABLED = "disabled"
+    DUPLICATE_JID = "duplicate JID"
+    LOOKALIKE_JID = "lookalike JID"
+    BAD_JID = "bad JID"
+    TEMPLATE_ERROR = "template error"
+    NO_GROUP = "in no selected group"
+
+
+class LeftOut(NamedTuple):
+    """A user left out: the kind, and the sentence that says why."""
+
+    kind: LeftOutKind
+    why: str
+
+
 @dataclass
 class Mapped:
     """The shared groups the directory implies, before choosing outputs."""
@@ -154,7 +173,7 @@ class Mapped:
     groups: dict[str, SharedGroup]  # shared name -> group
     sources: dict[str, list[str]]  # shared name -> group DNs behind it ("config" for static groups)
     people: dict[str, Person]  # user DN key -> person
-    left_out: dict[str, str]  # user DN key -> why the user is in no group file
+    left_out: dict[str, LeftOut]  # user DN key -> why the user is in no group file
     findings: list[Finding] = field(default_factory=list)
     in_a_group: set[str] = field(default_factory=set)  # the JIDs of every member of a shared group
     # shared name -> the group DNs that all map to it (on_name_collision: refuse): the name is held as the
@@ -168,7 +187,7 @@ class Mapped:
 def map_directory(config: Config, templates: Templates, members: Memberships) -> Mapped:
     """Shared groups from resolved memberships, as the config maps them."""
     findings: list[Finding] = []
-    left_out: dict[str, str] = dict(members.disabled)
+    left_out = {key: LeftOut(LeftOutKind.DISABLED, why) for key, why in members.disabled.items()}
     people, reshaped, collisions = _people(templates, members, left_out, findings)
     _settle_collisions(collisions, reshaped, members, people, left_out, findings)
     groups, sources, held, held_members = _shared_groups(config.groups, templates, members, people, findings)
@@ -185,11 +204,11 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
     in_a_group = set().union(*(g.members for g in groups.values()), *held_members.values())
     for key, person in people.items():
         if person.jid not in in_a_group:
-            left_out.setdefault(key, "in no selected group")
+            left_out.setdefault(key, LeftOut(LeftOutKind.NO_GROUP, "in no selected group"))
     return Mapped(groups, sources, people, left_out, findings, in_a_group, held, from_directory)
 
 
-def _people(templates: Templates, members: Memberships, left_out: dict[str, str],
+def _people(templates: Templates, members: Memberships, left_out: dict[str, LeftOut],
             findings: list[Finding]) -> tuple[dict[str, Person], dict[str, str], dict[str, list[str]]]:
     """Every enabled user who has a JID Prosody accepts, by user key; the
     users whose rendered JID preparation changes beyond case (user key -> the
@@ -211,7 +230,7 @@ def _people(templates: Templates, members: Memberships, left_out: dict[str, str]
     return people, reshaped, collisions
 
 
-def _person(templates: Templates, key: str, entry: Entry, both: tuple[str, str] | None, left_out: dict[str, str],
+def _person(templates: Templates, key: str, entry: Entry, both: tuple[str, str] | None, left_out: dict[str, LeftOut],
             reshaped: dict[str, str], findings: list[Finding]) -> Person | None:
     """One user as the groups file sees them, from their rendered JID and
     name (``both``; None when the batch render failed); None, with the
@@ -223,21 +242,23 @@ def _person(templates: Templates, key: str, entry: Entry, both: tuple[str, str] 
         try:
             raw_jid = templates.render("jid", entry, templates.user_attributes)
         except TemplateError as exc:
-            left_out[key] = f"mapping.jid failed: {exc}"
-            findings.append(Finding("template-error", entry.dn, left_out[key]))
+            left_out[key] = LeftOut(LeftOutKind.TEMPLATE_ERROR, f"mapping.jid failed: {exc}")
+            findings.append(Finding("template-error", entry.dn, left_out[key].why))
             return None
         raw_name = None  # rendered again below, to report a failure
     prepared = jidlib.prep(raw_jid)
     # is_prepared: a JID must read back as itself ("\xad@x" prepares to "@x", which does not)
     if (prepared is None or "@" not in prepared or "/" in prepared or not jidlib.is_prepared(prepared)
             or not writable_jid(prepared)):
-        left_out[key] = f"mapping.jid gives {raw_jid!r}, which is not a user JID Prosody accepts"
-        findings.append(Finding("bad-jid", entry.dn, left_out[key]))
+        left_out[key] = LeftOut(LeftOutKind.BAD_JID,
+                                f"mapping.jid gives {raw_jid!r}, which is not a user JID Prosody accepts")
+        findings.append(Finding("bad-jid", entry.dn, left_out[key].why))
         return None
     if not surely_visible(prepared) and has_invisible(prepared):
-        left_out[key] = (f"mapping.jid gives {escaped(raw_jid)}, which Prosody reads as {escaped(prepared)}: "
-                         f"a JID with {describe(prepared)} looks like another")
-        findings.append(Finding("bad-jid", entry.dn, left_out[key]))
+        left_out[key] = LeftOut(LeftOutKind.BAD_JID,
+                                f"mapping.jid gives {escaped(raw_jid)}, which Prosody reads as "
+                                f"{escaped(prepared)}: a JID with {describe(prepared)} looks like another")
+        findings.append(Finding("bad-jid", entry.dn, left_out[key].why))
         return None
     if raw_jid != prepared and not only_case(raw_jid, prepared):
         reshaped[key] = raw_jid
@@ -251,7 +272,7 @@ def _person(templates: Templates, key: str, entry: Entry, both: tuple[str, str] 
 
 
 def _settle_collisions(collisions: dict[str, list[str]], reshaped: dict[str, str], members: Memberships,
-                       people: dict[str, Person], left_out: dict[str, str], findings: list[Finding]) -> None:
+                       people: dict[str, Person], left_out: dict[str, LeftOut], findings: list[Finding]) -> None:
     """Of the users who give the same JID, the one who gives it as it is
     keeps it; when none or several do, all of them are left out.  Then a
     finding for each remaining user whose JID preparation reshaped."""
@@ -264,7 +285,7 @@ def _settle_collisions(collisions: dict[str, list[str]], reshaped: dict[str, str
                                for k in keys))
         for k in keys:
             del people[k]
-            left_out[k] = f"several entries give the JID {jid}: {dns}"
+            left_out[k] = LeftOut(LeftOutKind.DUPLICATE_JID, f"several entries give the JID {jid}: {dns}")
         findings.append(Finding("jid-collision", jid, f"several entries give this JID, all left out: {dns}"))
     for key, given in reshaped.items():
         if key in people:
@@ -418,7 +439,7 @@ def _how_prepared(raw: str) -> str:
 
 
 def _keep_the_exact_one(jid: str, owner: str, keys: list[str], members: Memberships, people: dict[str, Person],
-                        left_out: dict[str, str], reshaped: dict[str, str], findings: list[Finding]) -> None:
+                        left_out: dict[str, LeftOut], reshaped: dict[str, str], findings: list[Finding]) -> None:
     """Several entries give ``jid`` and one of them gives it as it is (up to
     case): that one keeps it, the lookalikes are left out.  A uid with a
     zero-width space must not take the real user out of every roster."""
@@ -428,8 +449,9 @@ def _keep_the_exact_one(jid: str, owner: str, keys: list[str], members: Membersh
             continue
         del people[k]
         dn, raw = members.users[k].dn, reshaped.pop(k)
-        left_out[k] = f"lookalike of {owner_dn}: mapping.jid gives {escaped(raw)}, which Prosody reads as {jid}"
-        findings.append(Finding("jid-lookalike", dn, f"{left_out[k]}{_how_prepared(raw)}: left out, {owner_dn} "
+        why = f"lookalike of {owner_dn}: mapping.jid gives {escaped(raw)}, which Prosody reads as {jid}"
+        left_out[k] = LeftOut(LeftOutKind.LOOKALIKE_JID, why)
+        findings.append(Finding("jid-lookalike", dn, f"{why}{_how_prepared(raw)}: left out, {owner_dn} "
                                                      "keeps the JID"))
 
 
@@ -441,6 +463,23 @@ def selected(name: str, include: list[str], exclude: list[str]) -> bool:
     """Whether shell patterns ``include`` and not ``exclude`` select a shared group name."""
     return any(fnmatch.fnmatchcase(name, p) for p in include) and not any(
         fnmatch.fnmatchcase(name, p) for p in exclude)
+
+
+def selected_groups(config: Config, templates: Templates, groups: Iterable[Entry]) -> list[Entry]:
+    """The groups whose shared name groups.include/exclude select (those the
+    server is asked about with nested: in_chain).  A group whose name cannot
+    be rendered is kept: the mapping reports it."""
+    gs = config.groups
+    chosen = []
+    for entry in groups:
+        try:
+            name = cleaned_name(templates.render("group_name", entry, templates.group_attributes))
+        except TemplateError:
+            chosen.append(entry)
+            continue
+        if selected(name, gs.include, gs.exclude):
+            chosen.append(entry)
+    return chosen
 
 
 def model_for(output: Output, mapped: Mapped) -> GroupsModel:
@@ -460,8 +499,8 @@ def with_held(model: GroupsModel, names: Collection[str], current: GroupsFile) -
     has too gets the model's name for them, so that the file keeps one name
     per JID when the directory renamed someone."""
     public = current.public_names
-    kept = [(name, current.groups[name]) for name in names
-            if name in current.groups and (current.groups[name] or name in current.declared)]
+    visible = current.visible_groups()
+    kept = [(name, visible[name]) for name in names if name in visible]
     if not kept:
         return model
     names_now: dict[str, str | None] = {}

@@ -111,7 +111,7 @@ def resolve(users: Iterable[Entry], groups: Iterable[Entry], user_settings: User
     if group_settings.nested == "off":
         subgroups = {k: [] for k in subgroups}
     if group_settings.nested == "in_chain":
-        # the server expands nesting (ldapsync.ad); subgroups stay for explain's paths
+        # the server expands nesting (ldapsync.directory.in_chain); subgroups stay for explain's paths
         members = {k: set(v) for k, v in direct_users.items()}
     else:
         members = _expand(direct_users, subgroups, group_settings.max_depth, group_index, findings)
@@ -337,3 +337,16 @@ def _cycles(subgroups: dict[str, list[str]]) -> list[list[str]]:
                 if len(component) > 1 or node in subgroups.get(node, ()):
                     cycles.append(sorted(component))
     return cycles
+
+
+def apply_in_chain(members: Memberships, found: dict[str, set[str]]) -> None:
+    """Put the server's in-chain answers (see :mod:`ldapsync.directory.in_chain`)
+    in ``members``: each group's users are those the search found (disabled
+    ones left out) and those it lists directly (memberUid, for one).  Groups
+    not asked about keep their direct users."""
+    keys = {k: k for k in members.users}
+    for group, users in found.items():
+        if group not in members.members:
+            continue
+        chained = {keys[u] for u in users if u in keys and u not in members.disabled}
+        members.members[group] = chained | members.direct_users.get(group, set())

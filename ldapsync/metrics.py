@@ -42,6 +42,9 @@ class Metrics:
                               registry=r)
         self.refused = Gauge("ldapsync_last_run_refused", "1 when a safety limit stopped the last sync.",
                              registry=r)
+        self.rollbacks = Gauge("ldapsync_rollbacks_total", "Rollbacks recorded in the state file.", registry=r)
+        self.last_rollback = Gauge("ldapsync_last_rollback_timestamp_seconds",
+                                   "When the last rollback finished (Unix time; 0: none recorded).", registry=r)
 
     def update(self, state: State) -> None:
         if (last_success := state.last_success_at()) is not None:
@@ -63,6 +66,8 @@ class Metrics:
         self.consecutive.set(state.consecutive_failures)
         self.refusals.set(state.refusals_total)
         self.refused.set(1 if state.result == "refused" else 0)
+        self.rollbacks.set(state.rollbacks_total)
+        self.last_rollback.set(state.last_rollback_at() or 0)
 
     def write_textfile(self, path: Path) -> None:
         """node_exporter's textfile collector reads this: written atomically,

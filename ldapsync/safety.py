@@ -63,8 +63,7 @@ def _empty(path: Path, old: GroupsFile, given: tuple[int, int], static_names: Co
     """safety.refuse_empty: judged on what the directory gives against what
     the current file holds besides the static groups."""
     static = frozenset(static_names)
-    from_directory = [members for name, members in old.groups.items()
-                      if (members or name in old.declared) and name not in static]
+    from_directory = [members for name, members in old.visible_groups().items() if name not in static]
     old_groups, old_members = len(from_directory), sum(map(len, from_directory))
     besides = " besides static_groups" if static else ""
     given_groups, given_members = given

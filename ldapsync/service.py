@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ from ldapsync.errors import ExitCode, UserError
 if TYPE_CHECKING:  # loaded only when a run or the metrics need them
     from apscheduler.triggers.base import BaseTrigger
 
+    from ldapsync.directory import Directory
     from ldapsync.metrics import Metrics
     from ldapsync.sync import RunResult
 
@@ -40,15 +42,24 @@ class Recorded:
     state: statelib.State | None
 
 
-def recorded_run(config: configlib.Config, *, dry_run: bool = False, force: str | None = None) -> Recorded:
+def configured_directory(config: configlib.Config) -> Directory:
+    """The directory the config names, with its bind password (not yet connected)."""
+    from ldapsync.directory import directory_for
+
+    return directory_for(config.ldap, config.bind_password())
+
+
+def recorded_run(config: configlib.Config, *, dry_run: bool = False, force: str | None = None,
+                 directory: Callable[[configlib.Config], Directory] = configured_directory) -> Recorded:
     """Lock, sync, then record the outcome in the state file and metrics
     (a dry run records nothing).  Never raises for a failed sync: the error
-    is in the result, with its exit code."""
+    is in the result, with its exit code.  ``directory`` gives the directory
+    to read (tests hand in one of their own)."""
     started = time.time()
     try:
         with statelib.locked(config.lock_path, config.state.lock_timeout):
             # the record is written under the lock too: two runs never race for it
-            return _sync_and_record(config, started, dry_run, force)
+            return _sync_and_record(config, started, dry_run, force, directory)
     except statelib.Busy as exc:
         # not a run: another one is under way and will leave its own record
         return Recorded(exc.exit_code, None, str(exc), None)
@@ -56,13 +67,14 @@ def recorded_run(config: configlib.Config, *, dry_run: bool = False, force: str 
         return Recorded(int(exc.exit_code), None, str(exc), None)
 
 
-def _sync_and_record(config: configlib.Config, started: float, dry_run: bool, force: str | None) -> Recorded:
+def _sync_and_record(config: configlib.Config, started: float, dry_run: bool, force: str | None,
+                     directory: Callable[[configlib.Config], Directory]) -> Recorded:
     from ldapsync import sync  # ldap3 and jinja2 load only when a sync runs
 
     result = None
     error = None
     try:
-        result = sync.run(config, config.bind_password(), dry_run=dry_run, force=force)
+        result = sync.run(config, directory(config), dry_run=dry_run, force=force)
         exit_code = int(result.exit_code)
         if exit_code:
             error = "; ".join(problem for o in result.outputs if (problem := o.after_write_problem()))
@@ -124,9 +136,11 @@ class Service:
     """``ldapsync serve``: APScheduler runs the sync on the config's cron
     schedule; signals stop it cleanly or reload the config."""
 
-    def __init__(self, config_path: str) -> None:
+    def __init__(self, config_path: str,
+                 directory: Callable[[configlib.Config], Directory] = configured_directory) -> None:
         from apscheduler.schedulers.background import BackgroundScheduler
 
+        self.directory = directory
         self.config_path = config_path
         self.config = configlib.load(config_path)
         self.stop_requested = threading.Event()
@@ -211,7 +225,7 @@ class Service:
         self.idle.clear()
         try:
             config = self.config
-            outcome = recorded_run(config)
+            outcome = recorded_run(config, directory=self.directory)
             if outcome.result is not None:
                 from ldapsync.sync import log_findings  # loaded by the run already
 

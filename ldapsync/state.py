@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,6 +41,10 @@ class State:
     failures_total: int = 0
     refusals_total: int = 0
     consecutive_failures: int = 0
+    # rollbacks are recorded beside the runs, not as runs: the fields above
+    # describe the last sync of the directory, which monitoring judges
+    rollbacks_total: int = 0
+    last_rollback: dict | None = None  # {"finished", "output", "backup_taken", "exit_code", "error"}
 
     # read back with pydantic, strictly: a string where a number belongs is damage
     __pydantic_config__ = ConfigDict(strict=True)
@@ -51,10 +55,16 @@ class State:
     def last_success_at(self) -> float | None:
         return _epoch(self.last_success)
 
+    def last_rollback_at(self) -> float | None:
+        return None if self.last_rollback is None else _epoch(self.last_rollback["finished"])
+
     def __post_init__(self) -> None:
         for key in ("started", "finished", "last_success"):
             _epoch(getattr(self, key))  # a date that does not parse is damage
-        for key in ("runs_total", "failures_total", "refusals_total", "consecutive_failures"):
+        if self.last_rollback is not None and not isinstance(self.last_rollback.get("finished"), str):
+            raise ValueError("last_rollback.finished is not a date")
+        self.last_rollback_at()
+        for key in ("runs_total", "failures_total", "refusals_total", "consecutive_failures", "rollbacks_total"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key} is negative")
         # what status and the metrics add up must be numbers
@@ -137,6 +147,18 @@ def record(path: Path, started: float, finished: float, exit_code: int, error: s
         refusals_total=previous.refusals_total + refused,
         consecutive_failures=0 if ok else previous.consecutive_failures + 1,
     )
+    save(path, state)
+    return state
+
+
+def record_rollback(path: Path, finished: float, output: Path, backup_taken: str, exit_code: int,
+                    error: str | None) -> State:
+    """Add one rollback to the state file and return the new state; the
+    record of the last sync stays as it was."""
+    previous = load(path) or State()
+    state = replace(previous, rollbacks_total=previous.rollbacks_total + 1, last_rollback={
+        "finished": now_iso(finished), "output": str(output), "backup_taken": backup_taken,
+        "exit_code": exit_code, "error": error})
     save(path, state)
     return state
 

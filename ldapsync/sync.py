@@ -8,7 +8,6 @@ the result, so what a dry run shows is what a real run writes.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -17,17 +16,28 @@ from functools import cache as cache_result
 from functools import partial
 from pathlib import Path
 
-from ldapsync import ad, backups, groupsfile, modelcache, ranges, safety
 from ldapsync import diff as difflib
 from ldapsync import dn as dnlib
-from ldapsync.config import Config, GroupSettings, LdapSettings, Output
-from ldapsync.directory import open_directory, parenthesized
+from ldapsync import groupsfile, modelcache, safety
+from ldapsync.apply import apply
+from ldapsync.config import Config, GroupSettings, Output
+from ldapsync.directory import Directory, ranges
+from ldapsync.directory.in_chain import users_in_chain
 from ldapsync.errors import ExitCode, UserError
-from ldapsync.mapping import Mapped, Templates, directory_size, held_for, map_directory, model_for, with_held
-from ldapsync.membership import PRESET_ATTRIBUTES, Finding, Memberships, resolve
+from ldapsync.mapping import (
+    Mapped,
+    Templates,
+    directory_size,
+    held_for,
+    map_directory,
+    model_for,
+    selected_groups,
+    with_held,
+)
+from ldapsync.membership import PRESET_ATTRIBUTES, Finding, Memberships, apply_in_chain, resolve
 from ldapsync.model import GroupsModel
 from ldapsync.speed import ChildFailed, Parallel, without_cycle_collector
-from ldapsync.writer import CommandResult, WriteResult, read_current, run_post_change, write_if_changed
+from ldapsync.writer import CommandResult, WriteResult, read_current
 
 log = logging.getLogger(__name__)
 changes_log = logging.getLogger("ldapsync.changes")
@@ -68,7 +78,7 @@ class Snapshot:
         if self._counts is not None:
             return self._counts
         m = self.mapped
-        reasons = Counter(_reason_kind(r) for r in m.left_out.values())
+        reasons = Counter(str(r.kind) for r in m.left_out.values())
         return {
             "users_read": len(self.members.users),
             "groups_read": len(self.members.groups),
@@ -98,15 +108,6 @@ def log_findings(snapshot: Snapshot, limit: int = 20) -> None:
         kinds = Counter(f.kind for f in findings)
         log.warning("... %d more findings (%s); 'ldapsync run --json' lists all", len(findings) - limit,
                     ", ".join(f"{n} {k}" for k, n in kinds.most_common()))
-
-
-def _reason_kind(reason: str) -> str:
-    for prefix, kind in (("disabled", "disabled"), ("several entries", "duplicate JID"),
-                         ("lookalike", "lookalike JID"), ("mapping.jid gives", "bad JID"),
-                         ("mapping.jid failed", "template error"), ("in no selected group", "in no selected group")):
-        if reason.startswith(prefix):
-            return kind
-    return "other"
 
 
 @dataclass
@@ -145,11 +146,11 @@ class RunResult:
 
 
 @without_cycle_collector
-def fetch(config: Config, password: str | None, *, progress: bool | None = None) -> Snapshot:
+def fetch(config: Config, directory: Directory) -> Snapshot:
     """Read users and groups (two paged searches, three with a custom
     disabled filter; plus one per group whose member values come in ranges,
     per further range, and with nested: in_chain one per selected group)
-    and map them."""
+    and map them.  ``directory`` is connected here and closed once read."""
     templates = Templates(config.mapping)
     us, gs = config.users, config.groups
     user_attrs = {*templates.user_attributes, *us.attributes, *PRESET_ATTRIBUTES[us.disabled], us.uid_attribute}
@@ -162,15 +163,15 @@ def fetch(config: Config, password: str | None, *, progress: bool | None = None)
         group_attrs |= {member, "uniqueMember", "memberUid"}
     user_attributes, group_attributes = sorted(user_attrs), sorted(group_attrs)
     started = time.monotonic()
-    with open_directory(config.ldap, password, progress=progress) as directory:
-        # With ldap3, whose decoding in Python keeps the client busy, a worker
-        # process reads the groups over its own connection to the server this
-        # one found, while this one reads the users.  (python-ldap decodes in
-        # C: there a worker only competes with the server for the cores.)
+    with directory:
+        # With ldap3, whose decoding in Python keeps the client busy for
+        # seconds on a large directory, a worker process reads the groups over
+        # its own connection to the server this one found, while this one
+        # reads the users.  (python-ldap decodes in C: there a worker only
+        # competes with the server for the cores.)
         groups_job = None
         if directory.decodes_in_python and Parallel.forks():
-            same_server = config.ldap.model_copy(update={"servers": [directory.url]})
-            groups_job = Parallel(partial(_read_groups, same_server, gs, password, group_attributes))
+            groups_job = Parallel(partial(_search_groups, directory.sibling(), gs, group_attributes))
         try:
             users = list(directory.search(us.base, us.filter, user_attributes, us.scope, "users"))
         except BaseException:
@@ -186,10 +187,13 @@ def fetch(config: Config, password: str | None, *, progress: bool | None = None)
             log.debug("the groups were read by a worker process, beside the users")
         disabled = None
         if us.disabled_filter:
-            both = f"(&{parenthesized(us.filter)}{parenthesized(us.disabled_filter)})"
+            both = f"(&{us.filter}{us.disabled_filter})"  # both in parentheses since the config loaded
             found = directory.search(us.base, both, [], us.scope, "disabled users")
             disabled = {dnlib.normalize(e.dn) for e in found}
-        chains = ad.in_chain_members(directory, config, templates, groups) if gs.nested == "in_chain" else None
+        chains = None
+        if gs.nested == "in_chain":
+            chosen = [g.dn for g in selected_groups(config, templates, groups)]
+            chains = users_in_chain(directory, us.base, us.filter, us.scope, chosen)
         searches, range_searches = directory.searches, directory.range_searches
     fetch_seconds = time.monotonic() - started
     log.info("read %d users and %d groups in %.1f s", len(users), len(groups), fetch_seconds)
@@ -199,14 +203,14 @@ def fetch(config: Config, password: str | None, *, progress: bool | None = None)
     del users, groups
     members = resolve(fetched.pop("users"), fetched.pop("groups"), us, gs, disabled)
     if chains is not None:
-        ad.apply_in_chain(members, chains)
+        apply_in_chain(members, chains)
     mapped = map_directory(config, templates, members)
     return Snapshot(config, templates, members, mapped, searches, fetch_seconds, range_searches)
 
 
-def _read_groups(ldap: LdapSettings, gs: GroupSettings, password: str | None, attributes: list[str]) -> tuple:
+def _search_groups(directory: Directory, gs: GroupSettings, attributes: list[str]) -> tuple:
     """The groups search, in a worker: the entries and (searches, range searches)."""
-    with open_directory(ldap, password, progress=False) as directory:
+    with directory:
         groups = list(directory.search(gs.base, gs.filter, attributes, gs.scope, "groups"))
         return groups, (directory.searches, directory.range_searches)
 
@@ -266,15 +270,14 @@ def current_text(output: Output) -> str | None:
 
 
 @without_cycle_collector
-def run(config: Config, password: str | None, *, dry_run: bool = False, progress: bool | None = None,
-        force: str | None = None) -> RunResult:
+def run(config: Config, directory: Directory, *, dry_run: bool = False, force: str | None = None) -> RunResult:
     """Fetch, map, render, verify and check every output against its safety
     limits; then write each file that changed (keeping a backup of the old
     one) and run its post-change command.  A dry run stops before writing.
     When a limit is exceeded nothing is written, unless ``force`` gives the
     reason to go ahead."""
     started = time.monotonic()
-    snapshot = fetch(config, password, progress=progress)
+    snapshot = fetch(config, directory)
     result = RunResult(snapshot)
     planned: list[tuple[OutputResult, bytes | None, Path | None]] = []
     problems: list[str] = []
@@ -290,18 +293,9 @@ def run(config: Config, password: str | None, *, dry_run: bool = False, progress
             raise safety.Refused(problems)
         log.warning("going past the safety limits (--force): %s; the limits: %s", force, "; ".join(problems))
     for out, old_bytes, cache in planned:
-        output = out.output
         if not dry_run:
-            # the backup is taken only once the new file is ready to replace
-            # the old one, and only if the file is still what was planned on
-            out.written = write_if_changed(output.path, out.data, mode=output.mode, owner=output.owner,
-                                           group=output.group, expected=old_bytes,
-                                           keep_previous=backups.saver(output))
-            if out.written.changed:
-                backups.prune_quietly(output)
-                modelcache.save(cache, out.cache)
-            if out.written.changed and output.post_change_command:
-                out.command, out.check_problem = after_change(output)
+            applied = apply(out.output, out.data, old_bytes, cache, out.cache)
+            out.written, out.command, out.check_problem = applied.written, applied.command, applied.check_problem
         result.outputs.append(out)
     result.seconds = time.monotonic() - started
     return result
@@ -366,34 +360,6 @@ def _verified(text: list[str], model: GroupsModel, data: bytes, cached: bool) ->
     back = groupsfile.parse(text.pop())
     problems = groupsfile.reading_problems(back, model)
     return problems, (modelcache.encode(back, data) if cached and not problems else None)
-
-
-def after_change(output: Output) -> tuple[CommandResult, str | None]:
-    """Run the output's post-change command and then, when it succeeded, its
-    reload check: the command's result and the check's problem, if any."""
-    assert output.post_change_command, "only for an output with a post-change command"
-    command = run_post_change(output.post_change_command, timeout=output.post_change_timeout)
-    log.log(logging.INFO if command.ok else logging.ERROR, "post-change command: %s", command.describe())
-    problem = check_reload(output) if command.ok and output.reload_check_command else None
-    return command, problem
-
-
-def check_reload(output: Output) -> str | None:
-    """Run the output's reload check; a problem sentence, or None when the
-    output matches (e.g. mod_groups is still loaded after the reload)."""
-    assert output.reload_check_command, "only for an output with a reload check"
-    check = run_post_change(output.reload_check_command, timeout=output.post_change_timeout)
-    if not check.ok:
-        problem = f"reload check failed: {check.describe()}"
-    elif re.search(output.reload_check_expect, check.stdout) is None:
-        first = next((line.strip() for line in check.stdout.splitlines() if line.strip()), "(no output)")
-        problem = (f"reload check: the output of {' '.join(check.command)!r} does not match "
-                   f"{output.reload_check_expect!r} ({first!r}); is mod_groups still loaded? "
-                   "A reload while the groups file was missing unloads it")
-    else:
-        return None
-    log.error("%s: %s", output.path, problem)
-    return problem
 
 
 # Changes are logged at their own level, between INFO and WARNING, so that

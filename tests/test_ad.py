@@ -3,13 +3,13 @@ answers replace client-side nesting."""
 
 from __future__ import annotations
 
-from ldapsync.ad import apply_in_chain, in_chain_filter
 from ldapsync.directory import Entry
-from ldapsync.membership import Memberships
+from ldapsync.directory.in_chain import in_chain_filter
+from ldapsync.membership import Memberships, apply_in_chain
 
 
-def test_the_group_dn_is_escaped_and_the_user_filter_wrapped():
-    assert in_chain_filter("objectClass=user", r"CN=R&D (EU) *\,OU=G,DC=x") == (
+def test_the_group_dn_is_escaped():
+    assert in_chain_filter("(objectClass=user)", r"CN=R&D (EU) *\,OU=G,DC=x") == (
         r"(&(objectClass=user)(memberOf:1.2.840.113556.1.4.1941:=CN=R&D \28EU\29 \2a\5c,OU=G,DC=x))")
 
 

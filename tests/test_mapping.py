@@ -26,7 +26,6 @@ from ldapsync.mapping import (
 )
 from ldapsync.membership import resolve
 from ldapsync.model import SharedGroup
-from ldapsync.sync import _reason_kind
 
 TEMPLATES = [
     ("{{ uid | lower }}@example.com", "{{ displayName or cn }}"),
@@ -88,7 +87,7 @@ outputs: [{path: /tmp/unused.txt}]
     assert (mapped.people["uid=alice7,dc=x"].jid, mapped.people["uid=alice7,dc=x"].name) == (
         "l.alice7@example.com", "Alice")
     assert mapped.groups["team"].members["o.bob1499@example.com"] == "Bob"
-    assert "mapping.jid failed" in mapped.left_out["uid=x7,dc=x"]
+    assert "mapping.jid failed" in mapped.left_out["uid=x7,dc=x"].why
     assert sum(f.kind == "template-error" for f in mapped.findings) == 1500
 
 
@@ -212,9 +211,9 @@ def test_a_lookalike_uid_never_evicts_the_user_it_imitates(order):
     mapped = mapped_from(order)
     assert mapped.groups["team"].members == {"alice@example.com": "Alice Liddell"}
     assert [p.dn for p in mapped.people.values()] == ["uid=alice,dc=x"]
-    assert mapped.left_out["cn=fake,dc=x"] == ("lookalike of uid=alice,dc=x: mapping.jid gives "
+    assert mapped.left_out["cn=fake,dc=x"].why == ("lookalike of uid=alice,dc=x: mapping.jid gives "
                                                "'alice\\u200b@example.com', which Prosody reads as alice@example.com")
-    assert _reason_kind(mapped.left_out["cn=fake,dc=x"]) == "lookalike JID"
+    assert mapped.left_out["cn=fake,dc=x"].kind == "lookalike JID"
     assert kinds(mapped) == {"jid-lookalike": [
         ("cn=fake,dc=x: lookalike of uid=alice,dc=x: mapping.jid gives 'alice\\u200b@example.com', which Prosody "
          "reads as alice@example.com, dropping U+200B ZERO WIDTH SPACE: left out, uid=alice,dc=x keeps the JID")]}
@@ -233,7 +232,7 @@ def test_the_exact_jid_is_up_to_case():
 def test_without_exactly_one_exact_entry_all_are_left_out(uids):
     mapped = mapped_from([user(f"cn=u{i}", u) for i, u in enumerate(uids)], jid="{{ uid }}@example.com")
     assert mapped.groups["team"].members == {}
-    assert {_reason_kind(r) for r in mapped.left_out.values()} == {"duplicate JID"}
+    assert {r.kind for r in mapped.left_out.values()} == {"duplicate JID"}
     [collision] = kinds(mapped)["jid-collision"]
     assert "cn=u1,dc=x" in collision and "'al\\u200bice@example.com'" in collision
 
@@ -283,7 +282,7 @@ def test_a_jid_that_keeps_an_invisible_character_is_left_out():
     # JID preparation drops zero-width spaces but keeps what Unicode 3.2 did not know (U+2066) and fillers
     mapped = mapped_from([ALICE, user("cn=b", "alice\u2066"), user("cn=c", "\u3164")])
     assert mapped.groups["team"].members == {"alice@example.com": "Alice Liddell"}
-    assert {k: _reason_kind(r) for k, r in mapped.left_out.items()} == {"cn=b,dc=x": "bad JID", "cn=c,dc=x": "bad JID"}
+    assert {k: r.kind for k, r in mapped.left_out.items()} == {"cn=b,dc=x": "bad JID", "cn=c,dc=x": "bad JID"}
     assert kinds(mapped)["bad-jid"][0] == (
         "cn=b,dc=x: mapping.jid gives 'alice\\u2066@example.com', which Prosody reads as 'alice\\u2066@example.com': "
         "a JID with U+2066 LEFT-TO-RIGHT ISOLATE looks like another")

@@ -1,13 +1,12 @@
-"""Range retrieval helpers (ldapsync.ranges), without a server: the
+"""Range retrieval helpers (ldapsync.directory.ranges), without a server: the
 follow-ups asked for and how the answers are put together."""
 
 from __future__ import annotations
 
 import pytest
 
-from ldapsync import ranges
-from ldapsync.directory import Entry
-from ldapsync.ranges import Range, RangeError
+from ldapsync.directory import Entry, ranges
+from ldapsync.directory.ranges import Range, RangeError
 
 
 @pytest.mark.parametrize(("name", "expected"), [

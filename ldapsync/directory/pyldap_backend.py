@@ -1,7 +1,7 @@
 """The accelerated directory backend: python-ldap, C over the same libldap as
 ``ldapsearch`` (``pip install ldapsync[fast]``).
 
-Same interface and the same promises as :class:`ldapsync.directory_ldap3.Directory`:
+Same interface and the same promises as :class:`.ldap3_backend.Ldap3Directory`:
 a bound, read-only connection to the first server that answers, paged
 searches streamed page by page, and a :class:`DirectoryError` for every
 incomplete answer.
@@ -17,9 +17,9 @@ from collections.abc import Iterator, Sequence
 import ldap
 from ldap.controls import LDAPControl, SimplePagedResultsControl
 
-from ldapsync.directory import (
+from ldapsync.directory.base import (
     DOMAIN_SCOPE,
-    Backend,
+    Directory,
     DirectoryError,
     Entry,
     SearchCount,
@@ -37,8 +37,8 @@ _FAILURES = ((ldap.SIZELIMIT_EXCEEDED, "size"), (ldap.TIMELIMIT_EXCEEDED, "time"
              (ldap.NO_SUCH_OBJECT, "no-base"), (ldap.REFERRAL, "referral"))
 
 
-class PythonLdapDirectory(Backend):
-    """The python-ldap backend (see :class:`ldapsync.directory.Backend`)."""
+class PythonLdapDirectory(Directory):
+    """The python-ldap backend (see :class:`ldapsync.directory.Directory`)."""
 
     def _open(self, url: str) -> ldap.ldapobject.SimpleLDAPObject:
         s = self.settings

@@ -21,9 +21,9 @@ from collections.abc import Iterator, Sequence
 import ldap3
 from ldap3.core import exceptions as ldap_errors
 
-from ldapsync.directory import (
+from ldapsync.directory.base import (
     DOMAIN_SCOPE,
-    Backend,
+    Directory,
     DirectoryError,
     Entry,
     SearchCount,
@@ -41,8 +41,8 @@ _FAILURES = ((ldap_errors.LDAPSizeLimitExceededResult, "size"), (ldap_errors.LDA
              (ldap_errors.LDAPAdminLimitExceededResult, "admin"), (ldap_errors.LDAPNoSuchObjectResult, "no-base"))
 
 
-class Directory(Backend):
-    """The ldap3 backend (see :class:`ldapsync.directory.Backend`)."""
+class Ldap3Directory(Directory):
+    """The ldap3 backend (see :class:`ldapsync.directory.Directory`)."""
 
     decodes_in_python = True
 
@@ -75,7 +75,7 @@ class Directory(Backend):
         for url in s.servers:
             server = ldap3.Server(url, get_info=ldap3.NONE, connect_timeout=s.connect_timeout, tls=tls)
             # auto_range off: ldap3 would follow member;range= answers itself, uncounted
-            # and unchecked; ldapsync.ranges does it for both backends.  (With
+            # and unchecked; ldapsync.directory.ranges does it for both backends.  (With
             # auto_range off, ldap3 2.9.1 needs return_empty_attributes off too, or
             # an explicitly ranged request ends in a KeyError inside ldap3.)
             kwargs = dict(

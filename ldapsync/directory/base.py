@@ -1,7 +1,6 @@
-"""Reading the directory: what both backends share (entries, errors, range
-completion, the ldapsearch line) and the choice between them; the ldap3
-backend is in :mod:`ldapsync.directory_ldap3`, python-ldap's in
-:mod:`ldapsync.directory_pyldap`.
+"""What both directory backends share: the interface (:class:`Directory`),
+entries, errors, range completion and the ldapsearch line.  The ldap3
+backend is in :mod:`.ldap3_backend`, python-ldap's in :mod:`.pyldap_backend`.
 
 Every failure ends the sync with a :class:`DirectoryError` saying what failed
 and where: an unreachable server, a refused bind, a size, time or admin
@@ -19,8 +18,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Self
 
-from ldapsync import ranges
 from ldapsync.config import LdapSettings
+from ldapsync.directory import ranges
 from ldapsync.errors import ExitCode, UserError
 
 log = logging.getLogger(__name__)
@@ -50,7 +49,7 @@ class Entry:
         return values[0] if values else ""
 
 
-def complete_ranges(directory: Backend, entries: Iterator[Entry], what: str) -> Iterator[Entry]:
+def complete_ranges(directory: Directory, entries: Iterator[Entry], what: str) -> Iterator[Entry]:
     """A backend's search results with ranged attributes completed through
     its ``read_entry``: the follow-ups are counted in ``range_searches``
     (and ``searches``) and logged, the same for every backend."""
@@ -70,12 +69,16 @@ def complete_ranges(directory: Backend, entries: Iterator[Entry], what: str) -> 
         raise DirectoryError(f"search for {what}: incomplete ranged answer: {exc}") from None
 
 
-class Backend:
-    """What both directory backends share: a bound, read-only connection to
-    the first server that answers (``connect``, ``close``), paged searches
-    streamed page by page (``_paged_search``) and base-scope reads
-    (``read_entry``), each backend its own; here the settings, the counts,
-    the context manager and the completion of ranged attributes."""
+class Directory:
+    """A directory to read, as the sync pipeline sees it: used as a context
+    manager (entering connects and binds, leaving closes), then
+    :meth:`search` and the counts ``searches`` and ``range_searches``.
+
+    Each backend brings a bound, read-only connection to the first server
+    that answers (``connect``, ``close``), paged searches streamed page by
+    page (``_paged_search``) and base-scope reads (``read_entry``); here are
+    the settings, the counts, the context manager and the completion of
+    ranged attributes."""
 
     decodes_in_python = False  # True: the client, not the server, sets the pace of a large search
 
@@ -126,6 +129,12 @@ class Backend:
 
     def ldapsearch_command(self, base: str, filter: str, attributes: Sequence[str], scope: str) -> str:
         return ldapsearch_command(self.settings, self.url, base, filter, attributes, scope)
+
+    def sibling(self) -> Directory:
+        """A second, unconnected directory of the same kind for the server
+        this one connected to: a worker process reads over its own connection."""
+        same_server = self.settings.model_copy(update={"servers": [self.url]})
+        return type(self)(same_server, self._password, progress=False)
 
 
 class SearchCount:
@@ -188,30 +197,6 @@ def ldapsearch_command(s: LdapSettings, url: str, base: str, filter: str, attrib
             cmd += ["-e", DOMAIN_SCOPE]
     cmd += [filter, *attributes]
     return " ".join(shlex.quote(c) for c in cmd)
-
-
-def open_directory(settings: LdapSettings, password: str | None, *, progress: bool | None = None) -> Backend:
-    """The configured backend: python-ldap (C, like ldapsearch) when
-    ``backend`` says so, or with ``auto`` when it is installed; else ldap3."""
-    if settings.backend in ("auto", "python-ldap"):
-        try:
-            from ldapsync.directory_pyldap import PythonLdapDirectory
-        except ImportError:
-            if settings.backend == "python-ldap":
-                raise UserError("ldap.backend: python-ldap is not installed (pip install 'ldapsync[fast]')",
-                                ExitCode.CONFIG) from None
-        else:
-            return PythonLdapDirectory(settings, password, progress=progress)
-    from ldapsync.directory_ldap3 import Directory  # ldap3 loads only when it is the backend
-
-    return Directory(settings, password, progress=progress)
-
-
-def parenthesized(filter: str) -> str:
-    """A filter from the config with its outer parentheses, which RFC 4515
-    requires and configs often leave out, so that it can be combined."""
-    filter = filter.strip()
-    return filter if filter.startswith("(") else f"({filter})"
 
 
 def decode_attributes(raw: dict[str, list[bytes]]) -> dict[str, list[str]]:
