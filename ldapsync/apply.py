@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ldapsync import backups, modelcache
+from ldapsync.commands import CommandResult, run_post_change
 from ldapsync.config import Output
-from ldapsync.writer import CommandResult, WriteResult, run_post_change, write_if_changed
+from ldapsync.writer import WriteResult, write_if_changed
 
 log = logging.getLogger(__name__)
 

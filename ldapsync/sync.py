@@ -20,6 +20,7 @@ from ldapsync import diff as difflib
 from ldapsync import dn as dnlib
 from ldapsync import groupsfile, modelcache, safety
 from ldapsync.apply import apply
+from ldapsync.commands import CommandResult
 from ldapsync.config import Config, GroupSettings, Output
 from ldapsync.directory import Directory, ranges
 from ldapsync.directory.in_chain import users_in_chain
@@ -37,7 +38,7 @@ from ldapsync.mapping import (
 from ldapsync.membership import PRESET_ATTRIBUTES, Finding, Memberships, apply_in_chain, resolve
 from ldapsync.model import GroupsModel
 from ldapsync.speed import ChildFailed, Parallel, without_cycle_collector
-from ldapsync.writer import CommandResult, WriteResult, read_current
+from ldapsync.writer import WriteResult, read_current
 
 log = logging.getLogger(__name__)
 changes_log = logging.getLogger("ldapsync.changes")
