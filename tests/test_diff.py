@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ldapsync import diff as difflib
+from ldapsync import rosterdiff
 from ldapsync.diff import RosterChange, diff, group_changes, roster_changes
 from ldapsync.groupsfile import parse
 from ldapsync.roster import build_roster
@@ -108,11 +108,11 @@ BIG = st.sampled_from([0, 2, 5, 10**9])
 @settings(max_examples=1500, deadline=None)
 @given(FILES, FILES, BIG)
 def test_roster_impact_equals_rosters_built_one_by_one(old, new, big):
-    saved, difflib._BIG = difflib._BIG, big
+    saved, rosterdiff._BIG = rosterdiff._BIG, big
     try:
         changes, others = roster_changes(old, new)
     finally:
-        difflib._BIG = saved
+        rosterdiff._BIG = saved
     got = {c.user: [c.gained, c.lost, c.renamed, c.regrouped] for c in changes}
     for user in sorted(old.memberships.keys() | new.memberships.keys()):
         expected = naive_counts(old, new, user)

@@ -1,0 +1,429 @@
+"""Every user's roster change between two groups files, exactly.
+
+It follows :mod:`ldapsync.roster` rule for rule (the test suite holds it
+equal to building every roster on both sides) in time that grows with the
+users and the changes, never with the square of a group: with an all-staff
+group of n members, building each roster would mean n * n entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
+
+from pyroaring import BitMap
+
+from ldapsync.groupsfile import GroupsFile
+from ldapsync.output import plural
+
+_EMPTY: Mapping[str, str] = {}
+
+
+class RosterChange(NamedTuple):
+    """How one user's roster changes.  ``user`` is None for "every user of the
+    host who is in no group" (they get only the public groups).  A named
+    tuple: a diff makes one for every user of the file, and a named tuple is
+    much cheaper to build than a frozen dataclass."""
+
+    user: str | None
+    gained: int = 0
+    lost: int = 0
+    renamed: int = 0
+    regrouped: int = 0
+    joined: tuple[str, ...] = ()
+    left: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.gained or self.lost or self.renamed or self.regrouped or self.joined or self.left)
+
+    def sentence(self) -> str:
+        who = self.user or "every other user of the host"
+        parts = []
+        for count, verb in ((self.gained, "gains"), (self.lost, "loses")):
+            if count:
+                parts.append(f"{verb} {_contacts(count)}")
+        if self.renamed:
+            parts.append(f"sees {_contacts(self.renamed)} renamed")
+        if self.regrouped:
+            parts.append(f"sees {_contacts(self.regrouped)} change groups")
+        if self.joined:
+            parts.append("joins " + ", ".join(repr(g) for g in self.joined))
+        if self.left:
+            parts.append("leaves " + ", ".join(repr(g) for g in self.left))
+        return f"{who} " + (", ".join(parts) if parts else "sees no change")
+
+    def as_json(self) -> dict:
+        return {
+            "user": self.user,
+            "gained": self.gained,
+            "lost": self.lost,
+            "renamed": self.renamed,
+            "regrouped": self.regrouped,
+            "joined": list(self.joined),
+            "left": list(self.left),
+        }
+
+
+def _contacts(n: int) -> str:
+    return plural(n, "contact")
+
+
+# How it is counted
+# -----------------
+#
+# A user's roster holds U, the members of the groups applied to them (their
+# own, then the public ones), less themself.  Every JID is interned to a
+# dense integer and every group's members become a compressed bitmap
+# (pyroaring), so each step costs what the bitmaps hold.  For one user, with
+# A the applied groups of a side:
+#
+#   candidates = members of the groups joined or left, and members added to
+#                or removed from the groups kept: exactly the contacts whose
+#                presence or groups differ
+#   gained     = candidates added and not in U_old       lost = the reverse
+#   regrouped  = candidates - gained - lost
+#   renamed    = contacts in U_old and U_new whose name differs.  A contact
+#                with one name on each side (every file ldapsync writes) is
+#                renamed when that name changed; one that different groups
+#                name differently ("by order") takes its name from the last
+#                applied group holding it, so those contacts are split by
+#                that group and compared once per pair of groups.
+#
+# Big groups (public ones and those of _BIG members or more: all-staff,
+# divisions) are shared by many users, so what they contribute is worked out
+# once per combination of them (``_Shared``); each user then adds only what
+# their small groups change, and corrects for being their own contact.
+
+
+class _Side:
+    """One file's groups as bitmaps over the shared JID ids."""
+
+    def __init__(self, gf: GroupsFile) -> None:
+        self.file = gf
+        self.groups = gf.groups
+        self.public = frozenset(gf.public)
+        self.members: dict[str, BitMap] = {}
+
+    def applied(self, own: Sequence[str]) -> frozenset[str]:
+        return self.public.union(own)
+
+    def order(self, own: Sequence[str]) -> list[str]:
+        """The applied groups, the one applied last first, each once."""
+        seen: set[str] = set()
+        out = []
+        for g in reversed([*own, *self.file.public]):
+            if g not in seen:
+                seen.add(g)
+                out.append(g)
+        return out
+
+
+_NONE = BitMap()
+_BIG = 1000  # members: a group this large is treated as shared by many users (only a matter of speed)
+
+
+class _Shared(NamedTuple):
+    """What the big groups applied on each side give every user who has
+    exactly these big groups: the contacts gained and lost through them
+    (not yet checked against the user's small groups), every contact
+    whose presence or groups may differ through them, everyone in them on
+    each side, and the renamed contacts among those."""
+
+    came: BitMap
+    went: BitMap
+    candidates: BitMap
+    reach_old: BitMap
+    reach_new: BitMap
+    renamed_old: BitMap
+    renamed_new: BitMap
+
+
+def _covered(items: BitMap, groups: Iterable[str], members: Mapping[str, BitMap]) -> int:
+    """How many of ``items`` one of ``groups`` holds.  Counted first without
+    building a bitmap: most groups hold none of them, and a single group's
+    count needs no union."""
+    meeting = [g for g in groups if items.intersection_cardinality(members[g])]
+    if not meeting:
+        return 0
+    if len(meeting) == 1:
+        return items.intersection_cardinality(members[meeting[0]])
+    return len(items & _union([members[g] for g in meeting]))
+
+
+def _beyond(items: BitMap, reached: list[BitMap]) -> int:
+    """How many of ``items`` are in none of the bitmaps ``reached``."""
+    if len(reached) == 1:
+        return items.difference_cardinality(reached[0])
+    return len(items.difference(*reached)) if reached else len(items)
+
+
+def _union(parts: list[BitMap]) -> BitMap:
+    if not parts:
+        return _NONE
+    if len(parts) > 8:  # one pass over them all
+        return BitMap.union(*parts)
+    out = parts[0]
+    for part in parts[1:]:  # for a few, pairwise is faster: BitMap.union has a fixed cost per call
+        out = out | part
+    return out
+
+
+class _Rosters:
+    """Both files as bitmaps, and what changed inside each group, worked out once."""
+
+    def __init__(self, old: GroupsFile, new: GroupsFile) -> None:
+        jids = list(old.memberships)
+        jids += [j for j in new.memberships if j not in old.memberships]
+        self.jids = jids
+        self.ids: dict[str, int] = {jid: i for i, jid in enumerate(jids)}
+        self.old, self.new = _Side(old), _Side(new)
+        intern = self.ids.__getitem__
+        # what changed in each group: members added and removed, as bitmaps
+        self.added: dict[str, BitMap] = {}
+        self.removed: dict[str, BitMap] = {}
+        touched: set[str] = set()  # contacts whose line changed somewhere: only they can be renamed
+        whole: list[Mapping[str, str]] = []  # groups only one file has: their contacts may be renamed too
+        by_order = old.several_names | new.several_names
+        for g in old.groups.keys() | new.groups.keys():
+            a, b = old.groups.get(g, _EMPTY), new.groups.get(g, _EMPTY)
+            ma = self.old.members[g] = BitMap(map(intern, a))
+            if a is b or a == b:
+                self.new.members[g] = ma
+                continue
+            mb = BitMap(map(intern, b))
+            if ma == mb:
+                mb = ma
+            else:
+                self.added[g], self.removed[g] = mb - ma, ma - mb
+            self.new.members[g] = mb
+            if a and b:
+                touched.update(c for c, _ in a.items() ^ b.items())
+            else:
+                whole.append(a or b)
+        if whole:  # of a group added or removed, only the contacts in both files (none in a first run)
+            in_both = old.memberships.keys() & new.memberships.keys()
+            for m in whole:
+                touched.update(in_both.intersection(m) if len(m) < len(in_both) else m.keys() & in_both)
+        self.changed = frozenset(self.added)
+        # contacts with one name per side whose name changed (wherever their lines are)
+        renamed = []
+        for c in touched - by_order:
+            own_old, own_new = old.memberships.get(c), new.memberships.get(c)
+            if own_old and own_new and old.groups[own_old[0]][c] != new.groups[own_new[0]][c]:
+                renamed.append(c)
+        self.renamed = BitMap(map(intern, renamed))
+        self.by_order = BitMap(map(intern, by_order))
+        self._pairs: dict[tuple[str, str], BitMap] = {}
+        # Big groups (public ones, and those of _BIG members or more) are
+        # shared by many users: what they contribute is worked out once per
+        # combination of them; each user adds only their small groups.
+        public = self.old.public | self.new.public
+        self.small = frozenset(g for g, m in self.old.members.items()
+                               if g not in public and len(m) < _BIG and len(self.new.members[g]) < _BIG)
+
+    def shared(self, big_old: frozenset[str], big_new: frozenset[str]) -> _Shared:
+        """What the big groups applied on each side give every user who has
+        exactly these big groups (see :class:`_Shared`)."""
+        old, new = self.old.members, self.new.members
+        came, went = self._moved(big_old, big_new)
+        reach_old = _union([old[g] for g in big_old])
+        reach_new = _union([new[g] for g in big_new])
+        return _Shared(came - reach_old if reach_old else came, went - reach_new if reach_new else went,
+                       came | went, reach_old, reach_new,
+                       self.renamed & reach_old, self.renamed & reach_new)
+
+    def _moved(self, applied_old: frozenset[str], applied_new: frozenset[str]) -> tuple[BitMap, BitMap]:
+        """The members of the groups joined, and those added to the groups
+        kept; the members of the groups left, and those removed from the
+        groups kept: every contact whose presence or groups may differ."""
+        kept = applied_old & applied_new
+        moving = kept & self.changed
+        plus = [self.new.members[g] for g in applied_new - kept] + [self.added[g] for g in moving]
+        minus = [self.old.members[g] for g in applied_old - kept] + [self.removed[g] for g in moving]
+        return _union(plus), _union(minus)
+
+    def view(self, big: _Shared, own_old: Sequence[str], own_new: Sequence[str], small_old: frozenset[str],
+             small_new: frozenset[str]) -> tuple[list[int], list[BitMap]]:
+        """Gained, lost, renamed and regrouped contacts of every user whose own
+        groups are ``own_old`` and ``own_new`` (their big ones giving
+        ``big``, their small ones ``small_old`` and ``small_new``),
+        counting the user among their own contacts; and bitmaps that hold
+        every contact counted, in which a user looks themself up (each
+        user's correction)."""
+        # Counted without copying the big groups' sets: what the small groups
+        # add is kept apart from them (disjoint), and each part is checked
+        # against the small groups applied.
+        came, went, candidates = big.came, big.went, big.candidates
+        counts = [len(came), len(went), 0, len(candidates)]
+        counted = [candidates]
+        if small_old or small_new:
+            old, new = self.old.members, self.new.members
+            # what the big groups' changes meet in the small groups is shared
+            if came:
+                counts[_GAINED] -= _covered(came, small_old, old)
+            if went:
+                counts[_LOST] -= _covered(went, small_new, new)
+            if small_old == small_new:  # the common case: a user keeps their groups
+                moving = small_old & self.changed
+                plus = _union([self.added[g] for g in moving]) if moving else _NONE
+                minus = _union([self.removed[g] for g in moving]) if moving else _NONE
+            else:
+                plus, minus = self._moved(small_old, small_new)
+            if plus:
+                counts[_GAINED] += _beyond(plus, [came, big.reach_old, *[old[g] for g in small_old]])
+            if minus:
+                counts[_LOST] += _beyond(minus, [went, big.reach_new, *[new[g] for g in small_new]])
+            if plus or minus:
+                extra = (plus | minus) if plus and minus else (plus or minus)
+                counted.append(extra)
+                counts[_REGROUPED] += extra.difference_cardinality(candidates)
+        counts[_REGROUPED] -= counts[_GAINED] + counts[_LOST]
+        if self.renamed:
+            reach_old = _union([self.old.members[g] for g in small_old])
+            reach_new = _union([self.new.members[g] for g in small_new])
+            both = (big.renamed_old | (self.renamed & reach_old)) & (big.renamed_new | (self.renamed & reach_new))
+            if both:
+                counts[_RENAMED] += len(both)
+                counted.append(both)
+        if self.by_order:
+            both = _union([self.by_order & self.old.members[g] for g in self.old.applied(own_old)])
+            if both:
+                both = _union([both & self.new.members[g] for g in self.new.applied(own_new)])
+            if both:
+                both = self._renamed_by_order(both, self.old.order(own_old), self.new.order(own_new))
+            if both:
+                counts[_RENAMED] += len(both)
+                counted.append(both)
+        return counts, counted
+
+    def _renamed_by_order(self, contacts: BitMap, order_old: list[str], order_new: list[str]) -> BitMap:
+        """Of ``contacts`` (named by order, present on both sides), those whose
+        name differs: each takes its name from the last applied group that
+        holds it, so they are split by that group on each side."""
+        parts_old = self._split(contacts, order_old, self.old)
+        parts_new = self._split(contacts, order_new, self.new)
+        out: list[BitMap] = []
+        for g, part_old in parts_old:
+            for h, part_new in parts_new:
+                common = part_old & part_new
+                if common:
+                    differ = common & self._differ(g, h)
+                    if differ:
+                        out.append(differ)
+        return _union(out)
+
+    @staticmethod
+    def _split(contacts: BitMap, order: list[str], side: _Side) -> list[tuple[str, BitMap]]:
+        parts, rest = [], contacts
+        for g in order:
+            if not rest:
+                break
+            part = rest & side.members[g]
+            if part:
+                parts.append((g, part))
+                rest = rest - part
+        return parts
+
+    def _differ(self, g: str, h: str) -> BitMap:
+        """The contacts named by order whose name in old group ``g`` differs
+        from their name in new group ``h`` (worked out once per pair)."""
+        found = self._pairs.get((g, h))
+        if found is None:
+            a, b = self.old.groups[g], self.new.groups[h]
+            both = self.by_order & self.old.members[g] & self.new.members[h]
+            jids = self.jids
+            found = self._pairs[(g, h)] = BitMap(i for i in both if a[jids[i]] != b[jids[i]])
+        return found
+
+
+def roster_changes(old: GroupsFile, new: GroupsFile) -> tuple[list[RosterChange], RosterChange | None]:
+    """Per-user roster impact of going from ``old`` to ``new``: every user in
+    either file whose roster changes, by JID, and every other user of the
+    host (None when neither file has a public group)."""
+    rosters = _Rosters(old, new)
+    empty: tuple[str, ...] = ()
+    small = rosters.small
+    changes = []
+    ids = rosters.ids
+    public_old, public_new = rosters.old.public, rosters.new.public
+    for (big_old, big_new), views in _views(rosters, old, new).items():
+        shared = rosters.shared(public_old.union(big_old), public_new.union(big_new))
+        for (own_old, own_new), users in views.items():
+            small_old, small_new = small.intersection(own_old), small.intersection(own_new)
+            counts, counted = rosters.view(shared, own_old, own_new, small_old, small_new)
+            if own_old == own_new:
+                joined = left = empty
+            else:
+                joined = tuple(sorted(set(own_new) - set(own_old)))
+                left = tuple(sorted(set(own_old) - set(own_new)))
+            if not any(counts) and not joined and not left:
+                continue  # nobody with this view sees a change (themself included: not counted)
+            # A user is in their own member lines' groups, so on a side where
+            # they have any they are among the contacts counted; they are not
+            # their own contact.
+            on_old, on_new = bool(own_old), bool(own_new)
+            for user in users:
+                mine = counts
+                uid = ids[user]
+                for bitmap in counted:
+                    if uid in bitmap:
+                        mine = list(counts)
+                        if on_old and on_new:
+                            _uncount_present(rosters, user, own_old, own_new, mine)
+                        else:
+                            mine[_GAINED if on_new else _LOST] -= 1
+                        break
+                if any(mine) or joined or left:
+                    changes.append(RosterChange(user, mine[0], mine[1], mine[2], mine[3], joined, left))
+    changes.sort(key=lambda c: c.user or "")
+    others = None
+    if old.public or new.public:
+        nothing: frozenset[str] = frozenset()
+        gained, lost, renamed, regrouped = rosters.view(rosters.shared(public_old, public_new), empty, empty,
+                                                        nothing, nothing)[0]
+        others = RosterChange(None, gained, lost, renamed, regrouped)
+    return changes, others
+
+
+_Pair = tuple[tuple[str, ...], tuple[str, ...]]  # groups of the old side, of the new side
+
+
+def _views(rosters: _Rosters, old: GroupsFile, new: GroupsFile) -> dict[_Pair, dict[_Pair, list[str]]]:
+    """The users by their big groups on each side, then by their own groups
+    on each side: users with the same own groups see the same changes."""
+    empty: tuple[str, ...] = ()
+    by_big: dict[_Pair, dict[_Pair, list[str]]] = {}
+    small = rosters.small
+    old_own, new_own = old.memberships, new.memberships
+    for user in rosters.jids:
+        own_old, own_new = tuple(old_own.get(user, empty)), tuple(new_own.get(user, empty))
+        big = (tuple([g for g in own_old if g not in small]), tuple([g for g in own_new if g not in small]))
+        views = by_big.get(big)
+        if views is None:
+            views = by_big[big] = {}
+        key = (own_old, own_new)
+        users = views.get(key)
+        if users is None:
+            views[key] = [user]
+        else:
+            users.append(user)
+    return by_big
+
+
+_GAINED, _LOST, _RENAMED, _REGROUPED = range(4)
+
+
+def _uncount_present(rosters: _Rosters, user: str, own_old: Sequence[str], own_new: Sequence[str],
+                     counts: list[int]) -> None:
+    """Take out what the user, present on both sides, added to their own
+    view's renamed and regrouped figures."""
+    old, new = rosters.old.file, rosters.new.file
+    groups_old = {g for g in rosters.old.applied(own_old) if user in old.groups.get(g, _EMPTY)}
+    groups_new = {g for g in rosters.new.applied(own_new) if user in new.groups.get(g, _EMPTY)}
+    if groups_old != groups_new:
+        counts[_REGROUPED] -= 1
+    name_old = next(old.groups[g][user] for g in rosters.old.order(own_old) if g in groups_old)
+    name_new = next(new.groups[g][user] for g in rosters.new.order(own_new) if g in groups_new)
+    if name_old != name_new:
+        counts[_RENAMED] -= 1
