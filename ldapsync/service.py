@@ -208,7 +208,7 @@ class Service:
         """SIGHUP: use the new config if it is valid, else keep the old one."""
         try:
             new = configlib.load(self.config_path)
-            from ldapsync.mapping import Templates
+            from ldapsync.templates import Templates
 
             Templates(new.mapping)
         except UserError as exc:

@@ -27,7 +27,6 @@ from ldapsync.directory.in_chain import users_in_chain
 from ldapsync.errors import ExitCode, UserError
 from ldapsync.mapping import (
     Mapped,
-    Templates,
     directory_size,
     held_for,
     map_directory,
@@ -38,6 +37,7 @@ from ldapsync.mapping import (
 from ldapsync.membership import PRESET_ATTRIBUTES, Finding, Memberships, apply_in_chain, resolve
 from ldapsync.model import GroupsModel
 from ldapsync.speed import ChildFailed, Parallel, without_cycle_collector
+from ldapsync.templates import Templates
 from ldapsync.writer import WriteResult, read_current
 
 log = logging.getLogger(__name__)

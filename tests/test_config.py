@@ -11,7 +11,7 @@ import yaml
 
 from ldapsync.config import ConfigError, load, parse
 from ldapsync.errors import UserError
-from ldapsync.mapping import Templates
+from ldapsync.templates import Templates
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
 

@@ -12,8 +12,9 @@ from ldapsync.groupsfile import parse as parse_file
 from ldapsync.groupsfile import render, xml_safe
 from ldapsync.invisible import has_invisible
 from ldapsync.jid import prep
-from ldapsync.mapping import Templates, map_directory, model_for, only_case
+from ldapsync.mapping import map_directory, model_for, only_case
 from ldapsync.membership import resolve
+from ldapsync.templates import Templates
 
 CONFIG = parse("""
 ldap: {servers: ["ldap://127.0.0.1"]}

@@ -13,10 +13,7 @@ from ldapsync.errors import UserError
 from ldapsync.groupsfile import parse as parse_file
 from ldapsync.invisible import has_invisible
 from ldapsync.mapping import (
-    _RECORD,
-    _SEPARATOR,
     MAX_NAME,
-    Templates,
     cleaned_name,
     directory_size,
     held_for,
@@ -26,6 +23,7 @@ from ldapsync.mapping import (
 )
 from ldapsync.membership import resolve
 from ldapsync.model import SharedGroup
+from ldapsync.templates import _RECORD, _SEPARATOR, Templates
 
 TEMPLATES = [
     ("{{ uid | lower }}@example.com", "{{ displayName or cn }}"),

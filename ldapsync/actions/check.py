@@ -55,7 +55,7 @@ class ConfigCheck:
 def check_config(path: str, config: Config, connect: bool) -> ConfigCheck:
     """The config at ``path`` (loaded as ``config``): templates, outputs,
     state and lock directories; with ``connect``, the directory itself."""
-    from ldapsync.mapping import Templates
+    from ldapsync.templates import Templates
 
     Templates(config.mapping)  # raises ConfigError naming the template
     report = ConfigCheck(path, [], [f"{path}: configuration valid"])
