@@ -6,16 +6,9 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from ldapsync.groupsfile import (
-    GroupsFile,
-    RenderError,
-    _member_problems,
-    _Reader,
-    parse,
-    render,
-    sanitise,
-    unrepresentable,
-)
+from ldapsync.groupsfile import GroupsFile, RenderError, parse, render, sanitise, unrepresentable
+from ldapsync.groupsfile.reading import _Reader
+from ldapsync.groupsfile.writing import _member_problems
 from ldapsync.model import GroupsModel, SharedGroup
 
 

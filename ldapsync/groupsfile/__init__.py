@@ -1,0 +1,36 @@
+"""The groups file of Prosody's mod_groups: read it as Prosody does
+(:mod:`.reading`, with :mod:`.diagnostics` for ``check``), write it safely
+(:mod:`.writing`)."""
+
+from ldapsync.groupsfile.diagnostics import Diagnostic, xml_safe
+from ldapsync.groupsfile.reading import DEFAULT_GROUP, GroupsFile, name_as_read, parse, read
+from ldapsync.groupsfile.writing import (
+    RenderError,
+    clean_text,
+    reading_problems,
+    render,
+    render_unverified,
+    sanitise,
+    unrepresentable,
+    verify,
+    writable_jid,
+)
+
+__all__ = [
+    "DEFAULT_GROUP",
+    "Diagnostic",
+    "GroupsFile",
+    "RenderError",
+    "clean_text",
+    "name_as_read",
+    "parse",
+    "read",
+    "reading_problems",
+    "render",
+    "render_unverified",
+    "sanitise",
+    "unrepresentable",
+    "verify",
+    "writable_jid",
+    "xml_safe",
+]
