@@ -9,6 +9,7 @@ from ldapsync import rosterdiff
 from ldapsync.diff import RosterChange, diff, group_changes, roster_changes
 from ldapsync.groupsfile import parse
 from ldapsync.roster import build_roster
+from tests.budget import examples
 
 
 def naive_counts(old, new, user):
@@ -105,7 +106,7 @@ FILES = files()
 BIG = st.sampled_from([0, 2, 5, 10**9])
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=examples(1500), deadline=None)
 @given(FILES, FILES, BIG)
 def test_roster_impact_equals_rosters_built_one_by_one(old, new, big):
     saved, rosterdiff._BIG = rosterdiff._BIG, big
@@ -145,7 +146,7 @@ def related_files(draw):
     return parse("\n".join(lines)), parse("\n".join(edited))
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=examples(1500), deadline=None)
 @given(related_files(), BIG)
 def test_roster_impact_of_small_edits_equals_rosters_built_one_by_one(pair, big):
     test_roster_impact_equals_rosters_built_one_by_one.hypothesis.inner_test(*pair, big)

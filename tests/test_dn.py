@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ldapsync.dn import is_under, normalize, normalize_many, strip_uid_suffix
+from tests.budget import examples
 
 
 @pytest.mark.parametrize(
@@ -38,7 +39,7 @@ DN_PARTS = st.sampled_from(["uid=", "cn=", "ou=", "dc=", "Alice", "BOB", "ΣΑΣ
                             "\t", "\\2C", "\\,", '"', "+", "x"])
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(st.lists(st.lists(DN_PARTS, max_size=8).map("".join), max_size=6))
 def test_many_dns_at_once_give_the_keys_of_one_at_a_time(dns):
     assert normalize_many(dns) == [normalize(dn) for dn in dns]

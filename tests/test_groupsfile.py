@@ -10,6 +10,7 @@ from ldapsync.groupsfile import GroupsFile, RenderError, parse, render, sanitise
 from ldapsync.groupsfile.reading import _Reader
 from ldapsync.groupsfile.writing import _member_problems
 from ldapsync.model import GroupsModel, SharedGroup
+from tests.budget import examples
 
 
 def codes(text: str) -> list[tuple[int, str]]:
@@ -320,7 +321,7 @@ def models(draw):
     return GroupsModel.of(groups)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(models(), st.booleans())
 def test_what_the_writer_accepts_reads_back_identically(m, allow_nameless):
     try:
@@ -333,7 +334,7 @@ def test_what_the_writer_accepts_reads_back_identically(m, allow_nameless):
     assert text.encode("utf-8") == render(m, allow_nameless=allow_nameless).encode("utf-8")
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(models(), st.booleans())
 def test_members_checked_in_bulk_are_checked_like_one_by_one(m, allow_nameless):
     """unrepresentable() checks most members in bulk: it must find a problem
@@ -350,7 +351,7 @@ def test_members_checked_in_bulk_are_checked_like_one_by_one(m, allow_nameless):
     assert {p for p in member_problems if "here but" not in p} <= set(one_by_one)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(models())
 def test_the_reading_of_a_model_is_what_parsing_its_file_gives(m):
     try:
@@ -364,7 +365,7 @@ def test_the_reading_of_a_model_is_what_parsing_its_file_gives(m):
     assert built.declared == read.declared and built.several_names == read.several_names
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(models(), models())
 def test_means_agrees_with_comparing_models(a, b):
     for m in (a, b):
@@ -377,7 +378,7 @@ def test_means_agrees_with_comparing_models(a, b):
         assert back.means(b) == (back.to_model() == b)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(models())
 def test_sanitised_models_always_render(m):
     try:
@@ -395,7 +396,7 @@ def test_sanitised_models_always_render(m):
     assert parse(text).to_model() == clean
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(st.text())
 def test_the_parser_never_raises_on_any_text(text):
     read = parse(text)
@@ -403,7 +404,7 @@ def test_the_parser_never_raises_on_any_text(text):
     assert read.size() == (len(model.groups), model.member_count)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.binary())
 def test_the_parser_never_raises_on_any_bytes(data):
     parse(data.decode("utf-8", "surrogateescape"))
@@ -430,7 +431,7 @@ member_lines = st.one_of(
 )
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=examples(1500), deadline=None)
 @given(st.lists(member_lines, max_size=25), st.booleans())
 @example(["A@X=Al", "[U]", "a@x=Al"], True)  # a JID first seen in another spelling
 @example(["a@x=Al", "[U]", "b@x=Bo", "a@x=Bo"], True)  # a JID named differently before

@@ -15,6 +15,7 @@ from ldapsync.jid import prep
 from ldapsync.mapping import map_directory, model_for, only_case
 from ldapsync.membership import resolve
 from ldapsync.templates import Templates
+from tests.budget import examples
 
 CONFIG = parse("""
 ldap: {servers: ["ldap://127.0.0.1"]}
@@ -83,7 +84,7 @@ HOSTILE = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(uid=HOSTILE, name=HOSTILE, group_name=HOSTILE)
 def test_one_hostile_entry_changes_nobody_else(uid, name, group_name):
     base_groups = [group("team", ["alice", "bob"], "Team"), group("everyone", ["alice", "bob", "carol"],

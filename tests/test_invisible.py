@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from ldapsync.groupsfile import clean_text
 from ldapsync.invisible import describe, escaped, has_invisible, invisible_indexes, surely_visible, without_invisible
+from tests.budget import examples
 
 FORMAT_CHARACTERS = [chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Cf"]
 JOINERS = ["\u200c", "\u200d"]
@@ -99,7 +100,7 @@ SCRIPT = ["a", "Z", " ", "\t", "\n", "\x00", "=", "\u0627", "\u0632", "\u0915", 
           "\U0001f3fd", "\u00e9", "\u0301", "\u3000"]
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=examples(1000), deadline=None)
 @given(st.lists(st.sampled_from(SUSPECTS + SCRIPT), max_size=16).map("".join))
 def test_cleaning_leaves_nothing_to_clean(text):
     once = clean_text(text)

@@ -24,6 +24,7 @@ from ldapsync.mapping import (
 from ldapsync.membership import resolve
 from ldapsync.model import SharedGroup
 from ldapsync.templates import _RECORD, _SEPARATOR, Templates
+from tests.budget import examples
 
 TEMPLATES = [
     ("{{ uid | lower }}@example.com", "{{ displayName or cn }}"),
@@ -54,7 +55,7 @@ def one_by_one(templates: Templates, entry: Entry, key: str) -> str | None:
         return None
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.sampled_from(TEMPLATES), st.lists(ENTRY, max_size=30))
 def test_batches_render_like_single_entries(pair, entries):
     jid, name = pair

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from ldapsync.groupsfile import parse
 from ldapsync.roster import PersonalRosterError, RosterItem, build_roster, load_personal_roster, sorted_items
+from tests.budget import examples
 
 
 def roster(text: str, user: str, personal=()) -> dict[str, tuple]:
@@ -125,7 +126,7 @@ LINE = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.lists(LINE, max_size=14))
 def test_rosters_match_mod_groups_lua(oracle, tmp_path_factory, lines):
     """The file is loaded by the real mod_groups.lua; for each user, its

@@ -11,6 +11,7 @@ from ldapsync.config import Safety
 from ldapsync.diff import diff
 from ldapsync.groupsfile import GroupsFile, parse
 from ldapsync.safety import check, public_contacts
+from tests.budget import examples
 
 PATH = Path("/g.txt")
 # the limits on removals off, to see the others alone
@@ -95,7 +96,7 @@ def test_the_empty_answer_is_judged_on_what_the_directory_gives():
                                                    "file has 2 (safety.refuse_empty)")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.lists(st.sampled_from([f"u{i}@x" for i in range(12)]), max_size=8), max_size=5),
        st.lists(st.booleans(), min_size=5, max_size=5))
 def test_public_contacts_is_the_size_of_the_union(groups, public):
