@@ -280,30 +280,36 @@ def run(config: Config, directory: Directory, *, dry_run: bool = False, force: s
     started = time.monotonic()
     snapshot = fetch(config, directory)
     result = RunResult(snapshot)
-    planned: list[tuple[OutputResult, bytes | None, Path | None]] = []
-    problems: list[str] = []
     snapshot.shed()
     static_names = frozenset(s.name for s in config.static_groups)
-    for output in config.outputs:
-        cache = modelcache.path_for(config.state.path, output.path)
-        out, old_bytes, refusals = _plan(output, snapshot.mapped, dry_run, cache, static_names)
-        planned.append((out, old_bytes, cache))
-        problems += refusals
+    plans = [_plan(output, snapshot.mapped, dry_run, modelcache.path_for(config.state.path, output.path),
+                   static_names) for output in config.outputs]
+    problems = [problem for plan in plans for problem in plan.refusals]
     if problems:
         if force is None:
             raise safety.Refused(problems)
         log.warning("going past the safety limits (--force): %s; the limits: %s", force, "; ".join(problems))
-    for out, old_bytes, cache in planned:
+    for plan in plans:
+        out = plan.out
         if not dry_run:
-            applied = apply(out.output, out.data, old_bytes, cache, out.cache)
+            applied = apply(out.output, out.data, plan.expected, plan.cache, out.cache)
             out.written, out.command, out.check_problem = applied.written, applied.command, applied.check_problem
         result.outputs.append(out)
     result.seconds = time.monotonic() - started
     return result
 
 
-def _plan(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None,
-          static_names: frozenset[str]) -> tuple[OutputResult, bytes | None, list[str]]:
+@dataclass
+class Plan:
+    """What a run means to do with one output, before anything is written."""
+
+    out: OutputResult  # the new content, whether it changed, the diff
+    expected: bytes | None  # the file as it was when planned (None: no file): written only if still so
+    cache: Path | None  # where the cache of the verified groups goes
+    refusals: list[str] = field(default_factory=list)  # the safety limits exceeded
+
+
+def _plan(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None, static_names: frozenset[str]) -> Plan:
     """What to do with one output: its new content, whether it changed, the
     diff and the safety limits it exceeds; and the current content.
 
@@ -321,7 +327,7 @@ def _plan(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None,
     if cached is not None and cached.means(model):
         assert old_bytes is not None  # a cache is only ever loaded for a file
         log.debug("%s: the same groups as the last file written", output.path)
-        return OutputResult(output, model, old_bytes, False), old_bytes, []
+        return Plan(OutputResult(output, model, old_bytes, False), old_bytes, cache)
     # The text, large for a large directory, only ever in this box: the worker
     # takes it out and frees it once read, and so does this process once the
     # worker has it, so that neither carries it longer than needed.
@@ -329,7 +335,7 @@ def _plan(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None,
     data = text[0].encode("utf-8")
     out = OutputResult(output, model, data, old_bytes != data)
     if not out.changed:
-        return out, old_bytes, []
+        return Plan(out, old_bytes, cache)
     check = Parallel(partial(_verified, text, model, data, cache is not None and not dry_run))
     text.clear()
     try:
@@ -351,7 +357,7 @@ def _plan(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None,
         raise UserError(f"{output.path}: {groupsfile.RenderError(failed)}", ExitCode.DATAERR)
     verb = "Would write" if dry_run else "Write"
     changes_log.log(CHANGE, "%s %s: %s", verb, output.path, out.diff.summary())
-    return out, old_bytes, refusals
+    return Plan(out, old_bytes, cache, refusals)
 
 
 def _verified(text: list[str], model: GroupsModel, data: bytes, cached: bool) -> tuple[list[str], bytes | None]:
