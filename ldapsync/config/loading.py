@@ -1,4 +1,5 @@
-"""The YAML configuration, validated into typed, immutable values.
+"""The whole configuration: the top-level ``Config``, ``load()`` and
+``parse()``, and messages a sysadmin can act on.
 
 pydantic does the type checking; this module adds what a sysadmin needs from
 the messages: every problem at once, each with its path
