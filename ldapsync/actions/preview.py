@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 from ldapsync import groupsfile
 from ldapsync import jid as jidlib
 from ldapsync import roster as rosterlib
+from ldapsync.actions.inputs import pick_output
 from ldapsync.errors import ExitCode, UserError
 
 if TYPE_CHECKING:
-    from ldapsync.config import Config, Output
+    from ldapsync.config import Config
     from ldapsync.sync import Snapshot
 
 
@@ -37,21 +38,6 @@ def user_jid(raw: str, host: str | None) -> str:
         if prepared.split("@", 1)[1] != wanted:
             raise UserError(f"{prepared} is not a user of host {host}", ExitCode.USAGE)
     return prepared
-
-
-def pick_output(config: Config, output_path: str | None, user: str | None) -> Output:
-    """The output named by ``output_path``; else the one for ``user``'s host; else the first."""
-    if output_path:
-        for o in config.outputs:
-            if str(o.path) == output_path:
-                return o
-        raise UserError(f"--output {output_path}: no such output in the config", ExitCode.USAGE)
-    if user and len(config.outputs) > 1:
-        domain = user.split("@", 1)[-1]
-        for o in config.outputs:
-            if o.host and jidlib.prep(o.host) == domain:
-                return o
-    return config.outputs[0]
 
 
 def preview(user: str, reading: groupsfile.GroupsFile, source: str, personal: str | None = None) -> Preview:

@@ -65,7 +65,7 @@ def rollback(version: int, config_path: str | None, output_path: str | None, lis
     view again, unless its safety limits refuse it.
     """
     from ldapsync import backups
-    from ldapsync.actions.preview import pick_output
+    from ldapsync.actions.inputs import pick_output
     from ldapsync.actions.rollback import rollback as roll_back
 
     config = load_config(config_path)
