@@ -82,17 +82,8 @@ def _sync_and_record(config: configlib.Config, started: float, dry_run: bool, fo
         exit_code, error = int(exc.exit_code), str(exc)
     if dry_run or config.state.path is None:
         return Recorded(exit_code, result, error, None)
-    outputs = []
-    counts: dict = {}
-    if result is not None:
-        counts = result.snapshot.counts()
-        for o in result.outputs:
-            t = o.diff.totals if o.diff else {}
-            outputs.append({"path": str(o.output.path), "written": bool(o.written and o.written.changed),
-                            "groups": len(o.model.groups), "member_lines": o.model.member_count,
-                            "member_lines_added": t.get("members_added", 0),
-                            "member_lines_removed": t.get("members_removed", 0),
-                            "summary": o.diff.summary() if o.diff else "unchanged"})
+    counts = result.snapshot.counts() if result is not None else {}
+    outputs = [o.record() for o in result.outputs] if result is not None else []
     try:
         new_state = statelib.record(config.state.path, started, time.time(), exit_code, error, counts, outputs)
     except UserError as exc:

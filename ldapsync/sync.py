@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import cache as cache_result
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from ldapsync import diff as difflib
 from ldapsync import dn as dnlib
@@ -132,6 +133,25 @@ class OutputResult:
             return self.command.describe()
         return None
 
+    def _shape(self) -> dict[str, Any]:
+        """What both the run's JSON and the state file say of the output."""
+        return {"path": str(self.output.path), "written": bool(self.written and self.written.changed),
+                "groups": len(self.model.groups), "member_lines": self.model.member_count}
+
+    def as_json(self) -> dict[str, Any]:
+        """The output in ``run --json``."""
+        return {**self._shape(), "changed": self.changed, "diff": self.diff.as_json() if self.diff else None,
+                "post_change_command": None if self.command is None else {
+                    "ok": self.command.ok, "returncode": self.command.returncode,
+                    "summary": self.command.describe()}}
+
+    def record(self) -> dict[str, Any]:
+        """The output in the state file (what ``status`` and the metrics read)."""
+        totals = self.diff.totals if self.diff else {}
+        return {**self._shape(), "member_lines_added": totals.get("members_added", 0),
+                "member_lines_removed": totals.get("members_removed", 0),
+                "summary": self.diff.summary() if self.diff else "unchanged"}
+
 
 @dataclass
 class RunResult:
@@ -144,6 +164,18 @@ class RunResult:
         if any(o.after_write_problem() for o in self.outputs):
             return ExitCode.POST_CHANGE_FAILED
         return ExitCode.OK
+
+    def as_json(self, dry_run: bool) -> dict[str, Any]:
+        """The run in ``run --json``."""
+        return {
+            "dry_run": dry_run,
+            "exit_code": int(self.exit_code),
+            "seconds": round(self.seconds, 3),
+            "counts": self.snapshot.counts(),
+            "outputs": [o.as_json() for o in self.outputs],
+            "findings": [{"kind": f.kind, "subject": f.subject, "message": f.message}
+                         for f in self.snapshot.findings],
+        }
 
 
 @without_cycle_collector

@@ -6,7 +6,7 @@ import os
 import shlex
 import shutil
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ldapsync import groupsfile, safeio
 from ldapsync.actions.inputs import read_groups
@@ -33,6 +33,15 @@ class FileCheck:
         """Lines Prosody skips, or that break rosters."""
         return sum(d.severity == "error" for d in self.diagnostics)
 
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "file": self.path,
+            "clean": not self.diagnostics,
+            "groups": len(self.reading.visible_groups()),
+            "diagnostics": [{"line": d.line, "severity": d.severity, "code": d.code, "message": d.message}
+                            for d in self.diagnostics],
+        }
+
 
 def check_file(path: str) -> FileCheck:
     return FileCheck(path, read_groups(path))
@@ -50,6 +59,10 @@ class ConfigCheck:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def as_json(self) -> dict[str, Any]:
+        return {"config": self.path, "ok": self.ok, "problems": self.problems, "notes": self.notes,
+                "counts": self.counts}
 
 
 def check_config(path: str, config: Config, connect: bool) -> ConfigCheck:

@@ -4,7 +4,7 @@ or from the directory as it is now."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ldapsync import groupsfile
 from ldapsync import jid as jidlib
@@ -24,6 +24,9 @@ class Preview:
     source: str  # where the groups came from, in words
     own_groups: int  # the groups whose member lines name the user
     public_groups: int
+
+    def as_json(self) -> list[dict[str, Any]]:
+        return [item.as_json() for item in self.items]
 
 
 def user_jid(raw: str, host: str | None) -> str:

@@ -1,5 +1,5 @@
-"""What the commands print: each action's result as text for people, or as
-JSON for scripts (one place for every shape, so that they stay stable)."""
+"""What the commands print: each action's result as text for people, or its
+``as_json()`` for scripts (every result type owns its JSON shape)."""
 
 from __future__ import annotations
 
@@ -24,29 +24,6 @@ if TYPE_CHECKING:  # loaded only by the commands that need them
     from ldapsync.sync import RunResult
 
 T = TypeVar("T")
-
-
-def run_json(result: RunResult, dry_run: bool) -> dict[str, Any]:
-    return {
-        "dry_run": dry_run,
-        "exit_code": int(result.exit_code),
-        "seconds": round(result.seconds, 3),
-        "counts": result.snapshot.counts(),
-        "outputs": [
-            {
-                "path": str(o.output.path),
-                "changed": o.changed,
-                "written": bool(o.written and o.written.changed),
-                "groups": len(o.model.groups),
-                "member_lines": o.model.member_count,
-                "diff": o.diff.as_json() if o.diff else None,
-                "post_change_command": None if o.command is None else {
-                    "ok": o.command.ok, "returncode": o.command.returncode, "summary": o.command.describe()},
-            }
-            for o in result.outputs
-        ],
-        "findings": [{"kind": f.kind, "subject": f.subject, "message": f.message} for f in result.snapshot.findings],
-    }
 
 
 def print_run(result: RunResult, dry_run: bool) -> None:
@@ -115,16 +92,10 @@ def print_status(report: Status, limit_seconds: float, as_json: bool) -> None:
 
 
 def print_file_check(check: FileCheck, as_json: bool) -> None:
-    diags, model = check.diagnostics, check.reading.to_model()
     if as_json:
-        emit_json({
-            "file": check.path,
-            "clean": not diags,
-            "groups": len(model.groups),
-            "diagnostics": [{"line": d.line, "severity": d.severity, "code": d.code, "message": d.message}
-                            for d in diags],
-        })
+        emit_json(check.as_json())
         return
+    diags, model = check.diagnostics, check.reading.to_model()
     for d in diags:
         click.echo(f"{check.path}:{d.line}: {d.severity}: {d.message} [{d.code}]")
     summary = f"{plural(len(model.groups), 'group')}, {plural(model.member_count, 'member line')}"
@@ -137,8 +108,7 @@ def print_file_check(check: FileCheck, as_json: bool) -> None:
 
 def print_config_check(report: ConfigCheck, as_json: bool) -> None:
     if as_json:
-        emit_json({"config": report.path, "ok": report.ok, "problems": report.problems, "notes": report.notes,
-                   "counts": report.counts})
+        emit_json(report.as_json())
         return
     for n in report.notes:
         click.echo(n)
@@ -148,7 +118,7 @@ def print_config_check(report: ConfigCheck, as_json: bool) -> None:
 
 def print_preview(view: Preview, as_json: bool) -> None:
     if as_json:
-        emit_json([item.as_json() for item in view.items])
+        emit_json(view.as_json())
         return
     rows = [(i.jid, shown(i.name), i.subscription, ", ".join(i.groups)) for i in view.items]
     if rows:

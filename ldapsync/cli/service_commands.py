@@ -44,7 +44,7 @@ def run(config_path: str | None, dry_run: bool, force: bool, reason: str | None,
         raise UserError(outcome.error or "the sync failed", ExitCode(outcome.exit_code))
     sync.log_findings(outcome.result.snapshot)
     if as_json:
-        emit_json(render.run_json(outcome.result, dry_run))
+        emit_json(outcome.result.as_json(dry_run))
     else:
         render.print_run(outcome.result, dry_run)
     sys.exit(outcome.exit_code)
