@@ -21,8 +21,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RolledBack:
-    """The outcome of a rollback: the backup put back (None when the file
-    already held it), the groups it holds, and what applying it did."""
+    """The outcome of a rollback: the backup chosen, the groups it holds,
+    and what applying it did (None: the file already held it)."""
 
     output: Output
     version: int
