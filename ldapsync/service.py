@@ -9,8 +9,10 @@ which of them a site uses.
 from __future__ import annotations
 
 import logging
-import os
+import multiprocessing
+import multiprocessing.process
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ldapsync import config as configlib
+from ldapsync import logs
 from ldapsync import state as statelib
 from ldapsync.errors import ExitCode, UserError
 
@@ -123,6 +126,35 @@ def publish(config: configlib.Config, state: statelib.State) -> None:
             log.error("cannot write the metrics file: %s", exc)
 
 
+# Each sync of ``serve`` runs in a child process forked from a fork server
+# (a process with no threads, started once and kept): the child takes
+# exactly the path of ``ldapsync run`` (it may fork its own workers, which
+# a process with the scheduler's threads may not), a sync that hangs can be
+# stopped by killing it, and the memory of a large run goes back to the
+# system when it ends.
+_FORK_SERVER = multiprocessing.get_context("forkserver")
+_FORK_SERVER.set_forkserver_preload(["ldapsync.service", "ldapsync.sync"])
+
+
+def _child_sync(config: configlib.Config, directory: Callable[[configlib.Config], Directory],
+                log_settings: tuple[int, str]) -> None:
+    """In the child: one recorded run, logged as serve logs; the run's exit code is the child's."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # serve decides when a sync is stopped
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logs.configure(*log_settings)
+    outcome = recorded_run(config, directory=directory)
+    if outcome.result is not None:
+        from ldapsync.sync import log_findings  # loaded by the run already
+
+        log_findings(outcome.result.snapshot)
+    if outcome.exit_code == ExitCode.OK:
+        log.info("sync finished")
+    else:
+        log.error("sync failed (exit %d): %s", outcome.exit_code, outcome.error)
+    logging.shutdown()
+    sys.exit(int(outcome.exit_code))
+
+
 class Service:
     """``ldapsync serve``: APScheduler runs the sync on the config's cron
     schedule; signals stop it cleanly or reload the config."""
@@ -132,6 +164,7 @@ class Service:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self.directory = directory
+        self.child: multiprocessing.process.BaseProcess | None = None  # the sync under way
         self.config_path = config_path
         self.config = configlib.load(config_path)
         self.stop_requested = threading.Event()
@@ -179,8 +212,8 @@ class Service:
     def shutdown(self) -> int:
         """Stop within ``shutdown_timeout`` whatever the sync is doing: after
         it, a sync still under way (a directory that stopped answering) is
-        abandoned by ending the process at once.  Nothing is half-written:
-        files are replaced by a rename, and the lock dies with the process."""
+        abandoned by killing its process.  Nothing is half-written: files
+        are replaced by a rename, and the lock dies with the process."""
         self.scheduler.pause()
         timeout = self.config.schedule.shutdown_timeout
         if not self.idle.is_set():
@@ -189,8 +222,12 @@ class Service:
         if not finished:
             log.error("stopping after %.0f s (schedule.shutdown_timeout) with a sync still under way: it is "
                       "abandoned; the groups file is the old or the new one, never half-written", timeout)
-            logging.shutdown()  # flush the log: what follows skips Python's own exit
-            os._exit(ExitCode.BUSY)
+            child = self.child
+            if child is not None:
+                child.kill()  # its lock goes with it
+            self.idle.wait(10)
+            self.scheduler.shutdown(wait=False)
+            return ExitCode.BUSY
         self.scheduler.shutdown(wait=False)
         log.info("ldapsync serve stopped")
         return ExitCode.OK
@@ -216,16 +253,11 @@ class Service:
         self.idle.clear()
         try:
             config = self.config
-            outcome = recorded_run(config, directory=self.directory)
-            if outcome.result is not None:
-                from ldapsync.sync import log_findings  # loaded by the run already
-
-                log_findings(outcome.result.snapshot)
-            if outcome.exit_code == ExitCode.OK:
+            code = self._sync_in_child(config)
+            self._refresh_metrics(config)
+            if code == ExitCode.OK:
                 self.attempt = 0
-                log.info("sync finished")
-            else:
-                log.error("sync failed (exit %d): %s", outcome.exit_code, outcome.error)
+            elif not self.stop_requested.is_set():
                 self._retry_later(config)
         except Exception:  # noqa: BLE001 - the service must outlive any one run
             log.exception("sync failed with an internal error")
@@ -234,6 +266,29 @@ class Service:
             self.running.release()
             self.idle.set()
         self._log_next()
+
+    def _sync_in_child(self, config: configlib.Config) -> int:
+        """One recorded run in a child process (see :func:`_child_sync`); its exit code."""
+        child = _FORK_SERVER.Process(target=_child_sync, args=(config, self.directory, logs.settings),
+                                     name="ldapsync sync")
+        child.start()
+        self.child = child
+        try:
+            child.join()
+        finally:
+            self.child = None
+        code = child.exitcode
+        if code is None or code < 0:
+            log.error("the sync process ended with signal %s", None if code is None else -code)
+            return ExitCode.SOFTWARE
+        return code
+
+    def _refresh_metrics(self, config: configlib.Config) -> None:
+        """The HTTP metrics of this process, from the record the child left."""
+        if config.metrics.listen and config.state.path is not None:
+            state = statelib.load(config.state.path)
+            if state is not None:
+                metrics().update(state)
 
     def _retry_later(self, config: configlib.Config) -> None:
         s = config.schedule

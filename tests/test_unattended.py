@@ -90,8 +90,17 @@ def test_the_next_run_after_a_rollback_writes_the_directory_view_again(config_pa
     assert again.result.outputs[0].written.changed and output.path.read_bytes() == nine
 
 
+def unreachable_directory(config):
+    """For serve, whose syncs run in a child process: a function it can send there."""
+    return MemoryDirectory(company(), unreachable=True)
+
+
+def reachable_directory(config):
+    return MemoryDirectory(company())
+
+
 def test_serve_retries_a_failed_run_with_backoff_then_gives_up(config_path):
-    service = Service(str(config_path), directory=directory_of(unreachable=True))
+    service = Service(str(config_path), directory=unreachable_directory)
     delays = []
 
     def add_job(*args, run_date, **kwargs):  # the scheduler is not started: the retries are only noted
@@ -101,7 +110,7 @@ def test_serve_retries_a_failed_run_with_backoff_then_gives_up(config_path):
     for _ in range(3):
         service.scheduled_run()
     assert delays == [60, 120] and service.attempt == 0  # two retries, doubling the delay, then it gave up
-    service.directory = directory_of()
+    service.directory = reachable_directory
     service.attempt = 1
     service.scheduled_run()
     assert service.attempt == 0 and len(delays) == 2  # a success resets the count, no retry

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 from typing import TYPE_CHECKING
 
 import click
 
-from ldapsync import __version__
+from ldapsync import __version__, logs
 from ldapsync.errors import ExitCode, UserError
 
 if TYPE_CHECKING:  # loaded only by the commands that need them
@@ -83,30 +82,7 @@ def cli(verbose: int, quiet: bool, log_format: str) -> None:
       ldapsync status -c ldapsync.yaml             for monitoring
     """
     levels = {0: logging.WARNING, 1: logging.INFO}
-    level = logging.ERROR if quiet else levels.get(verbose, logging.DEBUG)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter() if log_format == "json" else _PlainFormatter())
-    root = logging.getLogger("ldapsync")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        data = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"), "level": record.levelname.lower(),
-                "logger": record.name, "message": record.getMessage()}
-        if record.exc_info:
-            data["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(data, ensure_ascii=False)
-
-
-class _PlainFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        if record.levelno >= logging.WARNING:
-            return f"ldapsync: {record.levelname.lower()}: {message}"
-        return message
+    logs.configure(logging.ERROR if quiet else levels.get(verbose, logging.DEBUG), log_format)
 
 
 def load_config(path: str | None) -> Config:
