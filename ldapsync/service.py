@@ -85,7 +85,7 @@ def _sync_and_record(config: configlib.Config, started: float, dry_run: bool, fo
         exit_code, error = int(exc.exit_code), str(exc)
     if dry_run or config.state.path is None:
         return Recorded(exit_code, result, error, None)
-    counts = result.snapshot.counts() if result is not None else {}
+    counts = result.snapshot.counts().as_dict() if result is not None else {}
     outputs = [o.record() for o in result.outputs] if result is not None else []
     try:
         new_state = statelib.record(config.state.path, started, time.time(), exit_code, error, counts, outputs)

@@ -11,7 +11,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cache as cache_result
 from functools import partial
 from pathlib import Path
@@ -45,6 +45,24 @@ log = logging.getLogger(__name__)
 changes_log = logging.getLogger("ldapsync.changes")
 
 
+@dataclass(frozen=True)
+class Counts:
+    """The figures a run reports: in its summary, its JSON and the state file
+    (``as_dict()``, whose keys are a documented contract)."""
+
+    users_read: int
+    groups_read: int
+    users_in_groups: int
+    shared_groups: int
+    users_left_out: dict[str, int]  # by LeftOutKind
+    ldap_searches: int
+    ldap_range_searches: int  # of the searches: follow-ups for ranged member values
+    fetch_seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass
 class Snapshot:
     """What the directory says, mapped: the input of every command."""
@@ -61,7 +79,7 @@ class Snapshot:
     def findings(self) -> list[Finding]:
         return [*self.members.findings, *self.mapped.findings]
 
-    _counts: dict | None = field(default=None, init=False, repr=False)
+    _counts: Counts | None = field(default=None, init=False, repr=False)
 
     def shed(self) -> None:
         """Let go of the entries and memberships once the shared groups are
@@ -75,22 +93,15 @@ class Snapshot:
         self.members.members.clear()
         self.mapped.people.clear()
 
-    def counts(self) -> dict:
+    def counts(self) -> Counts:
         """The figures a run reports (summary, --json, state file)."""
         if self._counts is not None:
             return self._counts
         m = self.mapped
         reasons = Counter(str(r.kind) for r in m.left_out.values())
-        return {
-            "users_read": len(self.members.users),
-            "groups_read": len(self.members.groups),
-            "users_in_groups": len(m.in_a_group),
-            "shared_groups": len(m.groups),
-            "users_left_out": dict(sorted(reasons.items())),
-            "ldap_searches": self.searches,
-            "ldap_range_searches": self.range_searches,
-            "fetch_seconds": round(self.fetch_seconds, 3),
-        }
+        return Counts(len(self.members.users), len(self.members.groups), len(m.in_a_group), len(m.groups),
+                      dict(sorted(reasons.items())), self.searches, self.range_searches,
+                      round(self.fetch_seconds, 3))
 
 
 # Findings that are the directory working as intended: shown with -vv.
@@ -171,7 +182,7 @@ class RunResult:
             "dry_run": dry_run,
             "exit_code": int(self.exit_code),
             "seconds": round(self.seconds, 3),
-            "counts": self.snapshot.counts(),
+            "counts": self.snapshot.counts().as_dict(),
             "outputs": [o.as_json() for o in self.outputs],
             "findings": [{"kind": f.kind, "subject": f.subject, "message": f.message}
                          for f in self.snapshot.findings],

@@ -15,6 +15,7 @@ from ldapsync.errors import UserError
 if TYPE_CHECKING:
     from ldapsync.config import Config
     from ldapsync.directory import Directory
+    from ldapsync.sync import Counts
 
 
 @dataclass
@@ -54,7 +55,7 @@ class ConfigCheck:
     path: str
     problems: list[str]
     notes: list[str]
-    counts: dict | None = None  # with --connect: what the directory holds
+    counts: Counts | None = None  # with --connect: what the directory holds
 
     @property
     def ok(self) -> bool:
@@ -62,7 +63,7 @@ class ConfigCheck:
 
     def as_json(self) -> dict[str, Any]:
         return {"config": self.path, "ok": self.ok, "problems": self.problems, "notes": self.notes,
-                "counts": self.counts}
+                "counts": None if self.counts is None else self.counts.as_dict()}
 
 
 def check_config(path: str, config: Config, connect: bool) -> ConfigCheck:
@@ -113,12 +114,12 @@ def _check_directory(config: Config, directory: Directory, report: ConfigCheck) 
     snapshot = sync.fetch(config, directory)
     sync.log_findings(snapshot)
     counts = report.counts = snapshot.counts()
-    report.notes.append(f"bind as {config.ldap.bind_dn or 'anonymous'} works; {counts['users_read']} users, "
-                        f"{counts['groups_read']} groups; {counts['shared_groups']} shared groups with "
-                        f"{counts['users_in_groups']} users")
-    if not counts["users_read"]:
+    report.notes.append(f"bind as {config.ldap.bind_dn or 'anonymous'} works; {counts.users_read} users, "
+                        f"{counts.groups_read} groups; {counts.shared_groups} shared groups with "
+                        f"{counts.users_in_groups} users")
+    if not counts.users_read:
         report.problems.append(f"users: no entries under {config.users.base!r} match {config.users.filter!r}")
-    if not counts["groups_read"]:
+    if not counts.groups_read:
         report.problems.append(f"groups: no entries under {config.groups.base!r} match {config.groups.filter!r}")
     # a run goes on past a collision, holding the name: here it is something to fix
     report.problems += [f"groups: {f}" for f in snapshot.findings if f.kind == "group-collision"]

@@ -45,11 +45,11 @@ def print_run(result: RunResult, dry_run: bool) -> None:
         if not dry_run and o.diff and o.diff.users:
             click.echo("  users see the change when they next log in")
     c = result.snapshot.counts()
-    left = ", ".join(f"{n} {k}" for k, n in c["users_left_out"].items()) or "none"
-    ranged = f" ({c['ldap_range_searches']} for member ranges)" if c.get("ldap_range_searches") else ""
-    click.echo(f"Summary: {c['users_read']} users and {c['groups_read']} groups read with {c['ldap_searches']} "
-               f"searches{ranged} in {c['fetch_seconds']:.1f} s; {c['shared_groups']} shared groups, "
-               f"{c['users_in_groups']} users in them; left out: {left}; done in {result.seconds:.1f} s")
+    left = ", ".join(f"{n} {k}" for k, n in c.users_left_out.items()) or "none"
+    ranged = f" ({c.ldap_range_searches} for member ranges)" if c.ldap_range_searches else ""
+    click.echo(f"Summary: {c.users_read} users and {c.groups_read} groups read with {c.ldap_searches} "
+               f"searches{ranged} in {c.fetch_seconds:.1f} s; {c.shared_groups} shared groups, "
+               f"{c.users_in_groups} users in them; left out: {left}; done in {result.seconds:.1f} s")
 
 
 def print_rollback(done: RolledBack) -> None:
