@@ -143,5 +143,32 @@ def _keep_log_records() -> list[logging.LogRecord]:
     return records
 
 
+V = TypeVar("V")
+
+
+class Handover(Generic[V]):
+    """A large value (a rendered file) handed to a :class:`Parallel` worker:
+    the worker takes it and can free it once used, and the caller releases
+    it once the worker started, so that neither process holds it longer
+    than needed.  Where the worker runs in this process, taking it is what
+    lets it go."""
+
+    def __init__(self, value: V) -> None:
+        self._value: V | None = value
+
+    @property
+    def value(self) -> V:
+        assert self._value is not None, "already taken or released"
+        return self._value
+
+    def take(self) -> V:
+        value = self.value
+        self._value = None
+        return value
+
+    def release(self) -> None:
+        self._value = None
+
+
 class ChildFailed(RuntimeError):
     """A :class:`Parallel` worker gave no result."""

@@ -37,7 +37,7 @@ from ldapsync.mapping import (
 )
 from ldapsync.membership import PRESET_ATTRIBUTES, Finding, Memberships, apply_in_chain, resolve
 from ldapsync.model import GroupsModel
-from ldapsync.speed import ChildFailed, Parallel, without_cycle_collector
+from ldapsync.speed import ChildFailed, Handover, Parallel, without_cycle_collector
 from ldapsync.templates import Templates
 from ldapsync.writer import WriteResult, read_current
 
@@ -371,16 +371,15 @@ def _plan(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None, sta
         assert old_bytes is not None  # a cache is only ever loaded for a file
         log.debug("%s: the same groups as the last file written", output.path)
         return Plan(OutputResult(output, model, old_bytes, False), old_bytes, cache)
-    # The text, large for a large directory, only ever in this box: the worker
-    # takes it out and frees it once read, and so does this process once the
-    # worker has it, so that neither carries it longer than needed.
-    text = [_guard(output, groupsfile.render_unverified, model)]
-    data = text[0].encode("utf-8")
+    # The text is large for a large directory: handed over to the worker, which
+    # frees it once read, and let go of here once the worker has it.
+    text = Handover(_guard(output, groupsfile.render_unverified, model))
+    data = text.value.encode("utf-8")
     out = OutputResult(output, model, data, old_bytes != data)
     if not out.changed:
         return Plan(out, old_bytes, cache)
     check = Parallel(partial(_verified, text, model, data, cache is not None and not dry_run))
-    text.clear()
+    text.release()
     try:
         # read now unless a held name needed it: with a cache, its members
         # loaded only now, the worker need not carry them
@@ -403,11 +402,11 @@ def _plan(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None, sta
     return Plan(out, old_bytes, cache, refusals)
 
 
-def _verified(text: list[str], model: GroupsModel, data: bytes, cached: bool) -> tuple[list[str], bytes | None]:
-    """In the worker: why the text (the one item of ``text``, taken out)
-    does not mean the model (nothing: it does), and the cache of what it
-    means if that is wanted."""
-    back = groupsfile.parse(text.pop())
+def _verified(text: Handover[str], model: GroupsModel, data: bytes,
+              cached: bool) -> tuple[list[str], bytes | None]:
+    """In the worker: why the text does not mean the model (nothing: it
+    does), and the cache of what it means if that is wanted."""
+    back = groupsfile.parse(text.take())
     problems = groupsfile.reading_problems(back, model)
     return problems, (modelcache.encode(back, data) if cached and not problems else None)
 

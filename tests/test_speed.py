@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from ldapsync.errors import ExitCode, UserError
-from ldapsync.speed import ChildFailed, Parallel
+from ldapsync.speed import ChildFailed, Handover, Parallel
 
 
 def test_the_value_comes_from_a_child_process():
@@ -77,3 +77,16 @@ def test_what_the_child_logs_is_logged_here_when_the_result_is_taken(caplog):
     assert pid != os.getpid()
     assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
         ("ldapsync.test", "WARNING", "from the worker: 42")]
+
+
+def test_a_handed_over_value_is_held_by_the_worker_alone():
+    text = Handover("x" * 1000)
+    job = Parallel(lambda: len(text.take()))
+    text.release()  # this process lets go once the worker has it
+    assert job.result() == 1000
+    with pytest.raises(AssertionError, match="already taken or released"):
+        _ = text.value
+    here = Handover("abc")
+    assert here.take() == "abc"
+    with pytest.raises(AssertionError):
+        here.take()
