@@ -33,16 +33,13 @@ def run(config_path: str | None, dry_run: bool, force: bool, reason: str | None,
     public; 20% more contacts through the public groups) writes nothing and
     exits 77; --force --reason TEXT accepts it once.
     """
-    from ldapsync import sync
-    from ldapsync.service import recorded_run
+    from ldapsync.actions.run import run as sync_once
 
     if force and not (reason and reason.strip()):
         raise click.UsageError("--force needs --reason TEXT: say why the safety limits do not apply")
-    config = load_config(config_path)
-    outcome = recorded_run(config, dry_run=dry_run, force=reason.strip() if force and reason else None)
-    if outcome.result is None:
-        raise UserError(outcome.error or "the sync failed", ExitCode(outcome.exit_code))
-    sync.log_findings(outcome.result.snapshot)
+    outcome = sync_once(load_config(config_path), dry_run=dry_run,
+                        force=reason.strip() if force and reason else None)
+    assert outcome.result is not None  # run() raises for a sync without a result
     if as_json:
         emit_json(outcome.result.as_json(dry_run))
     else:
