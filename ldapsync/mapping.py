@@ -6,6 +6,7 @@ each output's selection."""
 from __future__ import annotations
 
 import fnmatch
+import logging
 import stringprep
 import unicodedata
 from collections.abc import Callable, Collection, Iterable
@@ -24,6 +25,8 @@ from ldapsync.invisible import describe, escaped, has_invisible, surely_visible
 from ldapsync.membership import Finding, Memberships
 from ldapsync.model import GroupsModel, SharedGroup
 from ldapsync.templates import Templates
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -385,7 +388,13 @@ def with_held(model: GroupsModel, names: Collection[str], current: GroupsFile) -
     """``model`` with each of ``names`` as the current file has it, members
     and public flag; a name the file lacks stays out.  A member the model
     has too gets the model's name for them, so that the file keeps one name
-    per JID when the directory renamed someone."""
+    per JID when the directory renamed someone.
+
+    What the file holds passes the rules every other group passes, or a hold
+    could stop every roster update: a JID that cannot be written is
+    dropped, a name is cleaned as directory names are (a line without one,
+    or one that cleans to nothing, gets the JID's user part), and a JID
+    keeps one name across the held groups."""
     public = current.public_names
     visible = current.visible_groups()
     kept = [(name, visible[name]) for name in names if name in visible]
@@ -394,9 +403,19 @@ def with_held(model: GroupsModel, names: Collection[str], current: GroupsFile) -
     names_now: dict[str, str | None] = {}
     for group in model.groups:
         names_now.update(group.members)
-    return GroupsModel.of([*model.groups, *(
-        SharedGroup(name, {jid: names_now.get(jid, old) for jid, old in members.items()}, name in public)
-        for name, members in kept)])
+    held = []
+    for name, members in kept:
+        group: dict[str, str | None] = {}
+        for jid, old in members.items():
+            if not jidlib.is_prepared(jid) or not writable_jid(jid) or has_invisible(jid):
+                log.warning("held group %s: member %s left out: the JID cannot be written", escaped(name),
+                            escaped(jid))
+                continue
+            if jid not in names_now:
+                names_now[jid] = cleaned_name(old) or jid.partition("@")[0]
+            group[jid] = names_now[jid]
+        held.append(SharedGroup(name, group, name in public))
+    return GroupsModel.of([*model.groups, *held])
 
 
 def directory_size(output: Output, mapped: Mapped) -> tuple[int, int]:

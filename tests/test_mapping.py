@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from ldapsync.config import MappingSettings, parse
 from ldapsync.directory import Entry
 from ldapsync.errors import UserError
+from ldapsync.groupsfile import GroupsFile, render
 from ldapsync.groupsfile import parse as parse_file
 from ldapsync.invisible import has_invisible
 from ldapsync.mapping import (
@@ -172,6 +173,21 @@ def test_a_held_name_takes_its_group_from_the_current_file():
     assert with_held(model, ["Team"], renamed).group("Team").members == {"carol@example.com": "Carol"}
     assert with_held(model, ["Team"], parse_file("[Other]\na@example.com=A\n")) == model  # absent: absent
     assert with_held(model, ["Team"], parse_file("[Team]\n")).group("Team") == SharedGroup("Team")
+
+
+def test_a_held_group_is_cleaned_like_any_other_and_renders():
+    """What the current file holds (an older release's names, a hand edit)
+    must not make every run fail once its name is held."""
+    model = model_for(COLLIDING.outputs[0], colliding_directory())
+    current = parse_file("[Team]\nhid@example.com=Hid\u200bden\nbare@example.com\ntwice@example.com=One\n"
+                         "[Ops]\ntwice@example.com=Two\n")
+    held = with_held(model, ["Team", "Ops"], current)
+    assert held.group("Team").members == {"hid@example.com": "Hidden", "bare@example.com": "bare",
+                                          "twice@example.com": "One"}
+    assert held.group("Ops").members == {"twice@example.com": "One"}  # one name per JID
+    render(held)  # raises RenderError if anything held could not be written
+    unwritable = GroupsFile.of_groups([("Team", False, {"a b@example.com": "A", "c@example.com": "C"})])
+    assert with_held(model, ["Team"], unwritable).group("Team").members == {"c@example.com": "C"}
 
 
 # --- lookalike identities ----------------------------------------------------------
