@@ -405,7 +405,7 @@ def with_held(model: GroupsModel, names: Collection[str], current: GroupsFile) -
         names_now.update(group.members)
     held = []
     for name, members in kept:
-        group: dict[str, str | None] = {}
+        named: dict[str, str | None] = {}
         for jid, old in members.items():
             if not jidlib.is_prepared(jid) or not writable_jid(jid) or has_invisible(jid):
                 log.warning("held group %s: member %s left out: the JID cannot be written", escaped(name),
@@ -413,8 +413,8 @@ def with_held(model: GroupsModel, names: Collection[str], current: GroupsFile) -
                 continue
             if jid not in names_now:
                 names_now[jid] = cleaned_name(old) or jid.partition("@")[0]
-            group[jid] = names_now[jid]
-        held.append(SharedGroup(name, group, name in public))
+            named[jid] = names_now[jid]
+        held.append(SharedGroup(name, named, name in public))
     return GroupsModel.of([*model.groups, *held])
 
 
