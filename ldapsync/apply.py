@@ -30,6 +30,15 @@ class Applied:
     command: CommandResult | None = None  # the post-change command, when it ran
     check_problem: str | None = None  # the reload check found Prosody not as it should be
 
+    def problem(self) -> str | None:
+        """What went wrong after the file was written: the reload check's
+        problem, else the post-change command's failure; None if nothing."""
+        if self.check_problem:
+            return self.check_problem
+        if self.command is not None and not self.command.ok:
+            return self.command.describe()
+        return None
+
 
 def apply(output: Output, data: bytes, expected: bytes | None, cache: Path | None = None,
           cache_blob: bytes | None = None) -> Applied:

@@ -20,7 +20,7 @@ from typing import Any
 from ldapsync import diff as difflib
 from ldapsync import dn as dnlib
 from ldapsync import groupsfile, modelcache, safety
-from ldapsync.apply import apply
+from ldapsync.apply import Applied, apply
 from ldapsync.commands import CommandResult
 from ldapsync.config import Config, GroupSettings, Output
 from ldapsync.directory import Directory, ranges
@@ -130,19 +130,20 @@ class OutputResult:
     data: bytes  # the file's content
     changed: bool
     diff: difflib.Diff | None = None
-    written: WriteResult | None = None
-    command: CommandResult | None = None
-    check_problem: str | None = None  # the reload check found Prosody not as it should be
+    applied: Applied | None = None  # what writing it did (None: not written, a dry run)
     cache: bytes | None = field(default=None, repr=False)  # modelcache.encode() of the verified file, to save
 
+    @property
+    def written(self) -> WriteResult | None:
+        return None if self.applied is None else self.applied.written
+
+    @property
+    def command(self) -> CommandResult | None:
+        return None if self.applied is None else self.applied.command
+
     def after_write_problem(self) -> str | None:
-        """What went wrong after the file was written: the reload check's
-        problem, else the post-change command's failure; None if nothing."""
-        if self.check_problem:
-            return self.check_problem
-        if self.command is not None and not self.command.ok:
-            return self.command.describe()
-        return None
+        """What went wrong after the file was written (see :meth:`Applied.problem`)."""
+        return None if self.applied is None else self.applied.problem()
 
     def _shape(self) -> dict[str, Any]:
         """What both the run's JSON and the state file say of the output."""
@@ -335,8 +336,7 @@ def run(config: Config, directory: Directory, *, dry_run: bool = False, force: s
     for plan in plans:
         out = plan.out
         if not dry_run:
-            applied = apply(out.output, out.data, plan.expected, plan.cache, out.cache)
-            out.written, out.command, out.check_problem = applied.written, applied.command, applied.check_problem
+            out.applied = apply(out.output, out.data, plan.expected, plan.cache, out.cache)
         result.outputs.append(out)
     result.seconds = time.monotonic() - started
     return result

@@ -53,9 +53,8 @@ def rollback(config: Config, output: Output, version: int) -> RolledBack:
         applied = apply(output, data, current, cache, modelcache.encode(reading, data) if cache else None)
         taken = chosen.taken.isoformat(timespec="seconds")
         log.warning("rolled %s back to the backup of %s", output.path, taken)
-        failed = (applied.command is not None and not applied.command.ok) or applied.check_problem is not None
         result = RolledBack(output, version, chosen, groups, applied,
-                            ExitCode.POST_CHANGE_FAILED if failed else ExitCode.OK)
+                            ExitCode.POST_CHANGE_FAILED if applied.problem() else ExitCode.OK)
         _record(config, result, taken)
     return result
 
@@ -64,10 +63,7 @@ def _record(config: Config, result: RolledBack, taken: str) -> None:
     """The rollback in the state file and metrics (when there is a state file)."""
     if config.state.path is None:
         return
-    applied = result.applied
-    error = None
-    if applied is not None and result.exit_code:
-        error = applied.check_problem or (applied.command.describe() if applied.command else None)
+    error = result.applied.problem() if result.applied is not None else None
     try:
         state = statelib.record_rollback(config.state.path, time.time(), result.output.path, taken,
                                          int(result.exit_code), error)
