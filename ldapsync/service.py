@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import multiprocessing.process
 import signal
 import sys
 import threading
@@ -23,12 +22,14 @@ from typing import TYPE_CHECKING
 from ldapsync import config as configlib
 from ldapsync import logs
 from ldapsync import state as statelib
+from ldapsync.directory import Directory, configured_directory
 from ldapsync.errors import ExitCode, UserError
 
 if TYPE_CHECKING:  # loaded only when a run or the metrics need them
+    from multiprocessing.process import BaseProcess
+
     from apscheduler.triggers.base import BaseTrigger
 
-    from ldapsync.directory import Directory
     from ldapsync.metrics import Metrics
     from ldapsync.sync import RunResult
 
@@ -43,13 +44,6 @@ class Recorded:
     result: RunResult | None  # when the sync got that far
     error: str | None
     state: statelib.State | None
-
-
-def configured_directory(config: configlib.Config) -> Directory:
-    """The directory the config names, with its bind password (not yet connected)."""
-    from ldapsync.directory import directory_for
-
-    return directory_for(config.ldap, config.bind_password())
 
 
 def recorded_run(config: configlib.Config, *, dry_run: bool = False, force: str | None = None,
@@ -132,8 +126,7 @@ def publish(config: configlib.Config, state: statelib.State) -> None:
 # a process with the scheduler's threads may not), a sync that hangs can be
 # stopped by killing it, and the memory of a large run goes back to the
 # system when it ends.
-_FORK_SERVER = multiprocessing.get_context("forkserver")
-_FORK_SERVER.set_forkserver_preload(["ldapsync.service", "ldapsync.sync"])
+_PRELOADED = ["ldapsync.service", "ldapsync.sync"]  # imported once by the fork server, not by each sync
 
 
 def _child_sync(config: configlib.Config, directory: Callable[[configlib.Config], Directory],
@@ -164,7 +157,9 @@ class Service:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self.directory = directory
-        self.child: multiprocessing.process.BaseProcess | None = None  # the sync under way
+        self.fork_server = multiprocessing.get_context("forkserver")
+        self.fork_server.set_forkserver_preload(_PRELOADED)
+        self.child: BaseProcess | None = None  # the sync under way
         self.config_path = config_path
         self.config = configlib.load(config_path)
         self.stop_requested = threading.Event()
@@ -269,7 +264,7 @@ class Service:
 
     def _sync_in_child(self, config: configlib.Config) -> int:
         """One recorded run in a child process (see :func:`_child_sync`); its exit code."""
-        child = _FORK_SERVER.Process(target=_child_sync, args=(config, self.directory, logs.settings),
+        child = self.fork_server.Process(target=_child_sync, args=(config, self.directory, logs.settings),
                                      name="ldapsync sync")
         child.start()
         self.child = child
