@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ldapsync import groupsfile, safeio
 from ldapsync.actions.inputs import read_groups
+from ldapsync.commands import split_command
 from ldapsync.errors import UserError
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ def _check_outputs(config: Config, report: ConfigCheck) -> None:
             report.notes.append(f"{output.path}: directory writable")
         command = output.post_change_command
         if command:
-            argv = shlex.split(command) if isinstance(command, str) else list(command)
+            argv = split_command(command)  # valid: the config checked it
             if shutil.which(argv[0]) is None:
                 report.problems.append(f"outputs: {output.path}: post_change_command: {argv[0]!r} not found")
             else:

@@ -34,9 +34,6 @@ Exit codes:
   78 invalid configuration, or one other users could change
 """
 
-log = logging.getLogger("ldapsync")
-
-
 class FilePath(click.Path):
     """A file argument: "" would name the current directory."""
 
@@ -96,9 +93,9 @@ def load_config(path: str | None) -> Config:
 def fetch_snapshot(config: Config) -> Snapshot:
     """What the directory says now, mapped (findings logged)."""
     from ldapsync import sync  # ldap3 and jinja2 load only for commands that read the directory
-    from ldapsync.directory import directory_for
+    from ldapsync.directory import configured_directory
 
-    snapshot = sync.fetch(config, directory_for(config.ldap, config.bind_password()))
+    snapshot = sync.fetch(config, configured_directory(config))
     sync.log_findings(snapshot)
     return snapshot
 

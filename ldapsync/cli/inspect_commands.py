@@ -108,10 +108,10 @@ def diff_command(files: tuple[str, ...], config_path: str | None, as_json: bool,
     if len(files) == 2:
         results: list = [(None, diffs.diff_files(files[0], files[1]))]
     elif not files and config_path:
-        from ldapsync.directory import directory_for
+        from ldapsync.directory import configured_directory
 
         config = load_config(config_path)
-        results = diffs.diff_pending(config, directory_for(config.ldap, config.bind_password()))
+        results = diffs.diff_pending(config, configured_directory(config))
     else:
         raise click.UsageError("give OLD and NEW groups files, or -c CONFIG")
     render.print_diffs(results, as_json, limit)

@@ -15,11 +15,16 @@ contacts from everyone's roster.
 
 from __future__ import annotations
 
-from ldapsync.config import LdapSettings
+from ldapsync.config import Config, LdapSettings
 from ldapsync.directory.base import Directory, DirectoryError, Entry
 from ldapsync.errors import ExitCode, UserError
 
-__all__ = ["Directory", "DirectoryError", "Entry", "directory_for"]
+__all__ = ["Directory", "DirectoryError", "Entry", "configured_directory", "directory_for"]
+
+
+def configured_directory(config: Config) -> Directory:
+    """The directory a config names, with its bind password (not yet connected)."""
+    return directory_for(config.ldap, config.bind_password())
 
 
 def directory_for(settings: LdapSettings, password: str | None, *, progress: bool | None = None) -> Directory:
