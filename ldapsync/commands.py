@@ -10,7 +10,6 @@ how loud to be.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import shlex
 import signal
@@ -20,8 +19,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ldapsync.errors import ExitCode, UserError
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -113,9 +113,7 @@ def read_current(path: Path | str, kind: str = "groups file") -> bytes | None:
     path = Path(path)
     try:
         with safeio.directory(path.parent) as folder:
-            return _read_current(folder, path, kind)
-    except safeio.UnsafeFile as exc:
-        raise WriteError(f"cannot write {path}: {exc}") from None
+            return _read_current(folder, path, kind)  # an unsafe file is a WriteError from there
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -217,8 +215,6 @@ def write_if_changed(
     try:
         with safeio.directory(path.parent) as folder:
             return _write_in(folder, path, data, mode, uid, gid, dry_run, expected, keep_previous, kind)
-    except safeio.UnsafeFile as exc:
-        raise WriteError(f"cannot write {path}: {exc}") from None
     except OSError as exc:
         raise _os_error(path, exc) from None
 
