@@ -150,3 +150,13 @@ def related_files(draw):
 @given(related_files(), BIG)
 def test_roster_impact_of_small_edits_equals_rosters_built_one_by_one(pair, big):
     test_roster_impact_equals_rosters_built_one_by_one.hypothesis.inner_test(*pair, big)
+
+
+def test_the_pairwise_union_equals_one_union_of_all_parts():
+    """rosterdiff._union joins a few bitmaps pairwise and many in one call:
+    both ways give the plain union, and an empty list gives an empty bitmap."""
+    from pyroaring import BitMap
+
+    parts = [BitMap(range(i, 70_000, 997 + i)) for i in range(12)]
+    for n in range(len(parts) + 1):
+        assert rosterdiff._union(parts[:n]) == BitMap().union(*parts[:n])
