@@ -143,12 +143,12 @@ def _covered(items: BitMap, groups: Iterable[str], members: Mapping[str, BitMap]
     """How many of ``items`` one of ``groups`` holds.  Counted first without
     building a bitmap: most groups hold none of them, and a single group's
     count needs no union."""
-    meeting = [g for g in groups if items.intersection_cardinality(members[g])]
+    meeting = [(g, n) for g in groups if (n := items.intersection_cardinality(members[g]))]
     if not meeting:
         return 0
     if len(meeting) == 1:
-        return items.intersection_cardinality(members[meeting[0]])
-    return len(items & _union([members[g] for g in meeting]))
+        return meeting[0][1]
+    return len(items & _union([members[g] for g, _ in meeting]))
 
 
 def _beyond(items: BitMap, reached: list[BitMap]) -> int:

@@ -93,7 +93,7 @@ def _gains(path: Path, safety: Safety, old: GroupsFile, change: Diff) -> list[st
             problems.append(f"{path}: every user would gain {plural(gained, 'contact')} through the public "
                             f"groups; the limit is {limit} (safety.max_public_contacts_gained)")
         percent = safety.max_public_contacts_gained_percent
-        base = public_contacts(old)
+        base = public_contacts(old) if percent is not None else 0
         if percent is not None and (not base or gained * 100 > percent * base):
             before = f"which gave {base} before ({gained * 100 / base:.0f}%)" if base else "which gave none before"
             problems.append(f"{path}: every user would gain {plural(gained, 'contact')} through the public groups, "

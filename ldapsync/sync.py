@@ -111,8 +111,9 @@ _QUIET_FINDINGS = {"disabled"}
 def log_findings(snapshot: Snapshot, limit: int = 20) -> None:
     """Warn about what the directory holds that ldapsync left out or
     changed (at most ``limit`` lines; ``run --json`` lists all)."""
-    findings = [f for f in snapshot.findings if f.kind not in _QUIET_FINDINGS]
-    for f in snapshot.findings:
+    every = snapshot.findings  # built on each call: once here
+    findings = [f for f in every if f.kind not in _QUIET_FINDINGS]
+    for f in every:
         if f.kind in _QUIET_FINDINGS:
             log.debug("%s", f)
     for f in findings[:limit]:

@@ -12,6 +12,7 @@ import operator
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeGuard, cast
 
@@ -102,7 +103,12 @@ class GroupsFile:
     def visible_groups(self) -> dict[str, Mapping[str, str]]:
         """The groups Prosody has after reading the file, in file order: every
         group a header declared, even empty, and members given before any
-        header (the default group) only when there are some."""
+        header (the default group) only when there are some.  Worked out
+        once per reading (a run asks several times); treat it as read-only."""
+        return self._visible
+
+    @cached_property
+    def _visible(self) -> dict[str, Mapping[str, str]]:
         return {name: members for name, members in self.groups.items() if members or name in self.declared}
 
     def applied_groups(self, user: str) -> list[str]:
