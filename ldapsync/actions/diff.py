@@ -27,9 +27,7 @@ def diff_pending(config: Config, directory: Directory) -> list[tuple[str, diffli
     sync.log_findings(snapshot)
     results = []
     for output in config.outputs:
-        _, text = sync.render_output(output, snapshot)
-        old = sync.current_text(output) or ""
-        both = read_both(partial(groupsfile.parse, old), partial(groupsfile.parse, text))
-        del old, text
-        results.append((str(output.path), difflib.diff(*both)))
+        model, _ = sync.render_output(output, snapshot)  # rendered and verified: its reading is the model's
+        old = groupsfile.parse(sync.current_text(output) or "")
+        results.append((str(output.path), difflib.diff(old, groupsfile.GroupsFile.of_model(model))))
     return results

@@ -67,5 +67,5 @@ def directory_reading(config: Config, output_path: str | None, user: str,
     from ldapsync import sync
 
     output = pick_output(config, output_path, user)
-    _, text = sync.render_output(output, snapshot)
-    return groupsfile.parse(text), f"the directory (output {output.path})"
+    model, _ = sync.render_output(output, snapshot)  # rendered and verified: its reading is the model's
+    return groupsfile.GroupsFile.of_model(model), f"the directory (output {output.path})"
