@@ -53,11 +53,11 @@ class Roster(Mapping[str, RosterItem]):
 
     def __getitem__(self, jid: str) -> RosterItem:
         mine = self._personal.get(jid)
-        if jid not in self._names:
+        name = self._names.get(jid)
+        if name is None:
             if mine is None:
                 raise KeyError(jid)
             return mine
-        name = self._names[jid]
         groups = self._groups_of.get(jid, ())
         if jid in self._largest_members:
             groups = (self._largest, *groups)

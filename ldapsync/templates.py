@@ -17,7 +17,7 @@ from typing import Any
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateRuntimeError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
-from ldapsync.config import MappingSettings
+from ldapsync.config import ConfigError, MappingSettings
 from ldapsync.directory import Entry
 
 # Names a template may use besides directory attributes.
@@ -37,7 +37,7 @@ class Templates:
             source = getattr(settings, key)
             try:
                 ast = self.env.parse(source)
-                compiled[key] = self.env.from_string(source)
+                compiled[key] = self.env.from_string(ast)  # compiled from the tree just parsed
             except TemplateError as exc:
                 problems.append(f"mapping.{key}: {exc}")
                 continue
@@ -45,7 +45,6 @@ class Templates:
             extra = _EXTRA | (_FALLBACK_EXTRA if key == "name_fallback" else set())
             used[key] = {n for n in names if n not in extra}
         if problems:
-            from ldapsync.config import ConfigError
             raise ConfigError("(templates)", problems)
         self.compiled = compiled
         self.user_attributes = sorted(used["jid"] | used["name"] | used["name_fallback"])
