@@ -81,18 +81,30 @@ def _sync_and_record(config: configlib.Config, started: float, dry_run: bool, fo
         return Recorded(exit_code, result, error, None)
     counts = result.snapshot.counts().as_dict() if result is not None else {}
     outputs = [o.record() for o in result.outputs] if result is not None else []
-    try:
-        new_state = statelib.record(config.state.path, started, time.time(), exit_code, error, counts, outputs)
-    except UserError as exc:
+    path = config.state.path
+    new_state, problem = keep_record(config, "run", lambda: statelib.record(
+        path, started, time.time(), exit_code, error, counts, outputs))
+    if problem is not None:
         # Whatever was written stays written: a run that succeeded says so
         # with its own exit code (74), a failed one keeps its own.
-        log.error("cannot record the run in the state file: %s", exc)
-        problem = f"the state file could not be saved: {exc}"
         if exit_code == ExitCode.OK:
             return Recorded(ExitCode.STATE_NOT_SAVED, result, problem, None)
         return Recorded(exit_code, result, f"{error}; {problem}", None)
-    publish(config, new_state)
     return Recorded(exit_code, result, error, new_state)
+
+
+def keep_record(config: configlib.Config, what: str,
+                record: Callable[[], statelib.State]) -> tuple[statelib.State | None, str | None]:
+    """Add ``what`` (a run, a rollback) to the state file with ``record`` and
+    publish the new state to the metrics: the new state, or why it could
+    not be saved (logged; what was written stays written)."""
+    try:
+        new_state = record()
+    except UserError as exc:
+        log.error("cannot record the %s in the state file: %s", what, exc)
+        return None, f"the state file could not be saved: {exc}"
+    publish(config, new_state)
+    return new_state, None
 
 
 _metrics: Metrics | None = None

@@ -12,8 +12,8 @@ from ldapsync import backups, groupsfile, modelcache
 from ldapsync import state as statelib
 from ldapsync.apply import Applied, apply
 from ldapsync.config import Config, Output
-from ldapsync.errors import ExitCode, UserError
-from ldapsync.service import publish
+from ldapsync.errors import ExitCode
+from ldapsync.service import keep_record
 from ldapsync.writer import read_current
 
 log = logging.getLogger(__name__)
@@ -61,16 +61,11 @@ def rollback(config: Config, output: Output, version: int) -> RolledBack:
 
 def _record(config: Config, result: RolledBack, taken: str) -> None:
     """The rollback in the state file and metrics (when there is a state file)."""
-    if config.state.path is None:
+    path = config.state.path
+    if path is None:
         return
     error = result.applied.problem() if result.applied is not None else None
-    try:
-        state = statelib.record_rollback(config.state.path, time.time(), result.output.path, taken,
-                                         int(result.exit_code), error)
-    except UserError as exc:
-        log.error("cannot record the rollback in the state file: %s", exc)
-        result.state_problem = f"the state file could not be saved: {exc}"
-        if result.exit_code == ExitCode.OK:
-            result.exit_code = ExitCode.STATE_NOT_SAVED
-        return
-    publish(config, state)
+    _, result.state_problem = keep_record(config, "rollback", lambda: statelib.record_rollback(
+        path, time.time(), result.output.path, taken, int(result.exit_code), error))
+    if result.state_problem is not None and result.exit_code == ExitCode.OK:
+        result.exit_code = ExitCode.STATE_NOT_SAVED
