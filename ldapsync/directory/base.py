@@ -130,6 +130,14 @@ class Directory:
     def ldapsearch_command(self, base: str, filter: str, attributes: Sequence[str], scope: str) -> str:
         return ldapsearch_command(self.settings, self.url, base, filter, attributes, scope)
 
+    def _check_tls_files(self) -> None:
+        """Say which setting names a missing certificate or key file, before
+        the library meets it with a message that names none."""
+        for key in ("ca_file", "client_cert_file", "client_key_file"):
+            path = getattr(self.settings, key)
+            if path is not None and not path.is_file():
+                raise UserError(f"ldap.{key}: {path} does not exist or is not a file", ExitCode.NOINPUT)
+
     def sibling(self) -> Directory:
         """A second, unconnected directory of the same kind for the server
         this one connected to: a worker process reads over its own connection."""

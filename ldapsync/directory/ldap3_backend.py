@@ -31,12 +31,11 @@ from ldapsync.directory.base import (
     failure_kind,
     search_failed,
 )
-from ldapsync.errors import ExitCode, UserError
 
 log = logging.getLogger("ldapsync.directory")
 
 _SCOPES = {"base": ldap3.BASE, "one": ldap3.LEVEL, "sub": ldap3.SUBTREE}
-# How each ldap3 exception ends a search (ldapsync.directory.search_failed)
+# How each ldap3 exception ends a search (ldapsync.directory.base.search_failed)
 _FAILURES = ((ldap_errors.LDAPSizeLimitExceededResult, "size"), (ldap_errors.LDAPTimeLimitExceededResult, "time"),
              (ldap_errors.LDAPAdminLimitExceededResult, "admin"), (ldap_errors.LDAPNoSuchObjectResult, "no-base"))
 
@@ -49,11 +48,8 @@ class Ldap3Directory(Directory):
     def _tls(self) -> ldap3.Tls:
         s = self.settings
         # ldap3 opens these only when it connects (or, for ca_file, raises an
-        # exception that is no UserError): say which setting names a missing file.
-        for key in ("ca_file", "client_cert_file", "client_key_file"):
-            path = getattr(s, key)
-            if path is not None and not path.is_file():
-                raise UserError(f"ldap.{key}: {path} does not exist or is not a file", ExitCode.NOINPUT)
+        # exception that is no UserError)
+        self._check_tls_files()
         return ldap3.Tls(
             validate=ssl.CERT_REQUIRED if s.verify_certificates else ssl.CERT_NONE,
             ca_certs_file=str(s.ca_file) if s.ca_file else None,

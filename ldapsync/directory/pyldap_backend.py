@@ -27,12 +27,11 @@ from ldapsync.directory.base import (
     failure_kind,
     search_failed,
 )
-from ldapsync.errors import ExitCode, UserError
 
 log = logging.getLogger("ldapsync.directory")
 
 _SCOPES = {"base": ldap.SCOPE_BASE, "one": ldap.SCOPE_ONELEVEL, "sub": ldap.SCOPE_SUBTREE}
-# How each python-ldap exception ends a search (ldapsync.directory.search_failed)
+# How each python-ldap exception ends a search (ldapsync.directory.base.search_failed)
 _FAILURES = ((ldap.SIZELIMIT_EXCEEDED, "size"), (ldap.TIMELIMIT_EXCEEDED, "time"), (ldap.ADMINLIMIT_EXCEEDED, "admin"),
              (ldap.NO_SUCH_OBJECT, "no-base"), (ldap.REFERRAL, "referral"))
 
@@ -42,10 +41,7 @@ class PythonLdapDirectory(Directory):
 
     def _open(self, url: str) -> ldap.ldapobject.SimpleLDAPObject:
         s = self.settings
-        for key in ("ca_file", "client_cert_file", "client_key_file"):
-            path = getattr(s, key)
-            if path is not None and not path.is_file():
-                raise UserError(f"ldap.{key}: {path} does not exist or is not a file", ExitCode.NOINPUT)
+        self._check_tls_files()
         conn = ldap.initialize(url, bytes_mode=False)
         conn.set_option(ldap.OPT_PROTOCOL_VERSION, 3)
         conn.set_option(ldap.OPT_REFERRALS, 0)
