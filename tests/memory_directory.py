@@ -26,6 +26,7 @@ class MemoryDirectory(Directory):
                  drop_after: int | None = None) -> None:
         super().__init__(LdapSettings(servers=["ldap://directory.invalid"]), None, progress=False)
         self.entries = {dn: {k.lower(): list(v) for k, v in attrs.items()} for dn, attrs in entries.items()}
+        self.keys = {dn: dnlib.normalize(dn) for dn in self.entries}  # each DN's comparison key
         self.unreachable = unreachable
         self.drop_after = drop_after  # entries returned in all before the "connection" drops
         self.returned = 0
@@ -45,11 +46,11 @@ class MemoryDirectory(Directory):
         self.searches += 1
         test = _matcher(filter)
         base_key = dnlib.normalize(base)
-        if not any(_within(dnlib.normalize(dn), base_key, "sub") for dn in self.entries):
+        if not any(dnlib.is_under(key, base_key) for key in self.keys.values()):
             raise DirectoryError(f"search for {what}: the base {base!r} does not exist")
         wanted = {a.lower() for a in attributes}
         for dn, attrs in self.entries.items():
-            if _within(dnlib.normalize(dn), base_key, scope) and test(attrs):
+            if _within(self.keys[dn], base_key, scope) and test(attrs):
                 if self.drop_after is not None and self.returned >= self.drop_after:
                     raise DirectoryError(f"search for {what} under {base!r} failed after {self.returned} "
                                          "entries: connection dropped")
@@ -64,10 +65,9 @@ class MemoryDirectory(Directory):
 def _within(dn: str, base: str, scope: str) -> bool:
     if scope == "base":
         return dn == base
-    parent = dn.partition(",")[2]
     if scope == "one":
-        return parent == base
-    return dn == base or dn.endswith("," + base)
+        return dn.partition(",")[2] == base
+    return dnlib.is_under(dn, base)
 
 
 def _matcher(text: str):
