@@ -9,7 +9,13 @@ DIR/tls, a server certificate signed by it and a client certificate whose
 subject slapd maps to the sync account for SASL EXTERNAL; slapd then also
 listens on ldaps://127.0.0.1:TLS_PORT/ and offers StartTLS on the ldap:// port.
 
+With syncprov=True (serve --syncprov) slapd also runs the syncprov overlay:
+the suffix entry carries contextCSN (slapadd -w writes it at load time), and
+RFC 4533 content sync with a cookie sends only the entries changed since,
+plus the entryUUIDs of those deleted or moved out of the search's scope.
+
     python -m devtools.slapd serve --dir DIR --ldif FILE [--ldif FILE ...] [--port N] [--tls [--tls-port N]]
+                                   [--syncprov]
 """
 
 from __future__ import annotations
@@ -93,6 +99,29 @@ overlay memberof
 memberof-group-oc groupOfNames
 memberof-member-ad member
 memberof-memberof-ad memberOf
+"""
+
+# Appended with refint=True: deleting or renaming an entry also removes or
+# renames it in the member values of groups. The refint overlay, not
+# memberof-refint: memberof marks its own writes as not to be replicated, so
+# they change neither entryCSN nor what syncprov sends.
+REFINT_CONFIG = """\
+overlay refint
+refint_attributes member
+refint_nothing "cn=nobody"
+"""
+
+# Appended to the database section when syncprov is on. Overlays configured
+# later run earlier; syncprov comes last so that it sees every write that
+# reaches the database, including those memberof makes internally.
+SYNCPROV_CONFIG = """\
+index entryUUID,entryCSN eq
+
+overlay syncprov
+syncprov-checkpoint 100 10
+# Deletions since a cookie come from this log instead of a present phase that
+# lists every entry in scope.
+syncprov-sessionlog {sessionlog}
 """
 
 # Appended before the database section when TLS is on (global directives).
@@ -247,6 +276,9 @@ class Slapd(ServerProcess):
         tls: bool = False,
         tls_port: int | None = None,
         tls_names: Sequence[str] = TLS_NAMES,
+        syncprov: bool = False,
+        sessionlog: int = 100000,
+        refint: bool = False,
     ) -> None:
         self.dir = Path(directory)
         self.ldif = [Path(p) for p in ldif or []]
@@ -268,6 +300,9 @@ class Slapd(ServerProcess):
             self.ca_file = certs / "ca.pem"
             self.server_cert_file, self.server_key_file = certs / "server.pem", certs / "server.key"
             self.client_cert_file, self.client_key_file = certs / "client.pem", certs / "client.key"
+        self.syncprov = syncprov
+        self.sessionlog = sessionlog
+        self.refint = refint
         self.config = self.dir / "slapd.conf"
         super().__init__(self.dir / "slapd.log")
         self._loaded = False
@@ -309,6 +344,12 @@ class Slapd(ServerProcess):
                 ca_file=self.ca_file, cert_file=self.server_cert_file, key_file=self.server_key_file,
                 client_subject=CLIENT_CERT_SUBJECT, sync_dn=SYNC_DN,
             ) + database + tail
+        if self.refint:
+            config = config.replace("moduleload memberof\n", "moduleload memberof\nmoduleload refint\n")
+            config += "\n" + REFINT_CONFIG
+        if self.syncprov:
+            config = config.replace("moduleload memberof\n", "moduleload memberof\nmoduleload syncprov\n")
+            config += "\n" + SYNCPROV_CONFIG.format(sessionlog=self.sessionlog)
         self.config.write_text(config)
         files = list(self.ldif)
         if self.extra_ldif_text:
@@ -317,12 +358,28 @@ class Slapd(ServerProcess):
             files.append(extra)
         for path in files:
             out = subprocess.run(
-                [which("slapadd") or "slapadd", "-q", "-f", str(self.config), "-l", str(path)],
+                [which("slapadd") or "slapadd", "-q", *(["-w"] if self.syncprov else []),
+                 "-f", str(self.config), "-l", str(path)],
                 capture_output=True, text=True, timeout=600,
             )
             if out.returncode != 0:
                 raise RuntimeError(f"slapadd {path} failed:\n{out.stdout}{out.stderr}")
         self._loaded = True
+
+    def backup(self, path: Path) -> None:
+        """slapcat the database to an LDIF file, operational attributes
+        (entryUUID, entryCSN) and all, as a directory admin's backup would."""
+        out = subprocess.run([which("slapcat") or "slapcat", "-f", str(self.config), "-l", str(path)],
+                             capture_output=True, text=True, timeout=600)
+        if out.returncode != 0:
+            raise RuntimeError(f"slapcat failed:\n{out.stdout}{out.stderr}")
+
+    def restore(self, path: Path) -> None:
+        """Stop, replace the database with a backup() and start again: the
+        directory goes back in time, contextCSN included."""
+        self.stop()
+        self.ldif, self.extra_ldif_text, self._loaded = [Path(path)], "", False
+        self.start()
 
     def mark(self) -> int:
         """A position in the log, for search_count(); the log survives restarts."""
@@ -356,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="also make a throwaway CA and certificates in DIR/tls, offer StartTLS and listen on "
                             "ldaps://; prints the ldaps:// URL on a second line")
     serve.add_argument("--tls-port", type=int, help="ldaps:// port on 127.0.0.1 with --tls (default: a free one)")
+    serve.add_argument("--syncprov", action="store_true",
+                       help="also run the syncprov overlay (contextCSN, RFC 4533 content sync with a session log) "
+                            "and the refint overlay on member")
     args = parser.parse_args(argv)
 
     reason = missing() or (tls_missing() if args.tls else None)
@@ -365,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
-    with Slapd(args.dir.resolve(), args.ldif, port=args.port, tls=args.tls, tls_port=args.tls_port) as server:
+    with Slapd(args.dir.resolve(), args.ldif, port=args.port, tls=args.tls, tls_port=args.tls_port,
+               syncprov=args.syncprov, refint=args.syncprov) as server:
         print(server.url, flush=True)
         if server.tls:
             print(server.ldaps_url, flush=True)
