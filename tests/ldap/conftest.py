@@ -10,6 +10,7 @@ import yaml
 from devtools import slapd as harness
 from ldapsync.cli import main
 from tests.conftest import need
+from tests.ldap import syncprov_directory
 from tests.ldap.directory import BULK, BULK_USERS, GROUPS, LDIF, PEOPLE, SYNC_DN, SYNC_PASSWORD
 
 HOST = "example.com"
@@ -24,6 +25,19 @@ def slapd(tmp_path_factory):
         tmp_path_factory.mktemp("slapd"), [LDIF],
         extra_ldif_text=harness.bulk_users_ldif(BULK_USERS, BULK),
     )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def syncprov_slapd(tmp_path_factory):
+    """A second slapd, with the syncprov and refint overlays, holding the small
+    directory of syncprov_directory; the incremental-sync tests change its data
+    at will (the shared `slapd` must stay as loaded)."""
+    need(harness.missing())
+    server = harness.Slapd(tmp_path_factory.mktemp("syncprov"), extra_ldif_text=syncprov_directory.ldif(),
+                           syncprov=True, refint=True)
     server.start()
     yield server
     server.stop()
