@@ -45,6 +45,7 @@ LIMITS = {
     "roster": 64 * MiB,
     "state": 16 * MiB,
     "cache": 1024 * MiB,
+    "snapshot": 4096 * MiB,
 }
 
 _NOFOLLOW = os.O_NOFOLLOW

@@ -47,16 +47,18 @@ class Recorded:
 
 
 def recorded_run(config: configlib.Config, *, dry_run: bool = False, force: str | None = None,
+                 full: str | None = None,
                  directory: Callable[[configlib.Config], Directory] = configured_directory) -> Recorded:
     """Lock, sync, then record the outcome in the state file and metrics
     (a dry run records nothing).  Never raises for a failed sync: the error
-    is in the result, with its exit code.  ``directory`` gives the directory
-    to read (tests hand in one of their own)."""
+    is in the result, with its exit code.  ``full``: why the whole
+    directory must be read (None: only its changes when it can be).
+    ``directory`` gives the directory to read (tests hand in one of their own)."""
     started = time.time()
     try:
         with statelib.locked(config.lock_path, config.state.lock_timeout):
             # the record is written under the lock too: two runs never race for it
-            return _sync_and_record(config, started, dry_run, force, directory)
+            return _sync_and_record(config, started, dry_run, force, full, directory)
     except statelib.Busy as exc:
         # not a run: another one is under way and will leave its own record
         return Recorded(exc.exit_code, None, str(exc), None)
@@ -65,13 +67,14 @@ def recorded_run(config: configlib.Config, *, dry_run: bool = False, force: str 
 
 
 def _sync_and_record(config: configlib.Config, started: float, dry_run: bool, force: str | None,
-                     directory: Callable[[configlib.Config], Directory]) -> Recorded:
+                     full: str | None, directory: Callable[[configlib.Config], Directory]) -> Recorded:
     from ldapsync import sync  # ldap3 and jinja2 load only when a sync runs
 
     result = None
     error = None
     try:
-        result = sync.run(config, directory(config), dry_run=dry_run, force=force)
+        result = sync.run(config, directory(config), dry_run=dry_run, force=force, full=full is not None,
+                          full_reason=full)
         exit_code = int(result.exit_code)
         if exit_code:
             error = "; ".join(problem for o in result.outputs if (problem := o.after_write_problem()))
@@ -79,7 +82,7 @@ def _sync_and_record(config: configlib.Config, started: float, dry_run: bool, fo
         exit_code, error = int(exc.exit_code), str(exc)
     if dry_run or config.state.path is None:
         return Recorded(exit_code, result, error, None)
-    counts = result.snapshot.counts().as_dict() if result is not None else {}
+    counts = result.counts.as_dict() if result is not None else {}
     outputs = [o.record() for o in result.outputs] if result is not None else []
     path = config.state.path
     new_state, problem = keep_record(config, "run", lambda: statelib.record(
@@ -151,7 +154,7 @@ def _child_sync(config: configlib.Config, directory: Callable[[configlib.Config]
     if outcome.result is not None:
         from ldapsync.sync import log_findings  # loaded by the run already
 
-        log_findings(outcome.result.snapshot)
+        log_findings(outcome.result.findings)
     if outcome.exit_code == ExitCode.OK:
         log.info("sync finished")
     else:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache as cache_result
 from functools import partial
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,12 @@ from ldapsync import dn as dnlib
 from ldapsync import groupsfile, modelcache, safety
 from ldapsync.apply import Applied, apply
 from ldapsync.commands import CommandResult
-from ldapsync.config import Config, GroupSettings, Output
-from ldapsync.directory import Directory, ranges
+from ldapsync.config import Config, Output
+from ldapsync.directory import Directory, Entry, ranges
+from ldapsync.directory.changes import Query
 from ldapsync.directory.in_chain import users_in_chain
 from ldapsync.errors import ExitCode, UserError
+from ldapsync.incremental import Reader, ReadInfo
 from ldapsync.mapping import (
     Mapped,
     directory_size,
@@ -64,7 +67,7 @@ class Counts:
 
 
 @dataclass
-class Snapshot:
+class Fetched:
     """What the directory says, mapped: the input of every command."""
 
     config: Config
@@ -108,10 +111,9 @@ class Snapshot:
 _QUIET_FINDINGS = {"disabled"}
 
 
-def log_findings(snapshot: Snapshot, limit: int = 20) -> None:
+def log_findings(every: list[Finding], limit: int = 20) -> None:
     """Warn about what the directory holds that ldapsync left out or
     changed (at most ``limit`` lines; ``run --json`` lists all)."""
-    every = snapshot.findings  # built on each call: once here
     findings = [f for f in every if f.kind not in _QUIET_FINDINGS]
     for f in every:
         if f.kind in _QUIET_FINDINGS:
@@ -127,12 +129,18 @@ def log_findings(snapshot: Snapshot, limit: int = 20) -> None:
 @dataclass
 class OutputResult:
     output: Output
-    model: GroupsModel
-    data: bytes  # the file's content
+    model: GroupsModel | None  # None: nothing changed since the last run, which left ``sizes``
+    data: bytes | None  # the file's content (None as for model)
     changed: bool
     diff: difflib.Diff | None = None
     applied: Applied | None = None  # what writing it did (None: not written, a dry run)
     cache: bytes | None = field(default=None, repr=False)  # modelcache.encode() of the verified file, to save
+    kept_sizes: tuple[int, int] = (0, 0)  # groups and member lines, when there is no model
+
+    @property
+    def sizes(self) -> tuple[int, int]:
+        """The file's groups and member lines."""
+        return self.kept_sizes if self.model is None else (len(self.model.groups), self.model.member_count)
 
     @property
     def written(self) -> WriteResult | None:
@@ -148,8 +156,9 @@ class OutputResult:
 
     def _shape(self) -> dict[str, Any]:
         """What both the run's JSON and the state file say of the output."""
+        groups, member_lines = self.sizes
         return {"path": str(self.output.path), "written": bool(self.written and self.written.changed),
-                "groups": len(self.model.groups), "member_lines": self.model.member_count}
+                "groups": groups, "member_lines": member_lines}
 
     def as_json(self) -> dict[str, Any]:
         """The output in ``run --json``."""
@@ -168,7 +177,9 @@ class OutputResult:
 
 @dataclass
 class RunResult:
-    snapshot: Snapshot
+    counts: Counts
+    findings: list[Finding]
+    read: ReadInfo
     outputs: list[OutputResult] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -184,20 +195,18 @@ class RunResult:
             "dry_run": dry_run,
             "exit_code": int(self.exit_code),
             "seconds": round(self.seconds, 3),
-            "counts": self.snapshot.counts().as_dict(),
+            "counts": self.counts.as_dict(),
+            "read": self.read.as_json(),
             "outputs": [o.as_json() for o in self.outputs],
             "findings": [{"kind": f.kind, "subject": f.subject, "message": f.message}
-                         for f in self.snapshot.findings],
+                         for f in self.findings],
         }
 
 
-@without_cycle_collector
-def fetch(config: Config, directory: Directory) -> Snapshot:
-    """Read users and groups (two paged searches, three with a custom
-    disabled filter; plus one per group whose member values come in ranges,
-    per further range, and with nested: in_chain one per selected group)
-    and map them.  ``directory`` is connected here and closed once read."""
-    templates = Templates(config.mapping)
+def queries_for(config: Config, templates: Templates, id_attribute: str = "") -> list[Query]:
+    """The searches a sync makes: users, groups, and the disabled users
+    when ``users.disabled_filter`` is set; each also asks for
+    ``id_attribute`` (the name change tracking keeps entries by)."""
     us, gs = config.users, config.groups
     user_attrs = {*templates.user_attributes, *us.attributes, *PRESET_ATTRIBUTES[us.disabled], us.uid_attribute}
     group_attrs = {*templates.group_attributes, *gs.attributes, "objectClass"}
@@ -207,38 +216,48 @@ def fetch(config: Config, directory: Directory) -> Snapshot:
     else:
         member = "member" if gs.range_size is None else ranges.first_request("member", gs.range_size)
         group_attrs |= {member, "uniqueMember", "memberUid"}
-    user_attributes, group_attributes = sorted(user_attrs), sorted(group_attrs)
+    extra = {id_attribute} if id_attribute else set()
+    queries = [Query("users", us.base, us.filter, us.scope, tuple(sorted(user_attrs | extra))),
+               Query("groups", gs.base, gs.filter, gs.scope, tuple(sorted(group_attrs | extra)))]
+    if us.disabled_filter:
+        both = f"(&{us.filter}{us.disabled_filter})"  # both in parentheses since the config loaded
+        queries.append(Query("disabled", us.base, both, us.scope, tuple(sorted(extra))))
+    return queries
+
+
+def fetch(config: Config, directory: Directory) -> Fetched:
+    """Read the whole directory and map it (see :func:`_fetch`): what
+    ``check``, ``diff``, ``preview`` and ``explain`` show."""
+    fetched = _fetch(config, directory, None)
+    assert fetched is not None  # only a reader finds nothing changed
+    return fetched
+
+
+@without_cycle_collector
+def _fetch(config: Config, directory: Directory, reader: Reader | None) -> Fetched | None:
+    """Read users and groups (two paged searches, three with a custom
+    disabled filter; plus one per group whose member values come in ranges,
+    per further range, and with nested: in_chain one per selected group)
+    and map them.  ``directory`` is connected here and closed once read.
+
+    With a ``reader`` (``ldapsync run``), the entries may come from the
+    snapshot and the changes since (see :mod:`ldapsync.incremental`);
+    None then means that nothing changed since the last run."""
+    templates = Templates(config.mapping)
     started = time.monotonic()
     with directory:
-        # With ldap3, whose decoding in Python keeps the client busy for
-        # seconds on a large directory, a worker process reads the groups over
-        # its own connection to the server this one found, while this one
-        # reads the users.  (python-ldap decodes in C: there a worker only
-        # competes with the server for the cores.)
-        groups_job = None
-        if directory.decodes_in_python and Parallel.forks():
-            groups_job = Parallel(partial(_search_groups, directory.sibling(), gs, group_attributes))
-        try:
-            users = list(directory.search(us.base, us.filter, user_attributes, us.scope, "users"))
-        except BaseException:
-            if groups_job is not None:
-                groups_job.discard()
-            raise
-        if groups_job is None:
-            groups = list(directory.search(gs.base, gs.filter, group_attributes, gs.scope, "groups"))
-        else:
-            groups, (extra_searches, extra_ranges) = _groups_from(groups_job)
-            directory.searches += extra_searches
-            directory.range_searches += extra_ranges
-            log.debug("the groups were read by a worker process, beside the users")
-        disabled = None
-        if us.disabled_filter:
-            both = f"(&{us.filter}{us.disabled_filter})"  # both in parentheses since the config loaded
-            found = directory.search(us.base, both, [], us.scope, "disabled users")
-            disabled = {dnlib.normalize(e.dn) for e in found}
+        queries = partial(queries_for, config, templates)
+        read_all = partial(_read_all, config, directory)
+        entries = read_all(queries()) if reader is None else reader.read(directory, queries, read_all)
+        if entries is None:
+            return None
+        users, groups = _in_dn_order(entries["users"]), _in_dn_order(entries["groups"])
+        disabled = None if "disabled" not in entries else {dnlib.normalize(e.dn) for e in entries["disabled"]}
+        del entries
         chains = None
-        if gs.nested == "in_chain":
+        if config.groups.nested == "in_chain":
             chosen = [g.dn for g in selected_groups(config, templates, groups)]
+            us = config.users
             chains = users_in_chain(directory, us.base, us.filter, us.scope, chosen)
         searches, range_searches = directory.searches, directory.range_searches
     fetch_seconds = time.monotonic() - started
@@ -247,28 +266,69 @@ def fetch(config: Config, directory: Directory) -> Snapshot:
     # each group's member values once they are resolved.
     fetched = {"users": users, "groups": groups}
     del users, groups
-    members = resolve(fetched.pop("users"), fetched.pop("groups"), us, gs, disabled)
+    members = resolve(fetched.pop("users"), fetched.pop("groups"), config.users, config.groups, disabled)
     if chains is not None:
         apply_in_chain(members, chains)
     mapped = map_directory(config, templates, members)
-    return Snapshot(config, templates, members, mapped, searches, fetch_seconds, range_searches)
+    return Fetched(config, templates, members, mapped, searches, fetch_seconds, range_searches)
 
 
-def _search_groups(directory: Directory, gs: GroupSettings, attributes: list[str]) -> tuple:
-    """The groups search, in a worker: the entries and (searches, range searches)."""
+def _in_dn_order(entries: list[Entry]) -> list[Entry]:
+    """Entries ordered by DN, so that the output never depends on the order
+    the server sent them in (a full read's and a snapshot's may differ)
+    where two entries claim the same uid or JID."""
+    entries.sort(key=attrgetter("dn"))
+    return entries
+
+
+def _read_all(config: Config, directory: Directory, queries: Sequence[Query]) -> dict[str, list[Entry]]:
+    """Every query's entries, read in full from a connected ``directory``."""
+    by_name = {q.name: q for q in queries}
+    users, groups = by_name["users"], by_name["groups"]
+    # With ldap3, whose decoding in Python keeps the client busy for
+    # seconds on a large directory, a worker process reads the groups over
+    # its own connection to the server this one found, while this one
+    # reads the users.  (python-ldap decodes in C: there a worker only
+    # competes with the server for the cores.)
+    groups_job = None
+    if directory.decodes_in_python and Parallel.forks():
+        groups_job = Parallel(partial(_search_groups, directory.sibling(), groups))
+    try:
+        found = {"users": list(directory.search(users.base, users.filter, users.attributes, users.scope, "users"))}
+    except BaseException:
+        if groups_job is not None:
+            groups_job.discard()
+        raise
+    if groups_job is None:
+        found["groups"] = list(directory.search(groups.base, groups.filter, groups.attributes, groups.scope,
+                                                "groups"))
+    else:
+        found["groups"], (extra_searches, extra_ranges, extra_entries) = _groups_from(groups_job)
+        directory.searches += extra_searches
+        directory.range_searches += extra_ranges
+        directory.entries += extra_entries
+        log.debug("the groups were read by a worker process, beside the users")
+    if "disabled" in by_name:
+        q = by_name["disabled"]
+        found["disabled"] = list(directory.search(q.base, q.filter, q.attributes, q.scope, "disabled users"))
+    return found
+
+
+def _search_groups(directory: Directory, q: Query) -> tuple:
+    """The groups search, in a worker: the entries and (searches, range searches, entries)."""
     with directory:
-        groups = list(directory.search(gs.base, gs.filter, attributes, gs.scope, "groups"))
-        return groups, (directory.searches, directory.range_searches)
+        groups = list(directory.search(q.base, q.filter, q.attributes, q.scope, "groups"))
+        return groups, (directory.searches, directory.range_searches, directory.entries)
 
 
-def _groups_from(job: Parallel) -> tuple[list, tuple[int, int]]:
+def _groups_from(job: Parallel) -> tuple[list, tuple[int, int, int]]:
     try:
         return job.result()
     except ChildFailed as exc:
         raise UserError(f"reading the groups failed: {exc}", ExitCode.SOFTWARE) from None
 
 
-def render_output(output: Output, snapshot: Snapshot) -> tuple[GroupsModel, str]:
+def render_output(output: Output, snapshot: Fetched) -> tuple[GroupsModel, str]:
     """The groups and the verified text of one output file, as a run would write them."""
     model = output_model(output, snapshot.mapped, lambda: _reading(current_bytes(output), None))
     return model, render_model(output, model)
@@ -316,18 +376,26 @@ def current_text(output: Output) -> str | None:
 
 
 @without_cycle_collector
-def run(config: Config, directory: Directory, *, dry_run: bool = False, force: str | None = None) -> RunResult:
+def run(config: Config, directory: Directory, *, dry_run: bool = False, force: str | None = None,
+        full: bool = False, full_reason: str | None = None) -> RunResult:
     """Fetch, map, render, verify and check every output against its safety
     limits; then write each file that changed (keeping a backup of the old
     one) and run its post-change command.  A dry run stops before writing.
     When a limit is exceeded nothing is written, unless ``force`` gives the
-    reason to go ahead."""
+    reason to go ahead.
+
+    The directory is read incrementally when it can be (see
+    :mod:`ldapsync.incremental`); ``full`` reads it all (``full_reason``
+    says why, for the record), and so does a dry run."""
     started = time.monotonic()
-    snapshot = fetch(config, directory)
-    result = RunResult(snapshot)
-    snapshot.shed()
+    reader = Reader(config, full=full or dry_run, reason=full_reason or ("a dry run" if dry_run else None))
+    fetched = _fetch(config, directory, reader)
+    if fetched is None:
+        return _unchanged(config, reader, directory, started)
+    result = RunResult(fetched.counts(), fetched.findings, reader.info)
+    fetched.shed()
     static_names = frozenset(s.name for s in config.static_groups)
-    plans = [_plan(output, snapshot.mapped, dry_run, modelcache.path_for(config.state.path, output.path),
+    plans = [_plan(output, fetched.mapped, dry_run, modelcache.path_for(config.state.path, output.path),
                    static_names) for output in config.outputs]
     problems = [problem for plan in plans for problem in plan.refusals]
     if problems:
@@ -337,10 +405,28 @@ def run(config: Config, directory: Directory, *, dry_run: bool = False, force: s
     for plan in plans:
         out = plan.out
         if not dry_run:
+            assert out.data is not None  # a plan always has the content
             out.applied = apply(out.output, out.data, plan.expected, plan.cache, out.cache)
         result.outputs.append(out)
+    if not dry_run and result.exit_code == ExitCode.OK:
+        reader.keep(result.counts.as_dict(), {str(o.output.path): o.sizes for o in result.outputs})
     result.seconds = time.monotonic() - started
     return result
+
+
+def _unchanged(config: Config, reader: Reader, directory: Directory, started: float) -> RunResult:
+    """The result of a run that found nothing changed: the last run's
+    figures, this run's searches."""
+    assert reader.header is not None
+    kept = reader.header.counts
+    try:
+        counts = Counts(**{**kept["counts"], "ldap_searches": directory.searches,
+                           "ldap_range_searches": directory.range_searches, "fetch_seconds": 0.0})
+        sizes = {path: (int(g), int(m)) for path, (g, m) in kept["sizes"].items()}
+    except (KeyError, TypeError, ValueError):
+        counts, sizes = Counts(0, 0, 0, 0, {}, directory.searches, directory.range_searches, 0.0), {}
+    outputs = [OutputResult(o, None, None, False, kept_sizes=sizes.get(str(o.path), (0, 0))) for o in config.outputs]
+    return RunResult(counts, [], reader.info, outputs, time.monotonic() - started)
 
 
 @dataclass

@@ -112,7 +112,7 @@ def _check_directory(config: Config, directory: Directory, report: ConfigCheck) 
     from ldapsync import sync
 
     snapshot = sync.fetch(config, directory)
-    sync.log_findings(snapshot)
+    sync.log_findings(snapshot.findings)
     counts = report.counts = snapshot.counts()
     report.notes.append(f"bind as {config.ldap.bind_dn or 'anonymous'} works; {counts.users_read} users, "
                         f"{counts.groups_read} groups; {counts.shared_groups} shared groups with "

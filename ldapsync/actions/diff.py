@@ -24,7 +24,7 @@ def diff_pending(config: Config, directory: Directory) -> list[tuple[str, diffli
     from ldapsync import sync  # the directory's modules load only for a diff against the directory
 
     snapshot = sync.fetch(config, directory)
-    sync.log_findings(snapshot)
+    sync.log_findings(snapshot.findings)
     results = []
     for output in config.outputs:
         model, _ = sync.render_output(output, snapshot)  # rendered and verified: its reading is the model's

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from ldapsync import jid as jidlib
 
 if TYPE_CHECKING:
-    from ldapsync.sync import Snapshot
+    from ldapsync.sync import Fetched
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Explanation:
         return {"jid": self.jid, "entries": self.entries, "groups": self.groups, "left_out": self.left_out}
 
 
-def explain(snapshot: Snapshot, jid: str) -> Explanation:
+def explain(snapshot: Fetched, jid: str) -> Explanation:
     """What ``snapshot`` (see :func:`ldapsync.sync.fetch`) says about ``jid``."""
     user = jidlib.prep(jid) or jid
     mapped, members, config = snapshot.mapped, snapshot.members, snapshot.config
@@ -60,7 +60,7 @@ def explain(snapshot: Snapshot, jid: str) -> Explanation:
     return report
 
 
-def _paths(snapshot: Snapshot, shared: str, user_key: str) -> list[list[str]]:
+def _paths(snapshot: Fetched, shared: str, user_key: str) -> list[list[str]]:
     """The nesting paths from each directory group behind ``shared`` down to the group listing the user."""
     members, sources = snapshot.members, snapshot.mapped.sources.get(shared, ())
     paths = []

@@ -14,7 +14,7 @@ from ldapsync.errors import ExitCode, UserError
 
 if TYPE_CHECKING:
     from ldapsync.config import Config
-    from ldapsync.sync import Snapshot
+    from ldapsync.sync import Fetched
 
 
 @dataclass
@@ -62,7 +62,7 @@ def preview(user: str, reading: groupsfile.GroupsFile, source: str, personal: st
 
 
 def directory_reading(config: Config, output_path: str | None, user: str,
-                      snapshot: Snapshot) -> tuple[groupsfile.GroupsFile, str]:
+                      snapshot: Fetched) -> tuple[groupsfile.GroupsFile, str]:
     """The groups file a run would write now for ``user``'s output, read as Prosody reads it."""
     from ldapsync import sync
 

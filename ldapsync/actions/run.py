@@ -13,15 +13,15 @@ if TYPE_CHECKING:
     from ldapsync.service import Recorded
 
 
-def run(config: Config, *, dry_run: bool = False, force: str | None = None) -> Recorded:
+def run(config: Config, *, dry_run: bool = False, force: str | None = None, full: bool = False) -> Recorded:
     """The recorded outcome of one sync, with its result; a sync that did not
     get as far as a result (the lock, the directory, a safety limit) raises
     a :class:`UserError` with its exit code, after it was recorded."""
     from ldapsync import sync
     from ldapsync.service import recorded_run
 
-    outcome = recorded_run(config, dry_run=dry_run, force=force)
+    outcome = recorded_run(config, dry_run=dry_run, force=force, full="--full" if full else None)
     if outcome.result is None:
         raise UserError(outcome.error or "the sync failed", ExitCode(outcome.exit_code))
-    sync.log_findings(outcome.result.snapshot)
+    sync.log_findings(outcome.result.findings)
     return outcome

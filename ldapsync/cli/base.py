@@ -15,7 +15,7 @@ from ldapsync.errors import ExitCode, UserError
 
 if TYPE_CHECKING:  # loaded only by the commands that need them
     from ldapsync.config import Config
-    from ldapsync.sync import Snapshot
+    from ldapsync.sync import Fetched
 
 EPILOG = """\b
 Exit codes:
@@ -90,13 +90,13 @@ def load_config(path: str | None) -> Config:
     return configlib.load(path)
 
 
-def fetch_snapshot(config: Config) -> Snapshot:
+def fetch_snapshot(config: Config) -> Fetched:
     """What the directory says now, mapped (findings logged)."""
     from ldapsync import sync  # ldap3 and jinja2 load only for commands that read the directory
     from ldapsync.directory import configured_directory
 
     snapshot = sync.fetch(config, configured_directory(config))
-    sync.log_findings(snapshot)
+    sync.log_findings(snapshot.findings)
     return snapshot
 
 

@@ -28,7 +28,8 @@ T = TypeVar("T")
 
 def print_run(result: RunResult, dry_run: bool) -> None:
     for o in result.outputs:
-        size = f"{plural(len(o.model.groups), 'group')}, {plural(o.model.member_count, 'member line')}"
+        groups, member_lines = o.sizes
+        size = f"{plural(groups, 'group')}, {plural(member_lines, 'member line')}"
         if not o.changed:
             click.echo(f"{o.output.path}: unchanged ({size})")
             continue
@@ -44,7 +45,16 @@ def print_run(result: RunResult, dry_run: bool) -> None:
             click.echo(f"  post-change command: {o.command.describe()}")
         if not dry_run and o.diff and o.diff.users:
             click.echo("  users see the change when they next log in")
-    c = result.snapshot.counts()
+    read = result.read
+    if read.kind == "unchanged":
+        sent = plural(read.entries, "entry", "entries")
+        click.echo(f"Directory: nothing changed since the last run ({read.method}, {sent} sent)")
+    elif read.kind == "incremental":
+        click.echo(f"Directory: {plural(read.changed, 'entry', 'entries')} changed since the last run ({read.method}, "
+                   f"{plural(read.entries, 'entry', 'entries')} sent)")
+    elif read.reason:
+        click.echo(f"Directory: read in full ({read.reason})")
+    c = result.counts
     left = ", ".join(f"{n} {k}" for k, n in c.users_left_out.items()) or "none"
     ranged = f" ({c.ldap_range_searches} for member ranges)" if c.ldap_range_searches else ""
     click.echo(f"Summary: {c.users_read} users and {c.groups_read} groups read with {c.ldap_searches} "

@@ -17,8 +17,9 @@ from ldapsync.errors import ExitCode, UserError
 @click.option("-n", "--dry-run", is_flag=True, help="Show what would change; write nothing, run no command.")
 @click.option("--force", is_flag=True, help="Write even past the safety limits, this once (needs --reason).")
 @click.option("--reason", help="Why --force: logged with the change.")
+@click.option("--full", is_flag=True, help="Read the whole directory, even when only its changes could be read.")
 @JSON_OPTION
-def run(config_path: str | None, dry_run: bool, force: bool, reason: str | None, as_json: bool) -> None:
+def run(config_path: str | None, dry_run: bool, force: bool, reason: str | None, full: bool, as_json: bool) -> None:
     """Sync: read the directory and write each groups file that changed.
 
     Every file is rendered, parsed back as Prosody reads it and compared with
@@ -32,13 +33,18 @@ def run(config_path: str | None, dry_run: bool, force: bool, reason: str | None,
     or of the member lines removed, or everything; a group that becomes
     public; 20% more contacts through the public groups) writes nothing and
     exits 77; --force --reason TEXT accepts it once.
+
+    With state.path set and a server that tracks changes (OpenLDAP with the
+    syncprov overlay), a run after the first asks the directory only what
+    changed since the last one, and ends at once when nothing did; --full
+    reads everything.
     """
     from ldapsync.actions.run import run as sync_once
 
     if force and not (reason and reason.strip()):
         raise click.UsageError("--force needs --reason TEXT: say why the safety limits do not apply")
     outcome = sync_once(load_config(config_path), dry_run=dry_run,
-                        force=reason.strip() if force and reason else None)
+                        force=reason.strip() if force and reason else None, full=full)
     assert outcome.result is not None  # run() raises for a sync without a result
     if as_json:
         emit_json(outcome.result.as_json(dry_run))

@@ -64,6 +64,10 @@ class LdapSettings(_Strict):
     # continuation references to the Configuration and DNS partitions (a
     # referral fails the sync).  flavour: ad turns it on.
     domain_scope: bool = False
+    # How a run asks what changed since the last one (docs/incremental.md):
+    # auto uses what the server offers (OpenLDAP's syncprov: content sync with
+    # python-ldap, the contextCSN alone with ldap3); off reads everything each run.
+    change_tracking: Literal["auto", "syncrepl", "off"] = "auto"
 
     @field_validator("servers")
     @classmethod

@@ -81,6 +81,7 @@ class Directory:
     ranged attributes."""
 
     decodes_in_python = False  # True: the client, not the server, sets the pace of a large search
+    content_sync = False  # True: :meth:`sync_refresh` asks for changes by RFC 4533 (python-ldap only)
 
     def __init__(self, settings: LdapSettings, password: str | None, *, progress: bool | None = None) -> None:
         self.settings = settings
@@ -89,6 +90,7 @@ class Directory:
         self.searches = 0
         # of which follow-ups for ranged attributes (member;range=1500-*)
         self.range_searches = 0
+        self.entries = 0  # entries the server sent (searches, base reads and content-sync refreshes)
         self.url = settings.servers[0]  # then the server connected to
         self.progress = sys.stderr.isatty() if progress is None else progress
 
@@ -116,6 +118,13 @@ class Directory:
         """The raw paged search behind :meth:`search` (each backend its own)."""
         raise NotImplementedError
 
+    def sync_refresh(self, base: str, filter: str, attributes: Sequence[str], scope: str,
+                     cookie: str | None, what: str) -> SyncAnswer:
+        """One RFC 4533 refreshOnly search from ``cookie`` (None: the whole
+        content): what changed since, and the new cookie.  Only backends
+        with ``content_sync`` have it."""
+        raise NotImplementedError(f"{type(self).__name__} has no content-sync consumer")
+
     def search(self, base: str, filter: str, attributes: Sequence[str], scope: str = "sub",
                what: str = "entries") -> Iterator[Entry]:
         """All entries under ``base`` matching ``filter``, page by page.
@@ -125,7 +134,9 @@ class Directory:
         with one base-scope search per further range, after the paged search.
         Raises :class:`DirectoryError` on any incomplete answer.
         """
-        return complete_ranges(self, self._paged_search(base, filter, attributes, scope, what), what)
+        for entry in complete_ranges(self, self._paged_search(base, filter, attributes, scope, what), what):
+            self.entries += 1
+            yield entry
 
     def ldapsearch_command(self, base: str, filter: str, attributes: Sequence[str], scope: str) -> str:
         return ldapsearch_command(self.settings, self.url, base, filter, attributes, scope)
@@ -143,6 +154,20 @@ class Directory:
         this one connected to: a worker process reads over its own connection."""
         same_server = self.settings.model_copy(update={"servers": [self.url]})
         return type(self)(same_server, self._password, progress=False)
+
+
+@dataclass
+class SyncAnswer:
+    """A content-sync refresh (RFC 4533, refreshOnly): the entries added or
+    changed since the cookie, by entryUUID, in the order sent; the UUIDs
+    deleted or gone out of the search's scope; and, when the server could
+    not tell deletions and sent a present phase instead, every UUID still
+    there (``present``: the rest is gone)."""
+
+    changed: dict[str, Entry]
+    deleted: set[str]
+    present: set[str] | None
+    cookie: str | None
 
 
 class SearchCount:

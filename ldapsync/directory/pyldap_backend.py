@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 
 import ldap
 from ldap.controls import LDAPControl, SimplePagedResultsControl
+from ldap.syncrepl import SyncreplConsumer
 
 from ldapsync.directory.base import (
     DOMAIN_SCOPE,
@@ -23,6 +24,7 @@ from ldapsync.directory.base import (
     DirectoryError,
     Entry,
     SearchCount,
+    SyncAnswer,
     decode_attributes,
     failure_kind,
     search_failed,
@@ -38,6 +40,8 @@ _FAILURES = ((ldap.SIZELIMIT_EXCEEDED, "size"), (ldap.TIMELIMIT_EXCEEDED, "time"
 
 class PythonLdapDirectory(Directory):
     """The python-ldap backend (see :class:`ldapsync.directory.Directory`)."""
+
+    content_sync = True
 
     def _open(self, url: str) -> ldap.ldapobject.SimpleLDAPObject:
         s = self.settings
@@ -104,6 +108,7 @@ class PythonLdapDirectory(Directory):
         entry has none of them)."""
         assert self._conn is not None, "connect() first"
         self.searches += 1
+        self.entries += 1
         try:
             found = self._conn.search_ext_s(dn, ldap.SCOPE_BASE, "(objectClass=*)", list(attributes),
                                             timeout=self.settings.timeout)
@@ -152,6 +157,84 @@ class PythonLdapDirectory(Directory):
                     self._conn.abandon(msgid)
             count.close()
         log.debug("search for %s returned %d entries in %.2f s", what, count.n, time.monotonic() - started)
+
+
+    def sync_refresh(self, base: str, filter: str, attributes: Sequence[str], scope: str,
+                     cookie: str | None, what: str) -> SyncAnswer:
+        assert self._conn is not None, "connect() first"
+        attrs = sorted(set(attributes)) or ["1.1"]
+        log.debug("content sync: %s (cookie %s)", self.ldapsearch_command(base, filter, attrs, scope), cookie)
+        self.searches += 1
+        refresh = _Refresh(self._conn, cookie)
+        try:
+            msgid = refresh.syncrepl_search(base, _SCOPES[scope], mode="refreshOnly", filterstr=filter,
+                                            attrlist=attrs, timeout=self.settings.timeout)
+            while refresh.syncrepl_poll(msgid=msgid, timeout=self.settings.timeout, all=1):
+                pass
+        except ldap.LDAPError as exc:
+            if isinstance(exc, (ldap.SERVER_DOWN, ldap.CONNECT_ERROR, ldap.TIMEOUT)):
+                raise search_failed("other", what, base, refresh.sent, _reason(exc)) from None
+            raise ContentSyncRefused(f"content sync of {what} under {base!r} refused: {_reason(exc)}") from None
+        finally:
+            self.entries += refresh.sent
+        return refresh.answer()
+
+
+class ContentSyncRefused(DirectoryError):
+    """The server answered a content-sync refresh with an error (a cookie it
+    no longer accepts, a search it refuses): a full read is the way on."""
+
+
+class _Refresh(SyncreplConsumer):
+    """One refreshOnly content sync over an open connection: python-ldap's
+    consumer parses the protocol, this keeps what it reports."""
+
+    def __init__(self, conn: ldap.ldapobject.SimpleLDAPObject, cookie: str | None) -> None:
+        self._conn = conn
+        self.cookie = cookie
+        self.changed: dict[str, Entry] = {}
+        self.deleted: set[str] = set()
+        self.present: set[str] = set()
+        self.present_phase = False
+        self.sent = 0
+
+    # the consumer searches and reads results through these
+    def search_ext(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return self._conn.search_ext(*args, **kwargs)
+
+    def result4(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return self._conn.result4(*args, **kwargs)
+
+    def syncrepl_get_cookie(self) -> str | None:
+        return self.cookie
+
+    def syncrepl_set_cookie(self, cookie: str | bytes) -> None:
+        self.cookie = cookie.decode("utf-8", "replace") if isinstance(cookie, bytes) else cookie
+
+    def syncrepl_entry(self, dn: str, attrs: dict, uuid: str) -> None:
+        self.sent += 1
+        self.deleted.discard(uuid)
+        self.changed[uuid] = Entry(dn, decode_attributes(attrs))
+
+    def syncrepl_delete(self, uuids: list[str]) -> None:
+        self.sent += len(uuids)
+        for uuid in uuids:
+            self.changed.pop(uuid, None)
+            self.deleted.add(uuid)
+
+    def syncrepl_present(self, uuids: list[str] | None, refreshDeletes: bool = False) -> None:  # noqa: N803
+        if uuids is None:
+            # the end of a phase: without refreshDeletes it was a present
+            # phase, after which whatever was not named present is gone
+            if not refreshDeletes:
+                self.present_phase = True
+            return
+        self.sent += sum(1 for uuid in uuids if uuid not in self.changed)  # an entry sent is also present
+        self.present.update(uuids)
+
+    def answer(self) -> SyncAnswer:
+        present = self.present | set(self.changed) if self.present_phase else None
+        return SyncAnswer(self.changed, self.deleted, present, self.cookie)
 
 
 def _port_open(url: str) -> bool:

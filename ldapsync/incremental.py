@@ -1,0 +1,232 @@
+"""Reading only what changed: the snapshot, the tracker and the fallbacks.
+
+``ldapsync run`` (and each run of ``serve``) reads the directory through
+:class:`Reader`.  With a state file and a server that offers a change
+marker, the first run reads everything and keeps a snapshot of it
+(:mod:`ldapsync.snapshot`); each later run first asks the server whether
+anything changed (one base read).  Nothing changed, the same config and
+output files as the last run left them: the run ends there.  Otherwise
+the tracker asks for the changed entries only (:mod:`ldapsync.directory.changes`),
+applies them to the snapshot, and the run goes on exactly as after a full
+read: membership, mapping, rendering, verification, limits, writing.
+
+Anything doubtful reads everything instead and says why at info level: no
+snapshot yet, one of another format, config or server, a damaged one, a
+cookie the server refuses, a method that cannot tell which entries changed.
+The snapshot on disk is replaced only after a run has written its files,
+so a failed run leaves it as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ldapsync import snapshot as snapshotlib
+from ldapsync.config import Config
+from ldapsync.directory import Directory, Entry
+from ldapsync.directory.changes import ContentSync, ContextCsn, NotIncremental, Query, Tracker, tracker_for
+from ldapsync.writer import WriteError
+
+log = logging.getLogger(__name__)
+
+FULL, INCREMENTAL, UNCHANGED = "full", "incremental", "unchanged"
+
+
+@dataclass
+class ReadInfo:
+    """How a run read the directory (``run --json`` key ``read``, the state file)."""
+
+    kind: str = FULL  # full, incremental, unchanged
+    reason: str | None = None  # why a full read when one was not asked for
+    method: str = "off"  # the change tracking used
+    entries: int = 0  # entries the server sent
+    changed: int = 0  # entries added, changed or removed since the snapshot (incremental)
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def config_hash(config: Config) -> str:
+    """What the whole output depends on besides the directory and the files."""
+    data = config.model_dump(mode="json", exclude={"ldap": {"bind_password"}})
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _fingerprint(queries: Sequence[Query], method: str) -> str:
+    text = json.dumps([method, *[[q.name, q.base, q.filter, q.scope, sorted(q.attributes)] for q in queries]])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _file_stat(path: os.PathLike[str] | str) -> list[int] | None:
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+ReadAll = Callable[[Sequence[Query]], dict[str, list[Entry]]]
+
+
+class Reader:
+    """One run's reading of the directory, by snapshot and changes when it
+    can; then, once the run has written its files, :meth:`keep` saves the
+    new snapshot."""
+
+    def __init__(self, config: Config, *, full: bool = False, reason: str | None = None) -> None:
+        self.config = config
+        self.path = snapshotlib.path_for(config.state.path)
+        self.full = full
+        self.info = ReadInfo(reason=reason if full else None)
+        self._pending: snapshotlib.Snapshot | None = None
+        self.header: snapshotlib.Header | None = None  # of the snapshot the run used, if any
+
+    def read(self, directory: Directory, queries_for: Callable[[str], list[Query]],
+             read_all: ReadAll) -> dict[str, list[Entry]] | None:
+        """Each query's entries, by a full read or from the snapshot and its
+        changes; None when nothing changed since the last run and its
+        output stands as it left it.  ``queries_for(id_attribute)`` gives
+        the queries; ``read_all`` reads them in full."""
+        started = directory.entries
+        try:
+            if self.path is None:  # not configured: no reason to give on every run
+                return read_all(queries_for(""))
+            if self.full:
+                raise NotIncremental(self.info.reason or "a full read was asked for")
+            return self._changes(directory, queries_for)
+        except (NotIncremental, snapshotlib.Unusable) as exc:
+            if not self.full:
+                self.info.reason = str(exc)
+                log.info("reading the whole directory: %s", exc)
+            return self._full(directory, queries_for, read_all)
+        finally:
+            self.info.entries = directory.entries - started
+
+    def _changes(self, directory: Directory,
+                 queries_for: Callable[[str], list[Query]]) -> dict[str, list[Entry]] | None:
+        assert self.path is not None
+        header = snapshotlib.read_header(self.path)
+        if header.server != directory.url:
+            raise NotIncremental(f"the snapshot was read from {header.server}, this run reads {directory.url}")
+        tracker = _tracker_named(directory, header)
+        queries = queries_for(tracker.id_attribute)
+        if header.fingerprint != _fingerprint(queries, tracker.method):
+            raise NotIncremental("the config's searches (bases, filters, attributes) changed since the snapshot")
+        self.info.method = tracker.method
+        probe = tracker.probe()
+        unchanged = probe == header.marker.get("probe")
+        if unchanged and header.config_hash == config_hash(self.config) and all(
+                _file_stat(o.path) == header.outputs.get(str(o.path)) for o in self.config.outputs):
+            log.info("nothing changed in the directory, the config or the files since %s",
+                     time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(header.saved_at)))
+            self.info.kind = UNCHANGED
+            self.header = header
+            return None
+        if not tracker.incremental:
+            raise NotIncremental(f"the directory changed, and the {tracker.method} method cannot tell which entries"
+                                 if not unchanged else "the config or an output file changed since the last run")
+        if not unchanged and self.config.groups.nested == "in_chain":
+            raise NotIncremental("groups.nested is in_chain: the server's answers change with entries that did "
+                                 "not change themselves")
+        snap = snapshotlib.load(self.path)
+        if not unchanged:
+            answers, snap.header.marker = tracker.changes(queries, header.marker)
+            kept = _kept(queries_for(""), tracker.id_attribute)
+            for name, answer in answers.items():
+                if answer.present is not None and not answer.present and snap.entries.get(name):
+                    raise NotIncremental(f"the server named none of the {name} present: not trusted")
+                changed = {i: _without_id(e, tracker.id_attribute, kept[name]) for i, e in answer.changed.items()}
+                removed = snap.apply(name, changed, answer.deleted, answer.present)
+                self.info.changed += len(changed) + removed
+            log.info("read %d changed entries since %s", self.info.changed,
+                     time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(header.saved_at)))
+        self.info.kind = INCREMENTAL
+        self.header = header
+        self._pending = snap
+        return {q.name: list(snap.entries.get(q.name, {}).values()) for q in queries}
+
+    def _full(self, directory: Directory, queries_for: Callable[[str], list[Query]],
+              read_all: ReadAll) -> dict[str, list[Entry]]:
+        self.info.kind = FULL
+        tracker = None
+        if self.path is not None:
+            try:
+                tracker = tracker_for(directory, self.config.ldap.change_tracking, self.config.users.base)
+            except NotIncremental as exc:
+                log.info("no incremental runs: %s", exc)
+                snapshotlib.discard(self.path)
+        id_attribute = tracker.id_attribute if tracker is not None else ""
+        queries = queries_for(id_attribute)
+        marker = tracker.start(queries) if tracker is not None else None
+        entries = read_all(queries)
+        if tracker is None or marker is None:
+            return entries
+        self.info.method = tracker.method
+        now = time.time()
+        header = snapshotlib.Header(snapshotlib.FORMAT, _fingerprint(queries, tracker.method), "", tracker.method,
+                                    directory.url, marker, now, now)
+        if not tracker.incremental:  # a probe only: the snapshot keeps the marker, no entries
+            self._pending = snapshotlib.Snapshot(header, {})
+            return entries
+        keep = _kept(queries_for(""), id_attribute)
+        kept: dict[str, dict[str, Entry]] = {}
+        for q in queries:
+            by_id = kept[q.name] = {}
+            for e in entries[q.name]:
+                ids = e.attrs.get(id_attribute.lower())
+                if not ids:
+                    log.info("no incremental runs: %s has no %s", e.dn, id_attribute)
+                    snapshotlib.discard(self.path)
+                    return entries
+                by_id[ids[0]] = _without_id(e, id_attribute, keep[q.name])
+        self._pending = snapshotlib.Snapshot(header, kept)
+        return {name: list(by_id.values()) for name, by_id in kept.items()}
+
+    def keep(self, counts: dict[str, Any], sizes: dict[str, tuple[int, int]]) -> None:
+        """Save the snapshot the run used, now that its files are written (a
+        warning when it cannot be: the next run then reads everything)."""
+        snap = self._pending
+        if snap is None or self.path is None:
+            return
+        h = snap.header
+        h.config_hash = config_hash(self.config)
+        h.saved_at = time.time()
+        if self.info.kind == FULL:
+            h.full_read_at = h.saved_at
+        h.counts = {"counts": counts, "sizes": sizes}  # what a run that finds nothing changed reports
+        h.outputs = {str(o.path): stat for o in self.config.outputs if (stat := _file_stat(o.path)) is not None}
+        try:
+            snapshotlib.save(self.path, snap)
+        except WriteError as exc:
+            log.warning("cannot save the snapshot (the next run reads the whole directory): %s", exc)
+            snapshotlib.discard(self.path)
+
+
+def _tracker_named(directory: Directory, header: snapshotlib.Header) -> Tracker:
+    context = header.marker.get("probe", {}).get("context", "")
+    if header.method == ContentSync.method and directory.content_sync:
+        return ContentSync(directory, context)
+    if header.method == ContextCsn.method:
+        return ContextCsn(directory, context)
+    raise NotIncremental(f"the snapshot was made with the {header.method} method, which this backend lacks")
+
+
+def _kept(plain: Sequence[Query], id_attribute: str) -> dict[str, bool]:
+    """For each query, whether a run without change tracking reads the id
+    attribute too (a template or the config names it): then entries keep it."""
+    return {q.name: id_attribute.lower() in {a.lower() for a in q.attributes} for q in plain}
+
+
+def _without_id(entry: Entry, id_attribute: str, keep: bool) -> Entry:
+    """The entry as a run without change tracking reads it."""
+    name = id_attribute.lower()
+    if keep or not name or name not in entry.attrs:
+        return entry
+    return Entry(entry.dn, {a: v for a, v in entry.attrs.items() if a != name})
