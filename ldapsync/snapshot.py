@@ -80,21 +80,29 @@ class Snapshot:
     header: Header
     entries: dict[str, dict[str, Entry]]
 
-    def apply(self, name: str, changed: dict[str, Entry], deleted: Iterable[str], present: set[str] | None) -> int:
+    def apply(self, name: str, changed: dict[str, Entry], deleted: Iterable[str],
+              present: set[str] | None) -> tuple[int, list[str]]:
         """Apply one search's changes: entries added or changed (a changed one
         keeps its place, a new one goes last, as the server orders them),
-        deleted, or (after a present phase) not named present.  Returns
-        how many entries were removed."""
+        deleted, or (after a present phase) not named present.  Returns how
+        many entries were removed, and the DNs of entries removed, added or
+        renamed (old and new), which groups may name."""
         mine = self.entries.setdefault(name, {})
-        before = len(mine)
+        gone = set(deleted)
         if present is not None:
-            for gone in [i for i in mine if i not in present]:
-                del mine[gone]
-        for i in deleted:
+            gone |= {i for i in mine if i not in present}
+        stale = [mine[i].dn for i in gone if i in mine]
+        for i, e in changed.items():
+            if i not in mine:  # new here, or moved in from outside the search: groups may name it already
+                stale.append(e.dn)
+            elif mine[i].dn != e.dn:
+                stale += [mine[i].dn, e.dn]  # groups may name either, before or after the server rewrites them
+        before = len(mine)
+        for i in gone:
             mine.pop(i, None)
         removed = before - len(mine)
         mine.update(changed)
-        return removed
+        return removed, stale
 
 
 def encode(snapshot: Snapshot) -> bytes:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ldapsync import dn as dnlib
-from ldapsync.directory.base import Directory, DirectoryError, SyncAnswer
+from ldapsync.directory.base import Directory, DirectoryError, Entry, SyncAnswer
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,19 @@ class Tracker:
     def probe(self) -> dict[str, Any]:
         """Where the directory stands now, cheaply: equal markers, nothing changed."""
         raise NotImplementedError
+
+    def entry_id(self, entry: Entry) -> str:
+        """The id of an entry read with ``id_attribute``."""
+        ids = entry.attrs.get(self.id_attribute.lower())
+        if not ids:
+            raise NotIncremental(f"{entry.dn} has no {self.id_attribute}")
+        return ids[0]
+
+    def id_filter(self, entry_id: str) -> str:
+        """A filter matching the entry with this id."""
+        from ldap3.utils.conv import escape_filter_chars
+
+        return f"({self.id_attribute}={escape_filter_chars(entry_id)})"
 
     def start(self, queries: Sequence[Query]) -> dict[str, Any]:
         """The marker to keep with a full read, taken before it: changes made
@@ -130,6 +143,26 @@ class ContentSync(ContextCsn):
                 raise NotIncremental(f"the server's answer for the {q.name} has no cookie")
             answers[q.name], new[q.name] = answer, answer.cookie
         return answers, {"probe": probe, "cookies": new}
+
+
+def groups_naming(directory: Directory, tracker: Tracker, groups: Query, dns: Sequence[str],
+                  ids: Sequence[str]) -> dict[str, Entry]:
+    """The groups (of the ``groups`` query, by id) whose member or
+    uniqueMember values name one of ``dns``, and the groups ``ids``: those
+    a server rewrites when an entry they name is renamed or deleted
+    (OpenLDAP's refint; Active Directory's links) without marking them
+    changed."""
+    from ldap3.utils.conv import escape_filter_chars  # ldap3 loads only where it is used
+
+    terms = [f"(member={v})(uniqueMember={v})" for v in map(escape_filter_chars, dns)]
+    terms += [tracker.id_filter(i) for i in ids]
+    found: dict[str, Entry] = {}
+    for start in range(0, len(terms), 100):  # filters of a sane length
+        either = "".join(terms[start:start + 100])
+        for entry in directory.search(groups.base, f"(&{groups.filter}(|{either}))", groups.attributes,
+                                      groups.scope, "groups naming renamed or deleted entries"):
+            found[tracker.entry_id(entry)] = entry
+    return found
 
 
 def tracker_for(directory: Directory, setting: str, users_base: str) -> Tracker:
