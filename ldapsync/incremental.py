@@ -222,6 +222,7 @@ class Reader:
                 tracker = tracker_for(directory, self.config.ldap.change_tracking, self.config.users.base)
             except NotIncremental as exc:
                 log.info("no incremental runs: %s", exc)
+                self.info.reason = str(exc)
                 snapshotlib.discard(self.path)
         id_attribute = tracker.id_attribute if tracker is not None else ""
         queries = queries_for(id_attribute)

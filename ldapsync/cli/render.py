@@ -52,7 +52,7 @@ def print_run(result: RunResult, dry_run: bool) -> None:
     elif read.kind == "incremental":
         click.echo(f"Directory: {plural(read.changed, 'entry', 'entries')} changed since the last run ({read.method}, "
                    f"{plural(read.entries, 'entry', 'entries')} sent)")
-    elif read.reason:
+    elif read.reason and read.method != "off":  # else the server tracks no changes: nothing to say each run
         click.echo(f"Directory: read in full ({read.reason})")
     c = result.counts
     left = ", ".join(f"{n} {k}" for k, n in c.users_left_out.items()) or "none"
