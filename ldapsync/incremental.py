@@ -50,6 +50,8 @@ FULL, INCREMENTAL, UNCHANGED = "full", "incremental", "unchanged"
 # run: refint rewrites them a moment after the change, unmarked.
 REFINT_GRACE = 30.0
 MAX_WATCHED = 1000
+# the trackers each ldap.change_tracking setting may use
+_METHODS = {"syncrepl": (ContentSync.method, ContextCsn.method)}
 
 
 @dataclass
@@ -125,7 +127,12 @@ class Reader:
     def _changes(self, directory: Directory,
                  queries_for: Callable[[str], list[Query]]) -> dict[str, list[Entry]] | None:
         assert self.path is not None
+        setting = self.config.ldap.change_tracking
+        if setting == "off":
+            raise NotIncremental("ldap.change_tracking is off")
         header = snapshotlib.read_header(self.path)
+        if setting != "auto" and header.method not in _METHODS[setting]:
+            raise NotIncremental(f"ldap.change_tracking is {setting}; the snapshot was made with {header.method}")
         if header.server != directory.url:
             raise NotIncremental(f"the snapshot was read from {header.server}, this run reads {directory.url}")
         tracker = _tracker_named(directory, header)
