@@ -67,6 +67,10 @@ class Tracker:
         """Where the directory stands now, cheaply: equal markers, nothing changed."""
         raise NotImplementedError
 
+    def describe(self) -> str:
+        """The method and what it watches, for ``check --connect``."""
+        return self.method
+
     def entry_id(self, entry: Entry) -> str:
         """The id of an entry read with ``id_attribute``."""
         ids = entry.attrs.get(self.id_attribute.lower())
@@ -95,6 +99,9 @@ class ContextCsn(Tracker):
     """OpenLDAP's syncprov: the database's contextCSN changes on every write."""
 
     method = "contextcsn"
+
+    def describe(self) -> str:
+        return f"{self.method} (the contextCSN of {self.context})"
 
     def probe(self) -> dict[str, Any]:
         values = self.directory.read_entry(self.context, ["contextCSN"]).get("contextcsn")

@@ -316,3 +316,15 @@ def test_change_tracking_off_and_dry_runs_keep_no_snapshot(capsys, tmp_path, dir
         read = run_json(capsys, "-c", incremental)["read"]
         assert read["kind"] == "full" and read["method"] == "off", read
         assert not snapshot_of(incremental).exists()
+
+
+def test_check_connect_says_how_runs_will_read(capsys, tmp_path, directory, slapd, backend):
+    incremental = write_config(tmp_path, directory, backend, "A", state=True)
+    code, out, err = run(capsys, "check", "-c", incremental, "--connect")
+    assert code == 0, out + err
+    method = "syncrepl" if backend == "python-ldap" else "contextcsn"
+    assert f"change tracking: {method} (the contextCSN of dc=example,dc=com)" in out
+    (tmp_path / "plain").mkdir()
+    plain = write_config(tmp_path / "plain", slapd, backend, "P", state=True)
+    code, out, err = run(capsys, "check", "-c", plain, "--connect")
+    assert "change tracking: none, every run reads everything (the server offers no change marker" in out, out
