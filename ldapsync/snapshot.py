@@ -34,15 +34,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ldapsync import safeio
+from ldapsync import __version__, safeio
 from ldapsync.directory import Entry
 from ldapsync.writer import write_if_changed
 
 log = logging.getLogger(__name__)
 
 _MAGIC = b"ldapsync directory snapshot\n"
-# the entries' encoding (marshal's format may change with Python)
-FORMAT = f"1 py{sys.version_info[0]}.{sys.version_info[1]}"
+# the snapshot's layout, the ldapsync that wrote it (which decides what an
+# entry holds) and Python's (whose marshal format may change)
+FORMAT = f"1 ldapsync-{__version__} py{sys.version_info[0]}.{sys.version_info[1]}"
 _HEADER_LIMIT = 1 << 20
 
 
@@ -158,7 +159,7 @@ def _header(blob: bytes, path: Path) -> tuple[Header, int]:
     except (ValueError, TypeError) as exc:
         raise Unusable(f"the snapshot's header is damaged ({exc})") from None
     if header.format != FORMAT:
-        raise Unusable(f"the snapshot is of another format ({header.format}; this ldapsync writes {FORMAT})")
+        raise Unusable(f"the snapshot was written by another version ({header.format}; this is {FORMAT})")
     return header, end + 1
 
 

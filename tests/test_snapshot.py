@@ -69,9 +69,9 @@ def test_a_damaged_snapshot_is_not_used(saved):
         snapshotlib.load(saved)
 
 
-def test_a_snapshot_of_another_format_is_not_used(saved):
-    saved.write_bytes(saved.read_bytes().replace(snapshotlib.FORMAT.encode(), b"0 py2.7"))
-    with pytest.raises(snapshotlib.Unusable, match="another format"):
+def test_a_snapshot_of_another_version_is_not_used(saved):
+    saved.write_bytes(saved.read_bytes().replace(snapshotlib.FORMAT.encode(), b"1 ldapsync-0.0.9 py3.11"))
+    with pytest.raises(snapshotlib.Unusable, match="another version"):
         snapshotlib.read_header(saved)
 
 
