@@ -159,9 +159,14 @@ class Reader:
         kept = _kept(queries_for(""), tracker.id_attribute)
         if not unchanged:
             answers, snap.header.marker = tracker.changes(queries, header.marker)
+            bases = {q.name: dnlib.normalize(q.base) for q in queries}
             for name, answer in answers.items():
                 if answer.present is not None and not answer.present and snap.entries.get(name):
                     raise NotIncremental(f"the server named none of the {name} present: not trusted")
+                outside = next((e.dn for e in answer.changed.values()
+                                if not dnlib.is_under(dnlib.normalize(e.dn), bases[name])), None)
+                if outside is not None:
+                    raise NotIncremental(f"the server sent {outside} among the {name}, outside their base")
                 changed = {i: _without_id(e, tracker.id_attribute, kept[name]) for i, e in answer.changed.items()}
                 removed, stale = snap.apply(name, changed, answer.deleted, answer.present)
                 self.info.changed += len(changed) + removed
