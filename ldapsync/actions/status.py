@@ -3,7 +3,6 @@ plugin style: OK, CRITICAL or UNKNOWN, with performance data)."""
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -11,22 +10,6 @@ from ldapsync import state as statelib
 from ldapsync.config import Config
 
 OK, CRITICAL, UNKNOWN = 0, 2, 3
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def duration(text: str) -> float | None:
-    """Seconds from "26h", "90m" or "3600": a positive, finite number (nan,
-    inf and -5m would make every age OK, or every age CRITICAL); None when
-    ``text`` is no such duration."""
-    unit = text[-1:].lower()
-    number = text[:-1] if unit in _UNITS else text
-    try:
-        seconds = float(number) * _UNITS.get(unit, 1)
-    except ValueError:
-        return None
-    return seconds if 0 < seconds < math.inf else None
-
 
 @dataclass
 class Status:
