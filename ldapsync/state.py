@@ -172,6 +172,7 @@ def record(path: Path, started: float, finished: float, exit_code: int, error: s
         failures_total=previous.failures_total + (0 if ok else 1),
         refusals_total=previous.refusals_total + refused,
         consecutive_failures=0 if ok else previous.consecutive_failures + 1,
+        rollbacks_total=previous.rollbacks_total, last_rollback=previous.last_rollback,
         read=read,
         last_full_read=now_iso(finished) if ok and kind == "full" else previous.last_full_read,
         last_incremental_read=(now_iso(finished) if ok and kind in ("incremental", "unchanged")

@@ -88,6 +88,9 @@ def test_the_next_run_after_a_rollback_writes_the_directory_view_again(config_pa
     rollback(config, output, 1)
     again = recorded_run(config, directory=directory_of(9))
     assert again.result.outputs[0].written.changed and output.path.read_bytes() == nine
+    # the run that follows keeps the record of the rollback
+    state = statelib.load(config.state.path)
+    assert state.rollbacks_total == 1 and state.last_rollback["output"] == str(output.path)
 
 
 def unreachable_directory(config):
