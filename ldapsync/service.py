@@ -348,7 +348,8 @@ class Service:
         """A poll: a run that reads only the changes, skipped when any run
         is under way; a failed one is not retried (the next poll is)."""
         if not self._take(POLL):
-            log.debug("poll skipped: a %s is under way", self.under_way.name if self.under_way else "run")
+            under_way = self.under_way
+            log.debug("poll skipped: a %s is under way", under_way.name if under_way is not None else "run")
             return
         try:
             config = self.config
