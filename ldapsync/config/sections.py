@@ -26,6 +26,7 @@ from ldapsync.config.values import (
     FilePath,
     GrowthPercent,
     Percent,
+    PollInterval,
     Scope,
     _host_name_or_address,
     _ldap_filter,
@@ -299,6 +300,9 @@ class ScheduleSettings(_Strict):
     retry_delay: Annotated[float, Field(gt=0, le=DAY)] = 60.0  # seconds, doubled after each failure; at most a day
     # SIGTERM waits this long for a sync under way; at most a day
     shutdown_timeout: Annotated[float, Field(gt=0, le=DAY)] = 300.0
+    # seconds between two runs that read only the directory's changes, between
+    # the cron runs (which read everything); "60s", "5m"; None: no polls
+    poll: PollInterval | None = None
 
     @field_validator("cron")
     @classmethod
