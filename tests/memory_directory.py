@@ -32,7 +32,7 @@ class MemoryDirectory(Directory):
     def __init__(self, entries: Mapping[str, Mapping[str, Sequence[str]]], *, unreachable: bool = False,
                  drop_after: int | None = None, context: str | None = None) -> None:
         super().__init__(LdapSettings(servers=["ldap://directory.invalid"]), None, progress=False)
-        # (self.entries is the base class's count of entries sent)
+        # (entries_sent is the base class's count of entries sent)
         self.data = {dn: {k.lower(): list(v) for k, v in attrs.items()} for dn, attrs in entries.items()}
         self.keys = {dn: dnlib.normalize(dn) for dn in self.data}  # each DN's comparison key
         self.context = context
