@@ -69,8 +69,10 @@ class ReadInfo:
 
 
 def config_hash(config: Config) -> str:
-    """What the whole output depends on besides the directory and the files."""
-    data = config.model_dump(mode="json", exclude={"ldap": {"bind_password"}})
+    """What the whole output depends on besides the directory and the files
+    (not when or how often runs happen, nor where metrics go)."""
+    data = config.model_dump(mode="json", exclude={"ldap": {"bind_password"}, "schedule": True, "metrics": True,
+                                                   "state": {"lock_path", "lock_timeout"}})
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
