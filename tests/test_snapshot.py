@@ -94,3 +94,15 @@ def test_a_link_in_place_of_the_snapshot_is_not_followed(saved, tmp_path):
     saved.symlink_to(target)
     with pytest.raises(snapshotlib.Unusable, match="symbolic link"):
         snapshotlib.load(saved)
+
+
+def test_only_what_shapes_the_output_counts_as_a_changed_config():
+    from ldapsync.config import parse
+    from ldapsync.incremental import config_hash
+
+    base = ("ldap: {servers: ['ldap://127.0.0.1:1']}\nusers: {base: 'ou=people,dc=example,dc=com'}\n"
+            "groups: {base: 'ou=groups,dc=example,dc=com'}\noutputs: [{path: /tmp/groups.txt}]\n")
+    same = config_hash(parse(base))
+    assert config_hash(parse(base + "schedule: {poll: 60s, cron: '0 4 * * *'}\nmetrics: {textfile: /tmp/m.prom}\n")) == same
+    assert config_hash(parse(base + "mapping: {name: '{{ cn }}'}\n")) != same
+    assert config_hash(parse(base.replace("/tmp/groups.txt", "/tmp/other.txt"))) != same
