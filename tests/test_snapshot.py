@@ -3,6 +3,7 @@ that is damaged, foreign or open to other accounts."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -100,9 +101,13 @@ def test_only_what_shapes_the_output_counts_as_a_changed_config():
     from ldapsync.config import parse
     from ldapsync.incremental import config_hash
 
-    base = ("ldap: {servers: ['ldap://127.0.0.1:1']}\nusers: {base: 'ou=people,dc=example,dc=com'}\n"
-            "groups: {base: 'ou=groups,dc=example,dc=com'}\noutputs: [{path: /tmp/groups.txt}]\n")
-    same = config_hash(parse(base))
-    assert config_hash(parse(base + "schedule: {poll: 60s, cron: '0 4 * * *'}\nmetrics: {textfile: /tmp/m.prom}\n")) == same
-    assert config_hash(parse(base + "mapping: {name: '{{ cn }}'}\n")) != same
-    assert config_hash(parse(base.replace("/tmp/groups.txt", "/tmp/other.txt"))) != same
+    def config(**sections: object) -> str:
+        data = {"ldap": {"servers": ["ldap://127.0.0.1:1"]}, "users": {"base": "ou=people,dc=example,dc=com"},
+                "groups": {"base": "ou=groups,dc=example,dc=com"}, "outputs": [{"path": "/tmp/groups.txt"}],
+                **sections}
+        return config_hash(parse(json.dumps(data)))  # JSON is YAML
+
+    same = config()
+    assert config(schedule={"poll": "60s", "cron": "0 4 * * *"}, metrics={"textfile": "/tmp/m.prom"}) == same
+    assert config(mapping={"name": "{{ cn }}"}) != same
+    assert config(outputs=[{"path": "/tmp/other.txt"}]) != same
