@@ -104,6 +104,7 @@ def test_only_what_shapes_the_output_counts_as_a_changed_config():
     def config(**sections: object) -> str:
         data = {"ldap": {"servers": ["ldap://127.0.0.1:1"]}, "users": {"base": "ou=people,dc=example,dc=com"},
                 "groups": {"base": "ou=groups,dc=example,dc=com"}, "outputs": [{"path": "/tmp/groups.txt"}],
+                "state": {"path": "/tmp/state.json"},
                 **sections}
         return config_hash(parse(json.dumps(data)))  # JSON is YAML
 
