@@ -177,7 +177,8 @@ def _child_sync(config: configlib.Config, directory: Callable[[configlib.Config]
     if outcome.result is not None:
         from ldapsync.sync import log_findings  # loaded by the run already
 
-        log_findings(outcome.result.findings)
+        # the cron runs' full reads warn about them; a poll every minute would repeat them
+        log_findings(outcome.result.findings, level=logging.INFO if job == POLL else logging.WARNING)
     if outcome.exit_code == ExitCode.OK:
         read = outcome.result.read if outcome.result is not None else None
         if job == POLL and read is not None and read.kind == "unchanged":
