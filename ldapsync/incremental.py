@@ -31,7 +31,7 @@ from typing import Any
 from ldapsync import snapshot as snapshotlib
 from ldapsync.config import Config
 from ldapsync.directory import Directory, Entry
-from ldapsync.directory.changes import ContentSync, ContextCsn, NotIncremental, Query, Tracker, tracker_for
+from ldapsync.directory.changes import ContentSync, ContextCsn, NotIncremental, Query, Tracker, Usn, tracker_for
 from ldapsync.writer import WriteError
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ class Reader:
                                  "not change themselves")
         snap = snapshotlib.load(self.path)
         if not unchanged:
-            answers, snap.header.marker = tracker.changes(queries, header.marker)
+            answers, snap.header.marker = tracker.changes(queries, header.marker, snap.entries)
             kept = _kept(queries_for(""), tracker.id_attribute)
             for name, answer in answers.items():
                 if answer.present is not None and not answer.present and snap.entries.get(name):
@@ -185,7 +185,7 @@ class Reader:
                     log.info("no incremental runs: %s has no %s", e.dn, id_attribute)
                     snapshotlib.discard(self.path)
                     return entries
-                by_id[ids[0]] = _without_id(e, id_attribute, keep[q.name])
+                by_id[tracker.key(ids[0])] = _without_id(e, id_attribute, keep[q.name])
         self._pending = snapshotlib.Snapshot(header, kept)
         return {name: list(by_id.values()) for name, by_id in kept.items()}
 
@@ -215,6 +215,8 @@ def _tracker_named(directory: Directory, header: snapshotlib.Header) -> Tracker:
         return ContentSync(directory, context)
     if header.method == ContextCsn.method:
         return ContextCsn(directory, context)
+    if header.method == Usn.method:
+        return Usn(directory, context)
     raise NotIncremental(f"the snapshot was made with the {header.method} method, which this backend lacks")
 
 
