@@ -34,8 +34,9 @@ ELSEWHERE = f"OU=Elsewhere,{CHURN}"  # outside users.base
 TEAMS = f"OU=Teams,{CHURN}"  # groups.base
 SEED = int(os.environ.get("LDAPSYNC_AD_CHURN_SEED", "15"))
 EXTRA_STEPS = int(os.environ.get("LDAPSYNC_AD_CHURN_STEPS", "6"))
-# common names, few enough that a name one user leaves is soon taken by another
-NAMES = ["Ann Lee", "Ben Ito", "Cy Diaz", "Dee Roy", "Eve Kim", "Fay Ng", "Gus Park", "Hal Obi", "Ida Wu"]
+# common names, few enough that a name one user leaves is soon taken by another (and
+# one a search filter must escape)
+NAMES = ["Ann Lee", "Ben Ito", "Cy Diaz", "Dee Roy", "Eve Kim", "Fay Ng", "Gus Park", "Hal Obi", "Jo (Ops)*"]
 NO_LIMITS = {"max_groups_removed_percent": None, "max_members_removed_percent": None,
              "max_public_groups_added": None, "max_public_contacts_gained_percent": None, "refuse_empty": False}
 ENABLED, DISABLED = "544", "546"  # a normal account that needs no password, and the same disabled
