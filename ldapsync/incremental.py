@@ -33,11 +33,13 @@ from ldapsync import snapshot as snapshotlib
 from ldapsync.config import Config
 from ldapsync.directory import Directory, DirectoryError, Entry
 from ldapsync.directory.changes import (
+    BACKLINKS,
     ContentSync,
     ContextCsn,
     NotIncremental,
     Query,
     Tracker,
+    Usn,
     groups_naming,
     tracker_for,
 )
@@ -156,7 +158,7 @@ class Reader:
             raise NotIncremental(f"the directory changed, and the {tracker.method} method cannot tell which entries"
                                  if not unchanged else "the config or an output file changed since the last run")
         if not unchanged:
-            self._incremental_settings()
+            self._incremental_settings(queries)
         snap = snapshotlib.load(self.path)
         kept = _kept(queries_for(""), tracker.id_attribute)
         if not unchanged:
@@ -184,16 +186,16 @@ class Reader:
         self._pending = snap
         return {q.name: list(snap.entries.get(q.name, {}).values()) for q in queries}
 
-    def _incremental_settings(self) -> None:
+    def _incremental_settings(self, queries: Sequence[Query]) -> None:
         """Refuse the settings where a change shows in entries the server
         does not mark changed."""
-        gs = self.config.groups
-        if gs.nested == "in_chain":
+        if self.config.groups.nested == "in_chain":
             raise NotIncremental("groups.nested is in_chain: the server's answers change with entries that did "
                                  "not change themselves")
-        if gs.membership == "memberOf":
-            raise NotIncremental("groups.membership is memberOf: servers rewrite memberOf values without marking "
-                                 "the entries changed")
+        for q in queries:
+            if {a.lower().split(";", 1)[0] for a in q.attributes} & BACKLINKS:
+                raise NotIncremental(f"the {q.name} are read with memberOf, which servers rewrite without marking "
+                                     "the entries changed")
 
     def _recheck_groups(self, directory: Directory, tracker: Tracker, snap: snapshotlib.Snapshot,
                         queries: Sequence[Query], watch: dict[str, float], keep_id: bool) -> None:
@@ -261,7 +263,7 @@ class Reader:
                     log.info("no incremental runs: %s has no %s", e.dn, id_attribute)
                     snapshotlib.discard(self.path)
                     return entries
-                by_id[ids[0]] = _without_id(e, id_attribute, keep[q.name])
+                by_id[tracker.key(ids[0])] = _without_id(e, id_attribute, keep[q.name])
         self._pending = snapshotlib.Snapshot(header, kept)
         return {name: list(by_id.values()) for name, by_id in kept.items()}
 
@@ -299,6 +301,8 @@ def _tracker_named(directory: Directory, header: snapshotlib.Header) -> Tracker:
         return ContentSync(directory, context)
     if header.method == ContextCsn.method:
         return ContextCsn(directory, context)
+    if header.method == Usn.method:
+        return Usn(directory, context)
     raise NotIncremental(f"the snapshot was made with the {header.method} method, which this backend lacks")
 
 
