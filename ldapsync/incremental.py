@@ -53,7 +53,7 @@ FULL, INCREMENTAL, UNCHANGED = "full", "incremental", "unchanged"
 REFINT_GRACE = 30.0
 MAX_WATCHED = 1000
 # the trackers each ldap.change_tracking setting may use
-_METHODS = {"syncrepl": (ContentSync.method, ContextCsn.method)}
+_METHODS = {"syncrepl": (ContentSync.method, ContextCsn.method), "usn": (Usn.method,)}
 
 
 @dataclass

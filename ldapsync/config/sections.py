@@ -67,8 +67,8 @@ class LdapSettings(_Strict):
     domain_scope: bool = False
     # How a run asks what changed since the last one (docs/incremental.md):
     # auto uses what the server offers (OpenLDAP's syncprov: content sync with
-    # python-ldap, the contextCSN alone with ldap3; Active Directory: the DC's
-    # USNs, either backend); off reads everything each run.
+    # python-ldap, the contextCSN alone with ldap3; AD: uSNChanged); off reads
+    # everything each run.
     change_tracking: Literal["auto", "syncrepl", "usn", "off"] = "auto"
 
     @field_validator("servers")

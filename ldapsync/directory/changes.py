@@ -213,6 +213,9 @@ class Usn(Tracker):
     id_attribute = "objectGUID"
     incremental = True
 
+    def describe(self) -> str:
+        return f"{self.method} (uSNChanged on the domain controller, for {self.context})"
+
     def probe(self) -> dict[str, Any]:
         root = self.directory.read_entry("", ["highestCommittedUSN", "dsServiceName"])
         usn, service = root.get("highestcommittedusn"), root.get("dsservicename")
