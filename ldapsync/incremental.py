@@ -147,12 +147,12 @@ class Reader:
         probe = tracker.probe()
         watch: dict[str, float] = dict(header.marker.get("watch") or {})
         unchanged = probe == header.marker.get("probe")
-        if unchanged and not watch and header.config_hash == config_hash(self.config) and all(
-                _file_stat(o.path) == header.outputs.get(str(o.path)) for o in self.config.outputs):
-            log.info("nothing changed in the directory, the config or the files since %s",
-                     time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(header.saved_at)))
+        self.header = header
+        as_left = header.config_hash == config_hash(self.config) and all(
+            _file_stat(o.path) == header.outputs.get(str(o.path)) for o in self.config.outputs)
+        if unchanged and not watch and as_left:
+            log.info("nothing changed in the directory, the config or the files since %s", _when(header.saved_at))
             self.info.kind = UNCHANGED
-            self.header = header
             return None
         if not tracker.incremental:
             raise NotIncremental(f"the directory changed, and the {tracker.method} method cannot tell which entries"
@@ -171,7 +171,10 @@ class Reader:
                                 if not dnlib.is_under(dnlib.normalize(e.dn), bases[name])), None)
                 if outside is not None:
                     raise NotIncremental(f"the server sent {outside} among the {name}, outside their base")
-                changed = {i: _without_id(e, tracker.id_attribute, kept[name]) for i, e in answer.changed.items()}
+                mine = snap.entries.get(name, {})
+                # an entry sent as it was (a password or a logon time changed) changes nothing ldapsync reads
+                changed = {i: e for i, e in ((i, _without_id(e, tracker.id_attribute, kept[name]))
+                                             for i, e in answer.changed.items()) if mine.get(i) != e}
                 removed, stale = snap.apply(name, changed, answer.deleted, answer.present)
                 self.info.changed += len(changed) + removed
                 if name != "disabled":
@@ -179,11 +182,14 @@ class Reader:
         if watch:
             self._recheck_groups(directory, tracker, snap, queries, watch, kept["groups"])
         snap.header.marker["watch"] = watch
-        log.info("read %d changed entries since %s", self.info.changed,
-                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(header.saved_at)))
-        self.info.kind = INCREMENTAL
-        self.header = header
         self._pending = snap
+        if not self.info.changed and not watch and as_left:
+            # kept with the new marker, so the next run does not ask for these again
+            log.info("the directory changed since %s, but nothing ldapsync reads", _when(header.saved_at))
+            self.info.kind = UNCHANGED
+            return None
+        log.info("read %d changed entries since %s", self.info.changed, _when(header.saved_at))
+        self.info.kind = INCREMENTAL
         return {q.name: list(snap.entries.get(q.name, {}).values()) for q in queries}
 
     def _incremental_settings(self, queries: Sequence[Query]) -> None:
@@ -267,7 +273,7 @@ class Reader:
         self._pending = snapshotlib.Snapshot(header, kept)
         return {name: list(by_id.values()) for name, by_id in kept.items()}
 
-    def keep(self, counts: dict[str, Any], sizes: dict[str, tuple[int, int]]) -> None:
+    def keep(self, counts: dict[str, Any] | None = None, sizes: dict[str, tuple[int, int]] | None = None) -> None:
         """Save the snapshot the run used, now that its files are written (a
         warning when it cannot be: the next run then reads everything)."""
         snap = self._pending
@@ -278,13 +284,18 @@ class Reader:
         h.saved_at = time.time()
         if self.info.kind == FULL:
             h.full_read_at = h.saved_at
-        h.counts = {"counts": counts, "sizes": sizes}  # what a run that finds nothing changed reports
+        if counts is not None:  # else (nothing changed) the last run's stand
+            h.counts = {"counts": counts, "sizes": sizes}  # what a run that finds nothing changed reports
         h.outputs = {str(o.path): stat for o in self.config.outputs if (stat := _file_stat(o.path)) is not None}
         try:
             snapshotlib.save(self.path, snap)
         except WriteError as exc:
             log.warning("cannot save the snapshot (the next run reads the whole directory): %s", exc)
             snapshotlib.discard(self.path)
+
+
+def _when(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
 
 def _exists(directory: Directory, dn: str) -> bool:

@@ -392,7 +392,9 @@ def run(config: Config, directory: Directory, *, dry_run: bool = False, force: s
     reader = Reader(config, full=full or dry_run, reason=full_reason or ("a dry run" if dry_run else None))
     fetched = _fetch(config, directory, reader)
     if fetched is None:
-        return _unchanged(config, reader, directory, started)
+        result = _unchanged(config, reader, directory, started)
+        reader.keep()  # the new marker, when the directory changed in what ldapsync does not read
+        return result
     result = RunResult(fetched.counts(), fetched.findings, reader.info)
     fetched.shed()
     static_names = frozenset(s.name for s in config.static_groups)

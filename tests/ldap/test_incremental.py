@@ -328,3 +328,23 @@ def test_check_connect_says_how_runs_will_read(capsys, tmp_path, directory, slap
     plain = write_config(tmp_path / "plain", slapd, backend, "P", state=True)
     code, out, err = run(capsys, "check", "-c", plain, "--connect")
     assert "change tracking: none, every run reads everything (the server offers no change marker" in out, out
+
+
+@pytest.mark.parametrize("backend", ["python-ldap"])
+def test_a_change_to_what_ldapsync_does_not_read_writes_nothing(capsys, tmp_path, directory, backend):
+    """A password change moves the contextCSN and the server sends the user
+    again, as it was: the run maps nothing and keeps the new cookie, so the
+    next run is unchanged at the probe."""
+    incremental, full = two_configs(tmp_path, directory, backend)
+    run_json(capsys, "-c", incremental)
+    before = snapshot_of(incremental).read_bytes()
+    import ldap3
+
+    conn = directory.admin_connection()
+    conn.modify(user_dn(2), {"userPassword": [(ldap3.MODIFY_REPLACE, ["a new secret"])]})
+    read = run_json(capsys, "-c", incremental)["read"]
+    assert read["kind"] == "unchanged" and read["changed"] == 0 and read["entries"] > 1, read
+    assert snapshot_of(incremental).read_bytes() != before  # the new cookie
+    again = run_json(capsys, "-c", incremental)["read"]
+    assert again["kind"] == "unchanged" and again["entries"] == 1, again
+    assert_same_as_full(capsys, incremental, full, "after a password change")
