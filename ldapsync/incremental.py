@@ -162,7 +162,7 @@ class Reader:
         snap = snapshotlib.load(self.path)
         kept = _kept(queries_for(""), tracker.id_attribute)
         if not unchanged:
-            answers, snap.header.marker = tracker.changes(queries, header.marker)
+            answers, snap.header.marker = tracker.changes(queries, header.marker, probe)
             bases = {q.name: dnlib.normalize(q.base) for q in queries}
             for name, answer in answers.items():
                 if answer.present is not None and not answer.present and snap.entries.get(name):

@@ -138,8 +138,9 @@ class Directory:
             self.entries_sent += 1
             yield entry
 
-    def ldapsearch_command(self, base: str, filter: str, attributes: Sequence[str], scope: str) -> str:
-        return ldapsearch_command(self.settings, self.url, base, filter, attributes, scope)
+    def ldapsearch_command(self, base: str, filter: str, attributes: Sequence[str], scope: str,
+                           control: str | None = None) -> str:
+        return ldapsearch_command(self.settings, self.url, base, filter, attributes, scope, control)
 
     def _check_tls_files(self) -> None:
         """Say which setting names a missing certificate or key file, before
@@ -212,8 +213,9 @@ def search_failed(kind: str, what: str, base: str, count: int, detail: str = "")
 
 
 def ldapsearch_command(s: LdapSettings, url: str, base: str, filter: str, attributes: Sequence[str],
-                       scope: str) -> str:
-    """The same search as an ``ldapsearch`` command line, to rerun by hand."""
+                       scope: str, control: str | None = None) -> str:
+    """The same search as an ``ldapsearch`` command line, to rerun by hand;
+    ``control`` is its ``-E`` option instead of paging (``sync=ro/COOKIE``)."""
     cmd = ["ldapsearch", "-LLL", "-H", url]
     if s.start_tls:
         cmd.append("-ZZ")
@@ -224,7 +226,9 @@ def ldapsearch_command(s: LdapSettings, url: str, base: str, filter: str, attrib
     else:
         cmd.append("-x")
     cmd += ["-s", scope, "-b", base]
-    if scope != "base":  # a base-scope search reads one entry: no paging
+    if control is not None:
+        cmd += ["-E", control]
+    elif scope != "base":  # a base-scope search reads one entry: no paging
         cmd += ["-E", f"pr={s.page_size}/noprompt"]
         if s.domain_scope:
             cmd += ["-e", DOMAIN_SCOPE]

@@ -99,9 +99,11 @@ class Tracker:
         """How an entry's ``id_attribute`` value names it in the snapshot."""
         return value
 
-    def changes(self, queries: Sequence[Query], marker: dict[str, Any]) -> tuple[dict[str, SyncAnswer],
-                                                                               dict[str, Any]]:
-        """Each query's changes since ``marker``, and the marker after them.
+    def changes(self, queries: Sequence[Query], marker: dict[str, Any],
+                probe: dict[str, Any]) -> tuple[dict[str, SyncAnswer], dict[str, Any]]:
+        """Each query's changes since ``marker``, and the marker after them;
+        ``probe`` is the probe taken before (changes made since are asked
+        for again next time).
         Groups whose member values the server rewrote without marking them
         changed are the reader's to find (:func:`groups_naming`)."""
         raise NotIncremental(f"the {self.method} method cannot ask which entries changed")
@@ -140,12 +142,11 @@ class ContentSync(ContextCsn):
             cookies[q.name] = answer.cookie
         return {"probe": probe, "cookies": cookies}
 
-    def changes(self, queries: Sequence[Query], marker: dict[str, Any]) -> tuple[dict[str, SyncAnswer],
-                                                                               dict[str, Any]]:
+    def changes(self, queries: Sequence[Query], marker: dict[str, Any],
+                probe: dict[str, Any]) -> tuple[dict[str, SyncAnswer], dict[str, Any]]:
         from ldapsync.directory.pyldap_backend import ContentSyncRefused
 
         cookies = marker.get("cookies") or {}
-        probe = self.probe()
         answers, new = {}, {}
         for q in queries:
             if not cookies.get(q.name):
@@ -235,10 +236,9 @@ class Usn(Tracker):
         """objectGUID compares its 16 bytes, escaped one by one."""
         return "(objectGUID=" + "".join(f"\\{b:02x}" for b in uuid.UUID(entry_id).bytes_le) + ")"
 
-    def changes(self, queries: Sequence[Query], marker: dict[str, Any]) -> tuple[dict[str, SyncAnswer],
-                                                                               dict[str, Any]]:
+    def changes(self, queries: Sequence[Query], marker: dict[str, Any],
+                probe: dict[str, Any]) -> tuple[dict[str, SyncAnswer], dict[str, Any]]:
         last = marker.get("probe") or {}
-        probe = self.probe()
         if (last.get("service"), last.get("invocation")) != (probe["service"], probe["invocation"]):
             raise NotIncremental(f"the snapshot was read from {last.get('service')} (invocationId "
                                  f"{last.get('invocation')}), this server is {probe['service']} (invocationId "

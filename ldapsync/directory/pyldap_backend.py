@@ -163,7 +163,8 @@ class PythonLdapDirectory(Directory):
                      cookie: str | None, what: str) -> SyncAnswer:
         assert self._conn is not None, "connect() first"
         attrs = sorted(set(attributes)) or ["1.1"]
-        log.debug("content sync: %s (cookie %s)", self.ldapsearch_command(base, filter, attrs, scope), cookie)
+        log.debug("content sync: %s", self.ldapsearch_command(base, filter, attrs, scope,
+                                                              "sync=ro" + (f"/{cookie}" if cookie else "")))
         self.searches += 1
         refresh = _Refresh(self._conn, cookie)
         try:
