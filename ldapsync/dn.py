@@ -12,6 +12,7 @@ cn, uid, ou, dc, o, l, is case-insensitive.)
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Sequence
 from functools import lru_cache
 
 _HEX = re.compile(r"\\([0-9A-Fa-f]{2})")
@@ -110,6 +111,37 @@ def _split(text: str, sep: str) -> list[str]:
         i += 1
     parts.append("".join(current))
     return parts
+
+
+def named_keys(values: Sequence[str], keys: Collection[str]) -> set[str]:
+    """Which of ``keys`` the DNs ``values`` name: ``{normalize(v) for v in
+    values} & keys``, without normalizing the values that cannot match.  A
+    DN with a key has that key's first RDN value in it (ignoring case),
+    unless escapes or quotes spell it otherwise: only the values holding one
+    of those values are normalized, and all of them when any holds a
+    backslash or a quote."""
+    if not keys or not values:
+        return set()
+    needles = _first_values(keys)
+    text = "\n".join(values).lower()
+    if needles is not None and "\\" not in text and '"' not in text:
+        if not any(n in text for n in needles):
+            return set()
+        values = [v for v in values if any(n in v.lower() for n in needles)]
+    return set(normalize_many(list(values))).intersection(keys)
+
+
+def _first_values(keys: Collection[str]) -> tuple[str, ...] | None:
+    """The value of each key's first RDN (its first AVA); None when one is
+    escaped or empty, and cannot be looked for as it is."""
+    found = set()
+    for key in keys:
+        first = key.split(",", 1)[0]
+        value = first.partition("=")[2].split("+", 1)[0]
+        if not value or "\\" in first:
+            return None
+        found.add(value)
+    return tuple(found)
 
 
 def strip_uid_suffix(value: str) -> str:

@@ -216,8 +216,7 @@ class Reader:
         groups = next(q for q in queries if q.name == "groups")
         mine = snap.entries.setdefault("groups", {})
         keys = {dnlib.normalize(dn) for dn in watch}
-        naming = [i for i, g in mine.items() if any(dnlib.normalize(v) in keys for attr in ("member", "uniquemember")
-                                                    for v in g.attrs.get(attr, ()))]
+        naming = [i for i, g in mine.items() if dnlib.named_keys(_member_dns(g), keys)]
         found = groups_naming(directory, tracker, groups, sorted(watch), naming)
         for gone in set(naming) - set(found):  # no longer a group of the query: as if deleted
             del mine[gone]
@@ -228,8 +227,7 @@ class Reader:
         self.info.changed += len(changed)
         # Watched on: a DN that groups still name though no entry has it (a
         # rewrite may be pending), until the grace is over.
-        named = {dnlib.normalize(v) for g in found.values() for attr in ("member", "uniquemember")
-                 for v in g.attrs.get(attr, ())}
+        named = dnlib.named_keys([v for g in found.values() for v in _member_dns(g)], keys)
         now = time.time()
         for dn, since in list(watch.items()):
             if dnlib.normalize(dn) not in named or now - since > REFINT_GRACE or _exists(directory, dn):
@@ -292,6 +290,11 @@ class Reader:
         except WriteError as exc:
             log.warning("cannot save the snapshot (the next run reads the whole directory): %s", exc)
             snapshotlib.discard(self.path)
+
+
+def _member_dns(group: Entry) -> list[str]:
+    """The DNs a group's member values name (uniqueMember's #'...'B suffix dropped)."""
+    return [dnlib.strip_uid_suffix(v) for attr in ("member", "uniquemember") for v in group.attrs.get(attr, ())]
 
 
 def _when(epoch: float) -> str:

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ldapsync.dn import is_under, normalize, normalize_many, strip_uid_suffix
+from ldapsync.dn import is_under, named_keys, normalize, normalize_many, strip_uid_suffix
 from tests.budget import examples
 
 
@@ -21,6 +21,8 @@ from tests.budget import examples
 )
 def test_spellings_of_one_entry_share_a_key(spellings):
     assert len({normalize(s) for s in spellings}) == 1
+    for spelling in spellings:  # and a member value of any spelling names the entry, found as it is
+        assert named_keys([f"cn=other{i},dc=x" for i in range(3)] + [spelling], {normalize(spellings[0])})
 
 
 def test_different_entries_differ():
@@ -43,3 +45,21 @@ DN_PARTS = st.sampled_from(["uid=", "cn=", "ou=", "dc=", "Alice", "BOB", "ΣΑΣ
 @given(st.lists(st.lists(DN_PARTS, max_size=8).map("".join), max_size=6))
 def test_many_dns_at_once_give_the_keys_of_one_at_a_time(dns):
     assert normalize_many(dns) == [normalize(dn) for dn in dns]
+
+
+@settings(max_examples=examples(1000), deadline=None)
+@given(st.lists(st.lists(DN_PARTS, max_size=8).map("".join), max_size=6),
+       st.lists(st.lists(DN_PARTS, max_size=8).map("".join), max_size=3), st.data())
+def test_the_keys_dns_name_are_found_as_by_normalizing_each(values, others, data):
+    """named_keys() skips values that cannot match: it must find what
+    normalizing every value finds, whatever the spellings."""
+    keys = {normalize(v) for v in data.draw(st.lists(st.sampled_from(values), max_size=3))} if values else set()
+    keys |= {normalize(o) for o in others}
+    assert named_keys(values, keys) == {normalize(v) for v in values} & keys
+
+
+def test_named_keys_finds_one_spelling_among_many():
+    values = [f"uid=user{i:05d},ou=people,dc=example,dc=com" for i in range(1000)]
+    values[500] = "UID=User00500 , ou=People,dc=example,dc=com"
+    keys = {normalize("uid=user00500,ou=people,dc=example,dc=com"), normalize("uid=gone,ou=people,dc=example,dc=com")}
+    assert named_keys(values, keys) == {"uid=user00500,ou=people,dc=example,dc=com"}
