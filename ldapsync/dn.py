@@ -41,11 +41,23 @@ def normalize_many(dns: list[str]) -> list[str]:
     lower-casing (the usual case), one pattern search and one lower() serve
     them all."""
     joined = "\n".join(dns)
-    if _NOT_PLAIN_LINES.search(joined) is None:
+    if _plain_ascii(joined) or _NOT_PLAIN_LINES.search(joined) is None:
         keys = joined.lower().split("\n")
         if len(keys) == len(dns):  # no DN held a line break of its own
             return keys
     return [normalize(dn) for dn in dns]
+
+
+# What _NOT_PLAIN_LINES looks for, in ASCII text: the characters it needs
+# besides the line breaks between the DNs (white space is \s in Python).
+_ASCII_NOT_PLAIN = ('\\', '"', "+", " ", "\t", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
+
+
+def _plain_ascii(joined: str) -> bool:
+    """Whether DNs joined by line breaks are ASCII with none of those
+    characters: then none needs more than lower-casing.  (Searching for a
+    few characters is much faster than the pattern over a large text.)"""
+    return joined.isascii() and not any(c in joined for c in _ASCII_NOT_PLAIN)
 
 
 def _plain_rdn(rdn: str) -> str:
