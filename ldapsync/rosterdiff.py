@@ -280,9 +280,10 @@ class _Rosters:
                 counts[_REGROUPED] += extra.difference_cardinality(candidates)
         counts[_REGROUPED] -= counts[_GAINED] + counts[_LOST]
         if self.renamed:
-            reach_old = _union([self.old.members[g] for g in small_old])
-            reach_new = _union([self.new.members[g] for g in small_new])
-            both = (big.renamed_old | (self.renamed & reach_old)) & (big.renamed_new | (self.renamed & reach_new))
+            # the renamed contacts each side reaches: those of the big groups,
+            # and those of the rest that a small group holds (often none left)
+            both = (self._renamed_in(big.renamed_old, small_old, self.old.members)
+                    & self._renamed_in(big.renamed_new, small_new, self.new.members))
             if both:
                 counts[_RENAMED] += len(both)
                 counted.append(both)
@@ -296,6 +297,15 @@ class _Rosters:
                 counts[_RENAMED] += len(both)
                 counted.append(both)
         return counts, counted
+
+    def _renamed_in(self, by_big: BitMap, small: frozenset[str], members: Mapping[str, BitMap]) -> BitMap:
+        """The renamed contacts that the big groups (``by_big`` of them) and
+        the ``small`` groups reach: the renamed are few, so they are met
+        with each small group rather than the small groups joined."""
+        rest = self.renamed - by_big if by_big else self.renamed
+        if not rest or not small:
+            return by_big
+        return _union([by_big, *[hit for g in small if (hit := rest & members[g])]])
 
     def _renamed_by_order(self, contacts: BitMap, order_old: list[str], order_new: list[str]) -> BitMap:
         """Of ``contacts`` (named by order, present on both sides), those whose
