@@ -8,7 +8,7 @@ group of n members, building each roster would mean n * n entries.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from pyroaring import BitMap
@@ -169,6 +169,25 @@ def _union(parts: list[BitMap]) -> BitMap:
     return out
 
 
+class _Bitmaps(dict[str, BitMap]):
+    """Each group's members as a bitmap, made when first asked for: where few
+    groups changed, most users' views need none of their small groups'.  A
+    group the same in both files (``unchanged_in`` the other side) shares
+    that side's bitmap."""
+
+    def __init__(self, groups: Mapping[str, Mapping[str, str]], intern: Callable[[str], int],
+                 unchanged_in: _Bitmaps | None = None) -> None:
+        super().__init__()
+        self.groups, self.intern, self.other = groups, intern, unchanged_in
+
+    def __missing__(self, group: str) -> BitMap:
+        if self.other is not None:  # the new side asks for a group it did not set: one unchanged
+            made = self[group] = self.other[group]
+        else:
+            made = self[group] = BitMap(map(self.intern, self.groups.get(group, _EMPTY)))
+        return made
+
+
 class _Rosters:
     """Both files as bitmaps, and what changed inside each group, worked out once."""
 
@@ -185,12 +204,14 @@ class _Rosters:
         touched: set[str] = set()  # contacts whose line changed somewhere: only they can be renamed
         whole: list[Mapping[str, str]] = []  # groups only one file has: their contacts may be renamed too
         by_order = old.several_names | new.several_names
-        for g in old.groups.keys() | new.groups.keys():
+        names = old.groups.keys() | new.groups.keys()
+        self.old.members = _Bitmaps(old.groups, intern)
+        self.new.members = _Bitmaps(new.groups, intern, self.old.members)
+        for g in names:
             a, b = old.groups.get(g, _EMPTY), new.groups.get(g, _EMPTY)
-            ma = self.old.members[g] = BitMap(map(intern, a))
             if a is b or a == b:
-                self.new.members[g] = ma
-                continue
+                continue  # the same bitmap on both sides, made if a user's view needs it
+            ma = self.old.members[g]
             mb = BitMap(map(intern, b))
             if ma == mb:
                 mb = ma
@@ -219,8 +240,8 @@ class _Rosters:
         # shared by many users: what they contribute is worked out once per
         # combination of them; each user adds only their small groups.
         public = self.old.public | self.new.public
-        self.small = frozenset(g for g, m in self.old.members.items()
-                               if g not in public and len(m) < _BIG and len(self.new.members[g]) < _BIG)
+        self.small = frozenset(g for g in names if g not in public and len(old.groups.get(g, _EMPTY)) < _BIG
+                               and len(new.groups.get(g, _EMPTY)) < _BIG)
 
     def shared(self, big_old: frozenset[str], big_new: frozenset[str]) -> _Shared:
         """What the big groups applied on each side give every user who has
