@@ -251,8 +251,13 @@ local function live_update(old_groups, old_members)
 				elseif next(changes) then
 					users = users + 1;
 					for jid, change in pairs(changes) do
-						rostermanager.roster_push(username, module_host, jid);
-						pushes = pushes + 1;
+						-- a name Prosody cannot put in XML fails this push only
+						local pushed, err = pcall(rostermanager.roster_push, username, module_host, jid);
+						if pushed then
+							pushes = pushes + 1;
+						else
+							module:log("error", "Could not push %s to %s: %s", jid, bare_jid, err);
+						end
 						table.insert(presence_changes, { user = bare_jid, contact = jid, old = change.old, new = change.new });
 					end
 				end
