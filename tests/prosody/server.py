@@ -158,6 +158,15 @@ class Prosody:
         lines.append("};")
         path.write_text("\n".join(lines) + "\n")
 
+    def load_roster_while_offline(self, username: str) -> None:
+        """Make Prosody load a user's roster without a session (as a contact's
+        probe or an admin tool does), which puts it in the host's roster cache."""
+        user, host, bare = _lua(username), _lua(HOST), _lua(f"{username}@{HOST}")
+        out = self.prosodyctl("shell", f">require'core.rostermanager'.load_roster({user}, {host}) "
+                              f"return prosody.hosts[{host}].roster_cache:get({bare}) ~= nil")
+        if "Result: true" not in out:
+            raise RuntimeError(f"the roster of {username} is not in Prosody's cache: {out}")
+
     def fetch_roster(self, username: str, timeout: float = 15) -> list[dict]:
         """Log in as username@HOST with slixmpp and return the roster Prosody sends."""
         return asyncio.run(_fetch_roster(f"{username}@{HOST}", PASSWORD, self.port, timeout))
