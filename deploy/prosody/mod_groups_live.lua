@@ -149,17 +149,10 @@ local function new_presence_courier()
 	local sent = {};
 	local courier = {};
 
-	-- Hands a stanza to the available sessions of a local user, or routes it.
-	local function deliver(to_bare, stanza)
-		if is_local(to_bare) then
-			local user = bare_sessions[to_bare];
-			if not user then return; end
-			for _, session in pairs(user.sessions) do
-				if session.presence then session.send(stanza); end
-			end
-		else
-			module:send(stanza);
-		end
+	-- Through Prosody's routing, as any presence: mod_presence hands it to the
+	-- recipient's available sessions, and modules such as mod_blocklist see it.
+	local function deliver(stanza)
+		module:send(stanza);
 	end
 
 	function courier.available(from_bare, to_bare)
@@ -173,7 +166,7 @@ local function new_presence_courier()
 				if session.presence then
 					local presence = st.clone(session.presence);
 					presence.attr.from, presence.attr.to = session.full_jid, to_bare;
-					deliver(to_bare, presence);
+					deliver(presence);
 				end
 			end
 		else -- a remote contact answers a probe with its presence
@@ -189,11 +182,11 @@ local function new_presence_courier()
 		if sender then
 			for _, session in pairs(sender.sessions) do
 				if session.presence then
-					deliver(to_bare, st.presence({ type = "unavailable", from = session.full_jid, to = to_bare }));
+					deliver(st.presence({ type = "unavailable", from = session.full_jid, to = to_bare }));
 				end
 			end
 		elseif not is_local(from_bare) then
-			deliver(to_bare, st.presence({ type = "unavailable", from = from_bare, to = to_bare }));
+			deliver(st.presence({ type = "unavailable", from = from_bare, to = to_bare }));
 		end
 	end
 
