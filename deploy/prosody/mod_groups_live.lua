@@ -232,7 +232,8 @@ local function live_update(old_groups, old_members)
 	local users, pushes = 0, 0;
 	local presence_changes = {};
 
-	for username, user in pairs(prosody.hosts[module_host].sessions) do
+	local host_session = prosody.hosts[module_host];
+	for username, user in pairs(host_session and host_session.sessions or {}) do
 		local bare_jid = username.."@"..module_host;
 		if user.roster then
 			local old_contributions = contributions(bare_jid, old_groups, old_members);
@@ -275,7 +276,6 @@ local function live_update(old_groups, old_members)
 	end
 
 	-- Rosters Prosody keeps for offline users were built from the old groups.
-	local host_session = prosody.hosts[module_host];
 	local dropped = 0;
 	if host_session and host_session.roster_cache then
 		dropped = host_session.roster_cache:count();

@@ -109,13 +109,18 @@ def test_connected_clients_follow_every_change_through_pushes(live, clients, cap
     assert all(c.pushes for c in clients if c.jid.startswith(("alice", "bob", "carol")))
 
     # alice's own contacts survived; bob is hers again, as she named him
-    final = {item["jid"]: item for item in alice_laptop.items()}
+    final_items = alice_laptop.items()
+    final = {item["jid"]: item for item in final_items}
     assert final["bob@example.com"] == {"jid": "bob@example.com", "name": "My Bob", "subscription": "none",
                                         "groups": ["Friends"]}
     assert final["zed@example.org"]["name"] == "Zed"
     # a session opened now gets the same roster from Prosody
     again = connect("alice", "tablet")
     assert again.items() == alice.items() == alice_laptop.items()
+    # and so does one after every session of hers ended (her roster read anew)
+    for client in (alice, alice_laptop, again):
+        client.close()
+    assert connect("alice", "phone").items() == final_items
 
 
 @pytest.mark.parametrize("module", ["groups", "groups_live"])
