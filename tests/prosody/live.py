@@ -45,6 +45,10 @@ class ClientLoop:
         self.thread.join(10)
 
 
+async def _all(coros) -> None:
+    await asyncio.gather(*coros)
+
+
 async def _cancel_other_tasks() -> None:
     tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
     for task in tasks:
@@ -69,6 +73,13 @@ class LiveClient:
     def connect(self, timeout: float = 20) -> LiveClient:
         self.loop.run(self._connect(timeout), timeout + 10)
         return self
+
+    @staticmethod
+    def connect_many(clients: list[LiveClient], at_once: int = 50, timeout: float = 60) -> None:
+        """Log in many clients, ``at_once`` logins at a time."""
+        for start in range(0, len(clients), at_once):
+            batch = clients[start:start + at_once]
+            batch[0].loop.run(_all(c._connect(timeout) for c in batch), timeout + 10)
 
     def close(self) -> None:
         if self.client is not None:
