@@ -111,3 +111,10 @@ def test_check_connect_says_whether_mod_groups_live_is_active(capsys, make_confi
     code, out, err = run(capsys, "check", "-c", config, "--connect")
     assert code != 0
     assert "has no line 'groups_live'" in out + err
+    # and a run then promises nothing to online users
+    prosody.groups_file.write_text("")
+    code, out, err = run(capsys, "run", "-c", config)
+    assert code == 76
+    assert "is mod_groups_live still loaded?" in out + err
+    assert "online users see it now" not in out
+    assert "users see the change when they next log in" in out
