@@ -74,9 +74,10 @@ def check_reload(output: Output) -> str | None:
     if not check.ok:
         problem = f"reload check failed: {check.describe()}"
     elif re.search(output.reload_check_expect, check.stdout) is None:
+        module = "groups_live" if output.live_updates else "groups"
         first = next((line.strip() for line in check.stdout.splitlines() if line.strip()), "(no output)")
         problem = (f"reload check: the output of {' '.join(check.command)!r} does not match "
-                   f"{output.reload_check_expect!r} ({first!r}); is mod_groups still loaded? "
+                   f"{output.reload_check_expect!r} ({first!r}); is mod_{module} still loaded? "
                    "A reload while the groups file was missing unloads it")
     else:
         return None

@@ -409,3 +409,23 @@ def test_filters_get_their_outer_parentheses_so_both_backends_read_them_alike():
     config = parse(with_value("users.filter", " uid=* "))
     assert config.users.filter == "(uid=*)"
     assert parse(with_value("groups.filter", "(cn=Jürgen)")).groups.filter == "(cn=Jürgen)"
+
+
+def test_live_updates_are_off_by_default_and_make_the_reload_check_look_for_groups_live():
+    """The companion module is not part of stock Prosody: nothing is promised
+    unless asked for.  Asked for, the check looks for the module that pushes."""
+    plain = parse(MINIMAL).outputs[0]
+    assert plain.live_updates is False
+    assert re.search(plain.reload_check_expect, "groups\n") and not re.search(plain.reload_check_expect, "groups_live")
+    live = parse(MINIMAL + "    live_updates: true\n").outputs[0]
+    assert re.search(live.reload_check_expect, "  groups_live\n") and not re.search(live.reload_check_expect, "groups")
+    told = parse(MINIMAL + "    live_updates: true\n    reload_check_expect: mine\n").outputs[0]
+    assert told.reload_check_expect == "mine"
+
+
+def test_live_updates_without_a_reload_command_is_a_problem_for_check(tmp_path):
+    from ldapsync.actions.check import check_config
+
+    text = MINIMAL.replace("/tmp/groups.txt", str(tmp_path / "groups.txt")) + "    live_updates: true\n"
+    report = check_config("cfg", parse(text), connect=False)
+    assert any("live_updates is on but there is no post_change_command" in p for p in report.problems)

@@ -140,3 +140,19 @@ def test_rosters_match_mod_groups_lua(oracle, tmp_path_factory, lines):
         expected = oracle.roster(path, username.lower(), "example.com")
         got = [i.as_json() for i in sorted_items(build_roster(parsed, user))]
         assert got == expected, (text, user)
+
+
+@settings(max_examples=examples(150), deadline=None)
+@given(st.lists(LINE, max_size=14))
+def test_mod_groups_live_injects_what_mod_groups_lua_injects(oracle, tmp_path_factory, lines):
+    """ldapsync's companion module must read the file and fill a roster at
+    load exactly as Prosody's own module does, for any file."""
+    from tests.prosody.server import PLUGIN_DIR
+
+    text = "\n".join(lines) + "\n"
+    path = tmp_path_factory.mktemp("g") / "groups.txt"
+    path.write_bytes(text.encode("utf-8"))
+    for username in USERS:
+        expected = oracle.roster(path, username.lower(), "example.com")
+        assert oracle.roster(path, username.lower(), "example.com", PLUGIN_DIR / "mod_groups_live.lua") == expected, (
+            text, username)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -83,6 +84,8 @@ def check_config(path: str, config: Config, connect: bool) -> ConfigCheck:
         problem = where and safeio.folder_problem(where.parent, where)
         if problem:
             report.problems.append(f"{key}: {problem}")
+    if connect:
+        _check_live_modules(config, report)
     if connect and not report.problems:
         from ldapsync.directory import directory_for
 
@@ -106,6 +109,36 @@ def _check_outputs(config: Config, report: ConfigCheck) -> None:
                 report.problems.append(f"outputs: {output.path}: post_change_command: {argv[0]!r} not found")
             else:
                 report.notes.append(f"{output.path}: post-change command {argv[0]} found")
+        elif output.live_updates:
+            report.problems.append(f"outputs: {output.path}: live_updates is on but there is no post_change_command "
+                                   "to reload the module (prosodyctl shell module reload groups_live HOST)")
+
+
+def _check_live_modules(config: Config, report: ConfigCheck) -> None:
+    """Whether Prosody runs mod_groups_live where live_updates says it does:
+    without it, online users see nothing until they log in again."""
+    from ldapsync.commands import run_post_change
+    from ldapsync.config.sections import LIVE_MODULE_LINE
+
+    for output in config.outputs:
+        if not output.live_updates:
+            continue
+        if not output.reload_check_command:
+            report.problems.append(f"outputs: {output.path}: live_updates is on but there is no "
+                                   "reload_check_command (prosodyctl shell module list HOST) to tell whether "
+                                   "mod_groups_live is active")
+            continue
+        listing = run_post_change(output.reload_check_command, timeout=output.post_change_timeout)
+        if listing.ok and re.search(LIVE_MODULE_LINE, listing.stdout):
+            report.notes.append(f"{output.path}: mod_groups_live is active: online users get changes at once")
+        elif not listing.ok:
+            report.problems.append(f"outputs: {output.path}: live_updates: cannot tell whether mod_groups_live "
+                                   f"is active: {listing.describe()}")
+        else:
+            report.problems.append(f"outputs: {output.path}: live_updates is on but the output of "
+                                   f"{' '.join(listing.command)!r} has no line 'groups_live': install "
+                                   "deploy/prosody/mod_groups_live.lua and enable groups_live instead of groups "
+                                   "(docs/live-updates.md)")
 
 
 def _check_directory(config: Config, directory: Directory, report: ConfigCheck) -> None:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # loaded only by the commands that need them
     from ldapsync.actions.status import Status
     from ldapsync.backups import Backup
     from ldapsync.config import Output
-    from ldapsync.sync import RunResult
+    from ldapsync.sync import OutputResult, RunResult
 
 T = TypeVar("T")
 
@@ -44,7 +44,7 @@ def print_run(result: RunResult, dry_run: bool) -> None:
         if o.command is not None:
             click.echo(f"  post-change command: {o.command.describe()}")
         if not dry_run and o.diff and o.diff.users:
-            click.echo("  users see the change when they next log in")
+            click.echo(f"  {who_sees_it(o)}")
     read = result.read
     if read.kind == "unchanged":
         sent = plural(read.entries, "entry", "entries")
@@ -60,6 +60,15 @@ def print_run(result: RunResult, dry_run: bool) -> None:
     click.echo(f"Summary: {c.users_read} users and {c.groups_read} groups read with {c.ldap_searches} "
                f"searches{ranged} in {c.fetch_seconds:.1f} s; {c.shared_groups} shared groups, "
                f"{c.users_in_groups} users in them; left out: {left}; done in {result.seconds:.1f} s")
+
+
+def who_sees_it(result: OutputResult) -> str:
+    """When users see a written change: with live updates, online users see
+    it as soon as the reload (and its check) went through."""
+    applied = result.applied
+    if result.output.live_updates and applied is not None and applied.command is not None and applied.problem() is None:
+        return "online users see it now, the others when they next log in"
+    return "users see the change when they next log in"
 
 
 def print_rollback(done: RolledBack) -> None:

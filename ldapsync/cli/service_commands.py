@@ -27,7 +27,8 @@ def run(config_path: str | None, dry_run: bool, force: bool, reason: str | None,
     only when its content changed, keeping the old one as a backup (see
     'rollback'). Then the output's post_change_command runs (e.g. prosodyctl
     shell module reload groups example.com). Users see the change when they
-    next log in.
+    next log in; with live_updates and Prosody running mod_groups_live, users
+    who are online see it at once.
 
     A change past the output's safety limits (by default: 20% of the groups
     or of the member lines removed, or everything; a group that becomes

@@ -205,6 +205,10 @@ class Safety(_Strict):
     refuse_empty: bool = True
 
 
+#: A line "groups_live" in prosodyctl's module list: ldapsync's companion module is loaded.
+LIVE_MODULE_LINE = r"(?m)^\s*groups_live\s*$"
+
+
 class Output(_Strict):
     """One groups file: typically one per Prosody VirtualHost."""
 
@@ -223,11 +227,24 @@ class Output(_Strict):
     # still loaded: a reload while the file was missing unloads it.
     reload_check_command: str | list[str] | None = None
     reload_check_expect: str = r"(?m)^\s*groups\s*$"  # a line "groups" in prosodyctl's module list
+    # Online users get a change at once, by roster pushes, when Prosody runs
+    # ldapsync's deploy/prosody/mod_groups_live.lua instead of mod_groups
+    # (docs/live-updates.md). Off by default: stock Prosody does not have it.
+    live_updates: bool = False
     safety: Safety = Safety()
     # Previous versions kept for 'ldapsync rollback' (0: none), in
     # backup_dir or beside the file.
     backups: Annotated[int, Field(ge=0, le=1000)] = 5
     backup_dir: DirPath | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _live_module_line(cls, data: Any) -> Any:
+        """With live updates, the module the reload check looks for is
+        groups_live (mod_groups' own line would not match it), unless told."""
+        if isinstance(data, dict) and data.get("live_updates") is True and "reload_check_expect" not in data:
+            return {**data, "reload_check_expect": LIVE_MODULE_LINE}
+        return data
 
     @property
     def tag(self) -> str:

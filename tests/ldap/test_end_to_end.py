@@ -55,3 +55,66 @@ def test_the_reload_is_checked_against_the_real_prosody(capsys, make_config, pro
         assert "is mod_groups still loaded?" in out + err
     finally:
         prosody.prosodyctl("shell", "module", "load", "groups", "example.com")
+
+
+@pytest.fixture
+def live_prosody(prosody):
+    """The session's Prosody running mod_groups_live, and a loop for clients."""
+    from tests.prosody.live import ClientLoop
+
+    prosody.use_module("groups_live")
+    loop = ClientLoop()
+    yield prosody, loop
+    loop.close()
+    prosody.use_module("groups")
+
+
+def test_a_run_with_live_updates_reaches_a_connected_client(capsys, make_config, live_prosody):
+    """ldapsync run writes the file and reloads mod_groups_live: a client that
+    stayed connected holds the roster preview predicts, and the run says so."""
+    from tests.prosody.live import LiveClient
+
+    prosody, loop = live_prosody
+    ctl = ["prosodyctl", "--config", str(prosody.config), "shell", "module"]
+    prosody.register("alice")
+    prosody.set_personal_roster("alice", [])
+    prosody.load_groups("")
+    alice = LiveClient(loop, prosody.port, "alice").connect()
+    try:
+        assert alice.items() == []
+        outputs = [{"path": str(prosody.groups_file), "host": "example.com", "live_updates": True,
+                    "post_change_command": [*ctl, "reload", "groups_live", "example.com"],
+                    "reload_check_command": [*ctl, "list", "example.com"]}]
+        config = make_config(outputs=outputs)
+        code, out, err = run(capsys, "run", "-c", config)
+        assert code == 0, out + err
+        assert "online users see it now" in out
+        code, expected, _ = run(capsys, "preview", "-c", config, "alice@example.com", "--json")
+        assert code == 0
+        assert alice.wait_for(lambda c: c.items() == json.loads(expected))
+        assert any(i["jid"] == "carol@example.com" for i in alice.items())
+    finally:
+        alice.close()
+
+
+def test_check_connect_says_whether_mod_groups_live_is_active(capsys, make_config, live_prosody):
+    prosody, _ = live_prosody
+    ctl = ["prosodyctl", "--config", str(prosody.config), "shell", "module"]
+    outputs = [{"path": str(prosody.groups_file), "host": "example.com", "live_updates": True,
+                "post_change_command": [*ctl, "reload", "groups_live", "example.com"],
+                "reload_check_command": [*ctl, "list", "example.com"]}]
+    config = make_config(outputs=outputs)
+    code, out, err = run(capsys, "check", "-c", config, "--connect")
+    assert code == 0, out + err
+    assert "mod_groups_live is active" in out
+    prosody.use_module("groups")  # live_updates on, but Prosody runs its own mod_groups
+    code, out, err = run(capsys, "check", "-c", config, "--connect")
+    assert code != 0
+    assert "has no line 'groups_live'" in out + err
+    # and a run then promises nothing to online users
+    prosody.groups_file.write_text("")
+    code, out, err = run(capsys, "run", "-c", config)
+    assert code == 76
+    assert "is mod_groups_live still loaded?" in out + err
+    assert "online users see it now" not in out
+    assert "users see the change when they next log in" in out

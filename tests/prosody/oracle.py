@@ -39,9 +39,11 @@ class LuaOracle:
         answer = self.proc.stdout.readline().rstrip("\n")
         return None if answer == "-" else bytes.fromhex(answer).decode("utf-8", "surrogateescape")
 
-    def roster(self, groups_file: Path, username: str, host: str) -> list[dict]:
-        """The roster mod_groups.lua itself injects for username@host."""
-        self.proc.stdin.write(f"roster {_x(str(groups_file))} {_x(username)} {_x(host)}\n")
+    def roster(self, groups_file: Path, username: str, host: str, module: Path | None = None) -> list[dict]:
+        """The roster mod_groups.lua itself (or the module file ``module``,
+        such as mod_groups_live.lua) injects for username@host."""
+        extra = f" {_x(str(module))}" if module else ""
+        self.proc.stdin.write(f"roster {_x(str(groups_file))} {_x(username)} {_x(host)}{extra}\n")
         items = []
         while True:
             line = self.proc.stdout.readline().rstrip("\n")

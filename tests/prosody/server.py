@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -14,12 +15,16 @@ from pathlib import Path
 HOST = "example.com"
 PROSODY_LIB_OK = Path(os.environ.get("PROSODY_LIB", "/usr/lib/prosody"), "modules", "mod_groups.lua").exists()
 PASSWORD = "secret-Passw0rd"
+#: ldapsync's companion module (mod_groups_live), found by Prosody through plugin_paths.
+PLUGIN_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prosody"
+#: The two modules that can read the groups file: Prosody's own and ldapsync's drop-in.
+GROUPS_MODULES = ("groups", "groups_live")
 
 CONFIG = """\
 -- Written by the ldapsync test suite.
 pidfile = "{dir}/prosody.pid"
 data_path = "{dir}/data"
-plugin_paths = {{}}
+plugin_paths = {{ "{plugins}" }}
 certificates = "{dir}"
 run_as_root = true
 log = {{ info = "{dir}/prosody.log"; error = "{dir}/prosody.err" }}
@@ -62,7 +67,8 @@ class Prosody:
         self.registered: set[str] = set()
         (directory / "data").mkdir(parents=True, exist_ok=True)
         self.groups_file.write_text("")
-        self.config.write_text(CONFIG.format(dir=directory, port=self.port, host=HOST))
+        self.module = "groups"  # the module the host runs now (see use_module)
+        self.config.write_text(CONFIG.format(dir=directory, port=self.port, host=HOST, plugins=PLUGIN_DIR))
         self.proc = subprocess.Popen(
             ["prosody", "-F", "--config", str(self.config)],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=directory,
@@ -103,15 +109,35 @@ class Prosody:
                 self.prosodyctl("register", user, HOST, PASSWORD)
                 self.registered.add(user)
 
-    def load_groups(self, text: str | bytes) -> None:
-        """Install a groups file and make mod_groups read it (module reload)."""
+    def use_module(self, module: str) -> None:
+        """Make the host read the groups file with ``module`` (one of
+        GROUPS_MODULES) instead of the other, as an admin would switch."""
+        if module == self.module:
+            return
+        self.prosodyctl("shell", "module", "unload", self.module, HOST)
+        self.prosodyctl("shell", "module", "load", module, HOST)
+        listing = self.prosodyctl("shell", "module", "list", HOST)
+        if not re.search(rf"(?m)^\s*{module}\s*$", listing):
+            raise RuntimeError(f"mod_{module} did not load: {listing}\n{self.log()}")
+        self.module = module
+
+    def write_groups(self, text: str | bytes) -> None:
+        """Replace the groups file atomically, as ldapsync does."""
         data = text.encode("utf-8") if isinstance(text, str) else text
         tmp = self.groups_file.with_suffix(".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, self.groups_file)
-        out = self.prosodyctl("shell", "module", "reload", "groups", HOST)
+
+    def reload_command(self) -> list[str]:
+        """The post_change_command that makes the current module re-read the file."""
+        return ["prosodyctl", "--config", str(self.config), "shell", "module", "reload", self.module, HOST]
+
+    def load_groups(self, text: str | bytes) -> None:
+        """Install a groups file and make the current module read it (module reload)."""
+        self.write_groups(text)
+        out = self.prosodyctl(*self.reload_command()[3:])
         if "1 host" not in out and "Reloaded" not in out and "reloaded" not in out:
-            raise RuntimeError(f"mod_groups reload failed: {out}")
+            raise RuntimeError(f"mod_{self.module} reload failed: {out}")
 
     def set_personal_roster(self, username: str, items: list[dict]) -> None:
         """Store a personal roster the way Prosody's internal storage keeps it."""
@@ -131,6 +157,15 @@ class Prosody:
             )
         lines.append("};")
         path.write_text("\n".join(lines) + "\n")
+
+    def load_roster_while_offline(self, username: str) -> None:
+        """Make Prosody load a user's roster without a session (as a contact's
+        probe or an admin tool does), which puts it in the host's roster cache."""
+        user, host, bare = _lua(username), _lua(HOST), _lua(f"{username}@{HOST}")
+        out = self.prosodyctl("shell", f">require'core.rostermanager'.load_roster({user}, {host}) "
+                              f"return prosody.hosts[{host}].roster_cache:get({bare}) ~= nil")
+        if "Result: true" not in out:
+            raise RuntimeError(f"the roster of {username} is not in Prosody's cache: {out}")
 
     def fetch_roster(self, username: str, timeout: float = 15) -> list[dict]:
         """Log in as username@HOST with slixmpp and return the roster Prosody sends."""

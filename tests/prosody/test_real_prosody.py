@@ -8,9 +8,18 @@ import json
 import pytest
 
 from ldapsync.cli import main
-from tests.prosody.server import HOST
+from tests.prosody.server import GROUPS_MODULES, HOST
 
 pytestmark = pytest.mark.prosody
+
+
+@pytest.fixture(scope="module", params=GROUPS_MODULES)
+def prosody(request, prosody):
+    """The session's Prosody reading the file with Prosody's mod_groups, then
+    with ldapsync's mod_groups_live: every rule here must hold for both."""
+    prosody.use_module(request.param)
+    yield prosody
+    prosody.use_module("groups")
 
 USERS = ["alice", "bob", "carol", "älice", "dave", "erin"]
 
