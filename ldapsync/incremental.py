@@ -327,8 +327,8 @@ def _kept(plain: Sequence[Query], id_attribute: str) -> dict[str, bool]:
 
 
 def _without_id(entry: Entry, id_attribute: str, keep: bool) -> Entry:
-    """The entry as a run without change tracking reads it."""
-    name = id_attribute.lower()
-    if keep or not name or name not in entry.attrs:
-        return entry
-    return Entry(entry.dn, {a: v for a, v in entry.attrs.items() if a != name})
+    """The entry as a run without change tracking reads it: the id attribute
+    taken out (in place: the entries are the run's own, just read)."""
+    if not keep and id_attribute:
+        entry.attrs.pop(id_attribute.lower(), None)
+    return entry
