@@ -38,6 +38,7 @@ import os
 import platform
 import random
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -267,6 +268,8 @@ def main() -> None:
         in_process(args.in_process)
         return
     public = '["All Staff"]' if args.all_staff == "public" else "[]"
+    if args.py_spy and not py_spy():
+        raise SystemExit("--py-spy needs py-spy beside this Python or on PATH (pip install py-spy)")
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -419,9 +422,8 @@ def incremental(args: argparse.Namespace, tmp: Path, slapd: Slapd, config: Path,
     profile = None
     if args.py_spy:
         change()
-        spy = Path(sys.executable).with_name("py-spy")
         profiled = one_run("profiled poll", "incremental",
-                           [str(spy), "record", "--idle", "--format", "raw", "--rate", str(PY_SPY_RATE),
+                           [py_spy(), "record", "--idle", "--format", "raw", "--rate", str(PY_SPY_RATE),
                             "--output", str(args.py_spy), "--", *worker])
         profile = stages(args.py_spy, PY_SPY_RATE)
 
@@ -479,6 +481,11 @@ STAGES = (
     ("snapshot saved", ("Reader.keep",)),
     ("state file and metrics", ("keep_record",)),
 )
+
+
+def py_spy() -> str:
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.exists() else shutil.which("py-spy") or ""
 
 
 def _stage(frames: list[str]) -> str:
