@@ -94,7 +94,7 @@ class Reader:
         changes; None when nothing changed since the last run and its
         output stands as it left it.  ``queries_for(id_attribute)`` gives
         the queries; ``read_all`` reads them in full."""
-        started = directory.entries
+        started = directory.entries_sent
         try:
             if self.path is None:  # not configured: no reason to give on every run
                 return read_all(queries_for(""))
@@ -107,7 +107,7 @@ class Reader:
                 log.info("reading the whole directory: %s", exc)
             return self._full(directory, queries_for, read_all)
         finally:
-            self.info.entries = directory.entries - started
+            self.info.entries = directory.entries_sent - started
 
     def _changes(self, directory: Directory,
                  queries_for: Callable[[str], list[Query]]) -> dict[str, list[Entry]] | None:

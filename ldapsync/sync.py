@@ -306,7 +306,7 @@ def _read_all(config: Config, directory: Directory, queries: Sequence[Query]) ->
         found["groups"], (extra_searches, extra_ranges, extra_entries) = _groups_from(groups_job)
         directory.searches += extra_searches
         directory.range_searches += extra_ranges
-        directory.entries += extra_entries
+        directory.entries_sent += extra_entries
         log.debug("the groups were read by a worker process, beside the users")
     if "disabled" in by_name:
         q = by_name["disabled"]
@@ -318,7 +318,7 @@ def _search_groups(directory: Directory, q: Query) -> tuple:
     """The groups search, in a worker: the entries and (searches, range searches, entries)."""
     with directory:
         groups = list(directory.search(q.base, q.filter, q.attributes, q.scope, "groups"))
-        return groups, (directory.searches, directory.range_searches, directory.entries)
+        return groups, (directory.searches, directory.range_searches, directory.entries_sent)
 
 
 def _groups_from(job: Parallel) -> tuple[list, tuple[int, int, int]]:

@@ -59,6 +59,8 @@ class MemoryDirectory(Directory):
 
     def read_entry(self, dn: str, attributes: Sequence[str]) -> dict[str, list[str]]:
         wanted = {a.lower() for a in attributes}
+        if dn == "":  # a root DSE that offers nothing: no change tracking
+            return {}
         return {k: list(v) for k, v in self.entries[dn].items() if k in wanted}
 
 

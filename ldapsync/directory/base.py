@@ -90,7 +90,7 @@ class Directory:
         self.searches = 0
         # of which follow-ups for ranged attributes (member;range=1500-*)
         self.range_searches = 0
-        self.entries = 0  # entries the server sent (searches, base reads and content-sync refreshes)
+        self.entries_sent = 0  # entries the server sent (searches, base reads and content-sync refreshes)
         self.url = settings.servers[0]  # then the server connected to
         self.progress = sys.stderr.isatty() if progress is None else progress
 
@@ -135,7 +135,7 @@ class Directory:
         Raises :class:`DirectoryError` on any incomplete answer.
         """
         for entry in complete_ranges(self, self._paged_search(base, filter, attributes, scope, what), what):
-            self.entries += 1
+            self.entries_sent += 1
             yield entry
 
     def ldapsearch_command(self, base: str, filter: str, attributes: Sequence[str], scope: str) -> str:

@@ -138,7 +138,10 @@ def tracker_for(directory: Directory, setting: str, users_base: str) -> Tracker:
     when there is none."""
     if setting == "off":
         raise NotIncremental("ldap.change_tracking is off")
-    root = directory.read_entry("", ["namingContexts", "supportedControl", "highestCommittedUSN"])
+    try:
+        root = directory.read_entry("", ["namingContexts", "supportedControl", "highestCommittedUSN"])
+    except DirectoryError as exc:
+        raise NotIncremental(f"cannot read the server's root DSE: {exc}") from None
     if setting in ("auto", "syncrepl") and SYNC_CONTROL in root.get("supportedcontrol", ()):
         context = _context_of(root.get("namingcontexts", []), users_base)
         if context is None:

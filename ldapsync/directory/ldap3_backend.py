@@ -166,7 +166,7 @@ class Ldap3Directory(Directory):
         entry has none of them)."""
         assert self._conn is not None, "connect() first"
         self.searches += 1
-        self.entries += 1
+        self.entries_sent += 1
         try:
             self._conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=list(attributes))
         except ldap_errors.LDAPNoSuchObjectResult:

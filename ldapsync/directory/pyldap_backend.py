@@ -108,7 +108,7 @@ class PythonLdapDirectory(Directory):
         entry has none of them)."""
         assert self._conn is not None, "connect() first"
         self.searches += 1
-        self.entries += 1
+        self.entries_sent += 1
         try:
             found = self._conn.search_ext_s(dn, ldap.SCOPE_BASE, "(objectClass=*)", list(attributes),
                                             timeout=self.settings.timeout)
@@ -176,7 +176,7 @@ class PythonLdapDirectory(Directory):
                 raise search_failed("other", what, base, refresh.sent, _reason(exc)) from None
             raise ContentSyncRefused(f"content sync of {what} under {base!r} refused: {_reason(exc)}") from None
         finally:
-            self.entries += refresh.sent
+            self.entries_sent += refresh.sent
         return refresh.answer()
 
 

@@ -70,7 +70,7 @@ class Mutator:
         self.serial += 1
         return f"{prefix}{self.serial:04d}"
 
-    def _wait_for_refint(self, old_dn: str) -> None:
+    def wait_for_refint(self, old_dn: str) -> None:
         """Until no member value names old_dn (refint rewrites them after the answer)."""
         deadline = time.monotonic() + REFINT_TIMEOUT
         while time.monotonic() < deadline:
@@ -112,7 +112,7 @@ class Mutator:
             return None
         dn = self._pick(users)
         self.conn.delete(dn)
-        self._wait_for_refint(dn)
+        self.wait_for_refint(dn)
         return f"delete user {dn}"
 
     def rename_user(self) -> str:
@@ -121,14 +121,14 @@ class Mutator:
         attr, _ = _rdn(dn)
         new_rdn = f"uid={self._name('ren')}" if attr == "uid" else f"cn=Renamed {self._name('p')}"
         self.conn.modify_dn(dn, new_rdn, delete_old_dn=True)
-        self._wait_for_refint(dn)
+        self.wait_for_refint(dn)
         return f"rename user {dn} to {new_rdn}"
 
     def move_user(self) -> str:
         dn = self._pick(self.users())
         target = self.rng.choice([h for h in USER_HOMES if not _same(h, _parent(dn))])
         self.conn.modify_dn(dn, dn.split(",", 1)[0], delete_old_dn=True, new_superior=target)
-        self._wait_for_refint(dn)
+        self.wait_for_refint(dn)
         return f"move user {dn} to {target}"
 
     def change_display_name(self) -> str:
@@ -238,14 +238,14 @@ class Mutator:
             return None
         dn = self._pick(groups)
         self.conn.delete(dn)
-        self._wait_for_refint(dn)
+        self.wait_for_refint(dn)
         return f"delete group {dn}"
 
     def rename_group(self) -> str:
         dn = self._pick(self.groups())
         new_rdn = f"cn={self._name('renamed')}"
         self.conn.modify_dn(dn, new_rdn, delete_old_dn=True)
-        self._wait_for_refint(dn)
+        self.wait_for_refint(dn)
         return f"rename group {dn} to {new_rdn}"
 
     def change_description(self) -> str:

@@ -1,0 +1,277 @@
+"""Incremental sync equals a full sync, byte for byte, on a real slapd with
+syncprov, after random sequences of real directory changes; and the faults
+in between leave the file as it was or fall back to a full read.
+
+Config A keeps a state file (and so a snapshot) and reads only the changes;
+config B always reads everything (run --full). Both write their own file from
+the same directory, so any difference is the incremental path's doing.
+
+The sequence of changes comes from a seed: LDAPSYNC_INCREMENTAL_SEED=N picks
+another one; a failure names the seed and the steps that led to it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+
+from devtools import slapd as harness
+from tests.ldap.conftest import HOST, run
+from tests.ldap.directory import SYNC_DN, SYNC_PASSWORD
+from tests.ldap.mutations import Mutator
+from tests.ldap.syncprov_directory import GROUPS, PEOPLE, USERS_FILTER, user_dn
+
+SEED = int(os.environ.get("LDAPSYNC_INCREMENTAL_SEED", "15"))
+STEPS = int(os.environ.get("LDAPSYNC_INCREMENTAL_STEPS", "150"))
+# Every limit off: a random change must never be refused.
+NO_LIMITS = {
+    "max_groups_removed": None, "max_groups_removed_percent": None,
+    "max_members_removed": None, "max_members_removed_percent": None,
+    "max_contacts_lost": None, "refuse_empty": False, "max_public_groups_added": None,
+    "max_public_contacts_gained": None, "max_public_contacts_gained_percent": None,
+    "max_contacts_gained": None,
+}
+
+
+@pytest.fixture(scope="module")
+def loaded_backup(syncprov_slapd, tmp_path_factory) -> Path:
+    """The syncprov directory as loaded, to put back before each test."""
+    path = tmp_path_factory.mktemp("backup") / "loaded.ldif"
+    syncprov_slapd.backup(path)
+    return path
+
+
+@pytest.fixture
+def directory(syncprov_slapd, loaded_backup):
+    """The syncprov slapd with its data as loaded, whatever earlier tests
+    changed: a seed then always gives the same sequence of changes."""
+    syncprov_slapd.restore(loaded_backup)
+    return syncprov_slapd
+
+
+def write_config(tmp_path: Path, server: harness.Slapd, backend: str, name: str, *, state: bool,
+                 users_filter: str = USERS_FILTER) -> Path:
+    secret = tmp_path / "bind.password"
+    secret.write_text(SYNC_PASSWORD + "\n")
+    secret.chmod(0o600)
+    data = {
+        "ldap": {"servers": [server.url], "bind_dn": SYNC_DN, "bind_password_file": str(secret),
+                 "backend": backend, "page_size": 50},
+        "users": {"base": PEOPLE, "filter": users_filter},
+        "groups": {"base": GROUPS, "public": ["Team 01", "renamed*"]},
+        "mapping": {"jid": "{{ uid | lower }}@example.com", "name": "{{ displayName or cn }}",
+                    "group_name": "{{ description or cn }}"},
+        "outputs": [{"path": str(tmp_path / f"groups-{name}.txt"), "host": HOST, "backups": 0,
+                     "safety": NO_LIMITS}],
+    }
+    if state:
+        data["state"] = {"path": str(tmp_path / f"state-{name}" / "state.json")}
+        (tmp_path / f"state-{name}").mkdir(mode=0o700)
+    path = tmp_path / f"ldapsync-{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    path.chmod(0o600)
+    return path
+
+
+def output(config: Path) -> Path:
+    return Path(yaml.safe_load(config.read_text())["outputs"][0]["path"])
+
+
+def run_json(capsys, *argv) -> dict:
+    code, out, err = run(capsys, "run", *argv, "--json")
+    assert code == 0, f"ldapsync run {' '.join(map(str, argv))} exited {code}:\n{out}\n{err}"
+    return json.loads(out)
+
+
+def full_run(capsys, config: Path) -> bytes:
+    code, out, err = run(capsys, "run", "--full", "-c", config)
+    assert code == 0, f"ldapsync run --full exited {code}:\n{out}\n{err}"
+    return output(config).read_bytes()
+
+
+def file_diff(incremental: bytes, full: bytes) -> str:
+    return "".join(difflib.unified_diff(full.decode().splitlines(True), incremental.decode().splitlines(True),
+                                        "full read", "incremental read"))
+
+
+def test_incremental_equals_full_after_random_changes(capsys, tmp_path, directory, backend):
+    """After each of STEPS rounds of 1-3 random changes, A's incremental file is
+    B's full file, byte for byte; and A read incrementally (python-ldap) or
+    only probed before a full read (ldap3, which has no content-sync consumer)."""
+    seed = SEED + (backend == "python-ldap")
+    rng = random.Random(seed)
+    mutator = Mutator(directory.admin_connection(), rng)
+    incremental = write_config(tmp_path, directory, backend, "A", state=True)
+    full = write_config(tmp_path, directory, backend, "B", state=False)
+
+    first = run_json(capsys, "-c", incremental)
+    assert first["read"]["kind"] == "full"
+    assert output(incremental).read_bytes() == full_run(capsys, full)
+
+    history: list[str] = []
+    kinds: dict[str, int] = {}
+    for step in range(1, STEPS + 1):
+        changes = [mutator.step() for _ in range(rng.randint(0, 3))]
+        history.append(f"step {step}: " + ("; ".join(changes) or "no change"))
+        where = f"seed {seed} (LDAPSYNC_INCREMENTAL_SEED={SEED}), backend {backend}, after:\n" + \
+            "\n".join(history[-8:])
+
+        read = run_json(capsys, "-c", incremental)["read"]
+        expected = full_run(capsys, full)
+        got = output(incremental).read_bytes()
+        assert got == expected, f"incremental != full; {where}\n{file_diff(got, expected)}"
+        kinds[read["kind"]] = kinds.get(read["kind"], 0) + 1
+        if backend == "python-ldap":
+            assert read["kind"] in ("incremental", "unchanged"), f"read {read}; {where}"
+            if not changes:
+                assert read["kind"] == "unchanged", f"read {read}; {where}"
+        elif changes:
+            assert read["kind"] == "full" and read["reason"], f"read {read}; {where}"
+        else:
+            assert read["kind"] == "unchanged", f"read {read}; {where}"
+    print(f"seed {seed}, {STEPS} steps: {kinds}")
+
+
+# --- faults: each leaves the file as it was, or reads everything and says why ---
+
+
+def two_configs(tmp_path: Path, server: harness.Slapd, backend: str, **kwargs) -> tuple[Path, Path]:
+    return (write_config(tmp_path, server, backend, "A", state=True, **kwargs),
+            write_config(tmp_path, server, backend, "B", state=False, **kwargs))
+
+
+def snapshot_of(config: Path) -> Path:
+    state = Path(yaml.safe_load(config.read_text())["state"]["path"])
+    return state.with_name(state.name + ".snapshot")
+
+
+def assert_same_as_full(capsys, incremental: Path, full: Path, what: str) -> None:
+    expected = full_run(capsys, full)
+    got = output(incremental).read_bytes()
+    assert got == expected, f"{what}:\n{file_diff(got, expected)}"
+
+
+def test_a_damaged_snapshot_means_a_full_read(capsys, tmp_path, directory, backend):
+    incremental, full = two_configs(tmp_path, directory, backend)
+    run_json(capsys, "-c", incremental)
+    snapshot = snapshot_of(incremental)
+    data = bytearray(snapshot.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 4] = bytes(b ^ 0xFF for b in data[middle:middle + 4])
+    snapshot.write_bytes(bytes(data))
+    change = Mutator(directory.admin_connection(), random.Random(SEED)).step()
+
+    read = run_json(capsys, "-c", incremental)["read"]
+    assert read["kind"] == "full" and read["reason"], read
+    assert_same_as_full(capsys, incremental, full, f"after a damaged snapshot and {change}")
+    assert run_json(capsys, "-c", incremental)["read"]["kind"] == "unchanged"
+
+
+def test_a_snapshot_of_another_config_means_a_full_read(capsys, tmp_path, directory, backend):
+    """The disabled users come in when users.filter stops excluding them: the
+    snapshot, read with the old filter, lacks them."""
+    everyone = "(objectClass=inetOrgPerson)"
+    incremental = write_config(tmp_path, directory, backend, "A", state=True)
+    run_json(capsys, "-c", incremental)
+    config = yaml.safe_load(incremental.read_text())
+    config["users"]["filter"] = everyone
+    incremental.write_text(yaml.safe_dump(config))
+    (tmp_path / "B").mkdir()
+    full = write_config(tmp_path / "B", directory, backend, "B", state=False, users_filter=everyone)
+
+    read = run_json(capsys, "-c", incremental)["read"]
+    assert read["kind"] == "full" and read["reason"], read
+    assert_same_as_full(capsys, incremental, full, "after users.filter changed")
+
+
+def test_a_directory_restored_from_a_backup_means_a_full_read(capsys, tmp_path, directory, backend):
+    """Restored from last night's backup, the directory is behind the cookie and
+    the contextCSN the snapshot holds: slapd refuses the cookie (unwilling to
+    perform); the run must read everything, not keep the changes it lost."""
+    incremental, full = two_configs(tmp_path, directory, backend)
+    backup = tmp_path / "backup.ldif"
+    directory.backup(backup)
+    run_json(capsys, "-c", incremental)
+    mutator = Mutator(directory.admin_connection(), random.Random(SEED))
+    changes = [mutator.step() for _ in range(5)]
+    run_json(capsys, "-c", incremental)
+    directory.restore(backup)
+
+    read = run_json(capsys, "-c", incremental)["read"]
+    assert read["kind"] == "full" and read["reason"], read
+    assert_same_as_full(capsys, incremental, full, f"after a restore that undid {changes}")
+
+
+def test_deletions_before_a_restart_are_not_lost(capsys, tmp_path, directory, backend):
+    """slapd keeps its session log in memory: after a restart it answers an
+    older cookie with a present phase (every entry still there) instead of
+    the deletions; users deleted before the restart must still go."""
+    incremental, full = two_configs(tmp_path, directory, backend)
+    run_json(capsys, "-c", incremental)
+    mutator = Mutator(directory.admin_connection(), random.Random(SEED))
+    changes = [mutator.delete_user() for _ in range(3)] + [mutator.delete_group(), mutator.toggle_disabled()]
+    directory.restart()
+
+    read = run_json(capsys, "-c", incremental)["read"]
+    assert read["kind"] in (("incremental", "full") if backend == "python-ldap" else ("full",)), read
+    assert_same_as_full(capsys, incremental, full, f"after a restart following {changes}")
+
+
+@pytest.mark.parametrize("move", [False, True], ids=["rename", "move"])
+def test_a_renamed_member_stays_in_its_groups(capsys, tmp_path, directory, backend, move):
+    """refint rewrites the member values naming a renamed (or moved) user, but
+    gives the groups no new entryCSN: syncprov sends the user, not the groups."""
+    incremental, full = two_configs(tmp_path, directory, backend)
+    run_json(capsys, "-c", incremental)
+    conn = directory.admin_connection()
+    old = user_dn(1)
+    if move:
+        conn.modify_dn(old, old.split(",", 1)[0], new_superior=PEOPLE)
+        new = f"{old.split(',', 1)[0]},{PEOPLE}"
+    else:
+        conn.modify_dn(old, "uid=user001-renamed")
+        new = f"uid=user001-renamed,{old.split(',', 1)[1]}"
+    Mutator(conn, random.Random(SEED)).wait_for_refint(old)
+    conn.search(GROUPS, f"(member={new})", attributes=["entryCSN"])
+    assert conn.entries, f"no group names {new}: the test shows nothing"
+
+    run_json(capsys, "-c", incremental)
+    assert_same_as_full(capsys, incremental, full, f"after {old} became {new}")
+
+
+@pytest.mark.parametrize("backend", ["python-ldap"])
+def test_slapd_gone_mid_increment_leaves_file_and_snapshot(capsys, tmp_path, directory, backend, monkeypatch):
+    """slapd stops after the change probe, before the changes are read: the run
+    fails, the file and the snapshot stay as they were, and the next run
+    (slapd back) catches up."""
+    pytest.importorskip("ldap")
+    from ldapsync.directory import changes as changes_module
+
+    incremental, full = two_configs(tmp_path, directory, backend)
+    run_json(capsys, "-c", incremental)
+    before_file, before_snapshot = output(incremental).read_bytes(), snapshot_of(incremental).read_bytes()
+    mutator = Mutator(directory.admin_connection(), random.Random(SEED))
+    changes = [mutator.step() for _ in range(3)]
+    original = changes_module.ContentSync.changes
+
+    def stop_then_ask(self, *args, **kwargs):
+        directory.stop()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(changes_module.ContentSync, "changes", stop_then_ask)
+    code, out, err = run(capsys, "run", "-c", incremental, "--json")
+    assert code != 0, out
+    assert output(incremental).read_bytes() == before_file
+    assert snapshot_of(incremental).read_bytes() == before_snapshot
+
+    monkeypatch.setattr(changes_module.ContentSync, "changes", original)
+    directory.start()
+    read = run_json(capsys, "-c", incremental)["read"]
+    assert read["kind"] == "incremental", read
+    assert_same_as_full(capsys, incremental, full, f"after slapd came back, following {changes}")
