@@ -28,15 +28,32 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ldapsync import dn as dnlib
 from ldapsync import snapshot as snapshotlib
 from ldapsync.config import Config
-from ldapsync.directory import Directory, Entry
-from ldapsync.directory.changes import ContentSync, ContextCsn, NotIncremental, Query, Tracker, tracker_for
+from ldapsync.directory import Directory, DirectoryError, Entry
+from ldapsync.directory.changes import (
+    BACKLINKS,
+    ContentSync,
+    ContextCsn,
+    NotIncremental,
+    Query,
+    Tracker,
+    Usn,
+    groups_naming,
+    tracker_for,
+)
 from ldapsync.writer import WriteError
 
 log = logging.getLogger(__name__)
 
 FULL, INCREMENTAL, UNCHANGED = "full", "incremental", "unchanged"
+# How long the groups naming a renamed or deleted DN are read again on each
+# run: refint rewrites them a moment after the change, unmarked.
+REFINT_GRACE = 30.0
+MAX_WATCHED = 1000
+# the trackers each ldap.change_tracking setting may use
+_METHODS = {"syncrepl": (ContentSync.method, ContextCsn.method)}
 
 
 @dataclass
@@ -54,8 +71,10 @@ class ReadInfo:
 
 
 def config_hash(config: Config) -> str:
-    """What the whole output depends on besides the directory and the files."""
-    data = config.model_dump(mode="json", exclude={"ldap": {"bind_password"}})
+    """What the whole output depends on besides the directory and the files
+    (not when or how often runs happen, nor where metrics go)."""
+    data = config.model_dump(mode="json", exclude={"ldap": {"bind_password"}, "schedule": True, "metrics": True,
+                                                   "state": {"lock_path", "lock_timeout"}})
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -112,7 +131,12 @@ class Reader:
     def _changes(self, directory: Directory,
                  queries_for: Callable[[str], list[Query]]) -> dict[str, list[Entry]] | None:
         assert self.path is not None
+        setting = self.config.ldap.change_tracking
+        if setting == "off":
+            raise NotIncremental("ldap.change_tracking is off")
         header = snapshotlib.read_header(self.path)
+        if setting != "auto" and header.method not in _METHODS[setting]:
+            raise NotIncremental(f"ldap.change_tracking is {setting}; the snapshot was made with {header.method}")
         if header.server != directory.url:
             raise NotIncremental(f"the snapshot was read from {header.server}, this run reads {directory.url}")
         tracker = _tracker_named(directory, header)
@@ -121,8 +145,9 @@ class Reader:
             raise NotIncremental("the config's searches (bases, filters, attributes) changed since the snapshot")
         self.info.method = tracker.method
         probe = tracker.probe()
+        watch: dict[str, float] = dict(header.marker.get("watch") or {})
         unchanged = probe == header.marker.get("probe")
-        if unchanged and header.config_hash == config_hash(self.config) and all(
+        if unchanged and not watch and header.config_hash == config_hash(self.config) and all(
                 _file_stat(o.path) == header.outputs.get(str(o.path)) for o in self.config.outputs):
             log.info("nothing changed in the directory, the config or the files since %s",
                      time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(header.saved_at)))
@@ -132,25 +157,77 @@ class Reader:
         if not tracker.incremental:
             raise NotIncremental(f"the directory changed, and the {tracker.method} method cannot tell which entries"
                                  if not unchanged else "the config or an output file changed since the last run")
-        if not unchanged and self.config.groups.nested == "in_chain":
-            raise NotIncremental("groups.nested is in_chain: the server's answers change with entries that did "
-                                 "not change themselves")
+        if not unchanged:
+            self._incremental_settings(queries)
         snap = snapshotlib.load(self.path)
+        kept = _kept(queries_for(""), tracker.id_attribute)
         if not unchanged:
             answers, snap.header.marker = tracker.changes(queries, header.marker)
-            kept = _kept(queries_for(""), tracker.id_attribute)
+            bases = {q.name: dnlib.normalize(q.base) for q in queries}
             for name, answer in answers.items():
                 if answer.present is not None and not answer.present and snap.entries.get(name):
                     raise NotIncremental(f"the server named none of the {name} present: not trusted")
+                outside = next((e.dn for e in answer.changed.values()
+                                if not dnlib.is_under(dnlib.normalize(e.dn), bases[name])), None)
+                if outside is not None:
+                    raise NotIncremental(f"the server sent {outside} among the {name}, outside their base")
                 changed = {i: _without_id(e, tracker.id_attribute, kept[name]) for i, e in answer.changed.items()}
-                removed = snap.apply(name, changed, answer.deleted, answer.present)
+                removed, stale = snap.apply(name, changed, answer.deleted, answer.present)
                 self.info.changed += len(changed) + removed
-            log.info("read %d changed entries since %s", self.info.changed,
-                     time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(header.saved_at)))
+                if name != "disabled":
+                    watch.update(dict.fromkeys(stale, time.time()))
+        if watch:
+            self._recheck_groups(directory, tracker, snap, queries, watch, kept["groups"])
+        snap.header.marker["watch"] = watch
+        log.info("read %d changed entries since %s", self.info.changed,
+                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(header.saved_at)))
         self.info.kind = INCREMENTAL
         self.header = header
         self._pending = snap
         return {q.name: list(snap.entries.get(q.name, {}).values()) for q in queries}
+
+    def _incremental_settings(self, queries: Sequence[Query]) -> None:
+        """Refuse the settings where a change shows in entries the server
+        does not mark changed."""
+        if self.config.groups.nested == "in_chain":
+            raise NotIncremental("groups.nested is in_chain: the server's answers change with entries that did "
+                                 "not change themselves")
+        for q in queries:
+            if {a.lower().split(";", 1)[0] for a in q.attributes} & BACKLINKS:
+                raise NotIncremental(f"the {q.name} are read with memberOf, which servers rewrite without marking "
+                                     "the entries changed")
+
+    def _recheck_groups(self, directory: Directory, tracker: Tracker, snap: snapshotlib.Snapshot,
+                        queries: Sequence[Query], watch: dict[str, float], keep_id: bool) -> None:
+        """Read again the groups that name a DN renamed or deleted lately,
+        and those the snapshot has naming it: referential integrity
+        (OpenLDAP's refint) rewrites their member values without marking
+        them changed, a moment after the change.  While groups still name a
+        DN that no entry has, it is watched, up to ``REFINT_GRACE`` seconds."""
+        if len(watch) > MAX_WATCHED:
+            raise NotIncremental(f"{len(watch)} entries were renamed or deleted lately: reading everything is "
+                                 "cheaper than asking which groups name them")
+        groups = next(q for q in queries if q.name == "groups")
+        mine = snap.entries.setdefault("groups", {})
+        keys = {dnlib.normalize(dn) for dn in watch}
+        naming = [i for i, g in mine.items() if any(dnlib.normalize(v) in keys for attr in ("member", "uniquemember")
+                                                    for v in g.attrs.get(attr, ()))]
+        found = groups_naming(directory, tracker, groups, sorted(watch), naming)
+        for gone in set(naming) - set(found):  # no longer a group of the query: as if deleted
+            del mine[gone]
+            self.info.changed += 1
+        changed = {i: e for i, e in ((i, _without_id(e, tracker.id_attribute, keep_id)) for i, e in found.items())
+                   if mine.get(i) != e}
+        mine.update(changed)
+        self.info.changed += len(changed)
+        # Watched on: a DN that groups still name though no entry has it (a
+        # rewrite may be pending), until the grace is over.
+        named = {dnlib.normalize(v) for g in found.values() for attr in ("member", "uniquemember")
+                 for v in g.attrs.get(attr, ())}
+        now = time.time()
+        for dn, since in list(watch.items()):
+            if dnlib.normalize(dn) not in named or now - since > REFINT_GRACE or _exists(directory, dn):
+                del watch[dn]
 
     def _full(self, directory: Directory, queries_for: Callable[[str], list[Query]],
               read_all: ReadAll) -> dict[str, list[Entry]]:
@@ -161,6 +238,7 @@ class Reader:
                 tracker = tracker_for(directory, self.config.ldap.change_tracking, self.config.users.base)
             except NotIncremental as exc:
                 log.info("no incremental runs: %s", exc)
+                self.info.reason = str(exc)
                 snapshotlib.discard(self.path)
         id_attribute = tracker.id_attribute if tracker is not None else ""
         queries = queries_for(id_attribute)
@@ -185,7 +263,7 @@ class Reader:
                     log.info("no incremental runs: %s has no %s", e.dn, id_attribute)
                     snapshotlib.discard(self.path)
                     return entries
-                by_id[ids[0]] = _without_id(e, id_attribute, keep[q.name])
+                by_id[tracker.key(ids[0])] = _without_id(e, id_attribute, keep[q.name])
         self._pending = snapshotlib.Snapshot(header, kept)
         return {name: list(by_id.values()) for name, by_id in kept.items()}
 
@@ -209,12 +287,22 @@ class Reader:
             snapshotlib.discard(self.path)
 
 
+def _exists(directory: Directory, dn: str) -> bool:
+    try:
+        directory.read_entry(dn, ["1.1"])
+    except DirectoryError:  # gone, or unknown: watched on either way
+        return False
+    return True
+
+
 def _tracker_named(directory: Directory, header: snapshotlib.Header) -> Tracker:
     context = header.marker.get("probe", {}).get("context", "")
     if header.method == ContentSync.method and directory.content_sync:
         return ContentSync(directory, context)
     if header.method == ContextCsn.method:
         return ContextCsn(directory, context)
+    if header.method == Usn.method:
+        return Usn(directory, context)
     raise NotIncremental(f"the snapshot was made with the {header.method} method, which this backend lacks")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Gauge, generate_latest, start_http_server
 
 from ldapsync.errors import ExitCode, UserError
-from ldapsync.state import State
+from ldapsync.state import READ_KINDS, State
 from ldapsync.writer import write_if_changed
 
 
@@ -45,6 +45,17 @@ class Metrics:
         self.rollbacks = Gauge("ldapsync_rollbacks_total", "Rollbacks recorded in the state file.", registry=r)
         self.last_rollback = Gauge("ldapsync_last_rollback_timestamp_seconds",
                                    "When the last rollback finished (Unix time; 0: none recorded).", registry=r)
+        self.last_full_read = Gauge("ldapsync_last_full_read_timestamp_seconds",
+                                    "When the last successful sync that read the whole directory finished "
+                                    "(Unix time; 0: none recorded).", registry=r)
+        self.last_incremental_read = Gauge("ldapsync_last_incremental_read_timestamp_seconds",
+                                           "When the last successful sync that read only the directory's changes "
+                                           "(or found none) finished (Unix time; 0: none recorded).", registry=r)
+        self.entries_read = Gauge("ldapsync_directory_entries_read",
+                                  "Entries the directory server sent in the last sync.", registry=r)
+        self.read_kind = Gauge("ldapsync_last_run_read", "1 for how the last sync read the directory: full, "
+                               "incremental (only the changes) or unchanged (nothing had changed).", ["kind"],
+                               registry=r)
 
     def update(self, state: State) -> None:
         if (last_success := state.last_success_at()) is not None:
@@ -68,6 +79,11 @@ class Metrics:
         self.refused.set(1 if state.result == "refused" else 0)
         self.rollbacks.set(state.rollbacks_total)
         self.last_rollback.set(state.last_rollback_at() or 0)
+        self.last_full_read.set(state.last_full_read_at() or 0)
+        self.last_incremental_read.set(state.last_incremental_read_at() or 0)
+        self.entries_read.set(0 if state.read is None else state.read.get("entries", 0))
+        for kind in READ_KINDS:
+            self.read_kind.labels(kind).set(1 if state.read_kind == kind else 0)
 
     def write_textfile(self, path: Path) -> None:
         """node_exporter's textfile collector reads this: written atomically,

@@ -47,16 +47,18 @@ class Recorded:
 
 
 def recorded_run(config: configlib.Config, *, dry_run: bool = False, force: str | None = None,
-                 full: str | None = None,
+                 full: str | None = None, lock_timeout: float | None = None,
                  directory: Callable[[configlib.Config], Directory] = configured_directory) -> Recorded:
     """Lock, sync, then record the outcome in the state file and metrics
     (a dry run records nothing).  Never raises for a failed sync: the error
     is in the result, with its exit code.  ``full``: why the whole
     directory must be read (None: only its changes when it can be).
+    ``lock_timeout``: how long to wait for the lock (None: state.lock_timeout).
     ``directory`` gives the directory to read (tests hand in one of their own)."""
     started = time.time()
+    wait = config.state.lock_timeout if lock_timeout is None else lock_timeout
     try:
-        with statelib.locked(config.lock_path, config.state.lock_timeout):
+        with statelib.locked(config.lock_path, wait):
             # the record is written under the lock too: two runs never race for it
             return _sync_and_record(config, started, dry_run, force, full, directory)
     except statelib.Busy as exc:
@@ -84,9 +86,10 @@ def _sync_and_record(config: configlib.Config, started: float, dry_run: bool, fo
         return Recorded(exit_code, result, error, None)
     counts = result.counts.as_dict() if result is not None else {}
     outputs = [o.record() for o in result.outputs] if result is not None else []
+    read = result.read.as_json() if result is not None else None
     path = config.state.path
     new_state, problem = keep_record(config, "run", lambda: statelib.record(
-        path, started, time.time(), exit_code, error, counts, outputs))
+        path, started, time.time(), exit_code, error, counts, outputs, read))
     if problem is not None:
         # Whatever was written stays written: a run that succeeded says so
         # with its own exit code (74), a failed one keeps its own.
@@ -144,19 +147,48 @@ def publish(config: configlib.Config, state: statelib.State) -> None:
 _PRELOADED = ["ldapsync.service", "ldapsync.sync"]  # imported once by the fork server, not by each sync
 
 
+# Why the cron runs of serve read the whole directory: they are the safety
+# net under the polls, which read only its changes.
+CRON_FULL_READ = "the scheduled full read (schedule.cron)"
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one run of ``serve`` is: the cron run (a full read, retried
+    when it fails) or a poll (only the changes, skipped when another run
+    holds the lock, never retried: the next poll tries again)."""
+
+    name: str  # "sync" or "poll", as the log says it
+    full: str | None  # why the whole directory is read (None: only its changes)
+    lock_timeout: float | None  # None: state.lock_timeout
+
+
+CRON = Job("sync", CRON_FULL_READ, None)
+POLL = Job("poll", None, 0)
+
+
 def _child_sync(config: configlib.Config, directory: Callable[[configlib.Config], Directory],
-                log_settings: tuple[int, str]) -> None:
+                log_settings: tuple[int, str], job: Job = CRON) -> None:
     """In the child: one recorded run, logged as serve logs; the run's exit code is the child's."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # serve decides when a sync is stopped
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logs.configure(*log_settings)
-    outcome = recorded_run(config, directory=directory)
+    outcome = recorded_run(config, full=job.full, lock_timeout=job.lock_timeout, directory=directory)
     if outcome.result is not None:
         from ldapsync.sync import log_findings  # loaded by the run already
 
-        log_findings(outcome.result.findings)
+        # the cron runs' full reads warn about them; a poll every minute would repeat them
+        log_findings(outcome.result.findings, level=logging.INFO if job == POLL else logging.WARNING)
     if outcome.exit_code == ExitCode.OK:
-        log.info("sync finished")
+        read = outcome.result.read if outcome.result is not None else None
+        if job == POLL and read is not None and read.kind == "unchanged":
+            log.info("poll finished: nothing changed")
+        else:
+            log.info("%s finished", job.name)
+    elif job == POLL and outcome.exit_code == ExitCode.BUSY:
+        log.info("poll skipped: %s", outcome.error)
+    elif job == POLL:
+        log.warning("poll failed (exit %d): %s; the next poll tries again", outcome.exit_code, outcome.error)
     else:
         log.error("sync failed (exit %d): %s", outcome.exit_code, outcome.error)
     logging.shutdown()
@@ -165,7 +197,8 @@ def _child_sync(config: configlib.Config, directory: Callable[[configlib.Config]
 
 class Service:
     """``ldapsync serve``: APScheduler runs the sync on the config's cron
-    schedule; signals stop it cleanly or reload the config."""
+    schedule and, with ``schedule.poll``, a poll for changes between; one
+    run at a time; signals stop it cleanly or reload the config."""
 
     def __init__(self, config_path: str,
                  directory: Callable[[configlib.Config], Directory] = configured_directory) -> None:
@@ -182,6 +215,7 @@ class Service:
         self.idle = threading.Event()
         self.idle.set()
         self.running = threading.Lock()
+        self.under_way: Job | None = None  # what holds ``running``
         self.attempt = 0
         zone = self.config.schedule.timezone
         self.scheduler = BackgroundScheduler(timezone=zone) if zone else BackgroundScheduler()
@@ -192,13 +226,43 @@ class Service:
         s = config.schedule
         return cron_trigger(s.cron, s.timezone, s.jitter)
 
+    def _schedule(self, config: configlib.Config) -> None:
+        """Add or change the cron job and the poll job to match ``config``."""
+        if self.scheduler.get_job("sync") is None:
+            self.scheduler.add_job(self.scheduled_run, self._trigger(config), id="sync", max_instances=1,
+                                   coalesce=True, misfire_grace_time=config.schedule.misfire_grace_time)
+        else:
+            self.scheduler.reschedule_job("sync", trigger=self._trigger(config))
+        self._schedule_polls(config)
+
+    def _schedule_polls(self, config: configlib.Config) -> None:
+        """Add, change or remove the poll job to match ``schedule.poll``."""
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        poll = config.schedule.poll
+        job = self.scheduler.get_job("poll")
+        if poll is None:
+            if job is not None:
+                self.scheduler.remove_job("poll")
+            return
+        if job is not None and job.trigger.interval == timedelta(seconds=poll):
+            return
+        trigger = IntervalTrigger(seconds=poll)
+        if job is not None:
+            self.scheduler.reschedule_job("poll", trigger=trigger)
+            return
+        # Two instances: a poll that fires while the last one still runs
+        # returns at once (see poll_run) instead of APScheduler warning
+        # that it skipped it.  A late poll is still worth running once.
+        self.scheduler.add_job(self.poll_run, trigger, id="poll", max_instances=2, coalesce=True,
+                               misfire_grace_time=None)
+
     def serve(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self.stop_requested.set())
         signal.signal(signal.SIGINT, lambda *_: self.stop_requested.set())
         signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
         s = self.config.schedule
-        self.scheduler.add_job(self.scheduled_run, self._trigger(self.config), id="sync", max_instances=1,
-                               coalesce=True, misfire_grace_time=s.misfire_grace_time)
+        self._schedule(self.config)
         if self.config.metrics.listen:
             metrics().serve_http(self.config.metrics.listen)
             log.info("metrics on http://%s/metrics", self.config.metrics.listen)
@@ -208,7 +272,8 @@ class Service:
             if metrics_needed:
                 metrics().update(previous)
         self.scheduler.start()
-        log.info("ldapsync serve started (schedule %r, %s)", s.cron, s.timezone or "local time")
+        polls = f"; a poll for changes every {s.poll:g} s" if s.poll else ""
+        log.info("ldapsync serve started (schedule %r, %s%s)", s.cron, s.timezone or "local time", polls)
         if s.run_at_start:
             self.scheduler.add_job(self.scheduled_run, id="start", max_instances=1)
         else:
@@ -253,17 +318,21 @@ class Service:
             log.error("SIGHUP: the new configuration is not used, the old one stays in force: %s", exc)
             return
         self.config = new
-        self.scheduler.reschedule_job("sync", trigger=self._trigger(new))
-        log.info("SIGHUP: configuration reloaded from %s", self.config_path)
+        self._schedule(new)
+        poll = new.schedule.poll
+        log.info("SIGHUP: configuration reloaded from %s (%s)", self.config_path,
+                 f"a poll for changes every {poll:g} s" if poll else "no polls")
         self._log_next()
 
     def scheduled_run(self) -> None:
-        if self.stop_requested.is_set() or not self.running.acquire(blocking=False):
+        """The cron run (also at start, and its retries): a full read.  It
+        waits for a poll under way, and is skipped when another cron run
+        is (a retry and the scheduled run coming together)."""
+        if not self._take(CRON):
             return
-        self.idle.clear()
         try:
             config = self.config
-            code = self._sync_in_child(config)
+            code = self._sync_in_child(config, CRON)
             self._refresh_metrics(config)
             if code == ExitCode.OK:
                 self.attempt = 0
@@ -273,14 +342,49 @@ class Service:
             log.exception("sync failed with an internal error")
             self._retry_later(self.config)
         finally:
-            self.running.release()
-            self.idle.set()
+            self._release()
         self._log_next()
 
-    def _sync_in_child(self, config: configlib.Config) -> int:
+    def poll_run(self) -> None:
+        """A poll: a run that reads only the changes, skipped when any run
+        is under way; a failed one is not retried (the next poll is)."""
+        if not self._take(POLL):
+            under_way = self.under_way
+            log.debug("poll skipped: a %s is under way", under_way.name if under_way is not None else "run")
+            return
+        try:
+            config = self.config
+            if config.schedule.poll is None:  # removed by a reload after this one was due
+                return
+            self._sync_in_child(config, POLL)
+            self._refresh_metrics(config)
+        except Exception:  # noqa: BLE001 - the service must outlive any one run
+            log.exception("poll failed with an internal error")
+        finally:
+            self._release()
+
+    def _take(self, job: Job) -> bool:
+        """Whether ``job`` may run now, holding ``running`` if so: a poll
+        only when nothing runs, the cron run also after a poll under way."""
+        while not self.stop_requested.is_set():
+            if self.running.acquire(timeout=0.2):
+                self.under_way = job
+                self.idle.clear()
+                return True
+            under_way = self.under_way
+            if job == POLL or (under_way is not None and under_way == CRON):
+                return False
+        return False
+
+    def _release(self) -> None:
+        self.under_way = None
+        self.running.release()
+        self.idle.set()
+
+    def _sync_in_child(self, config: configlib.Config, job: Job) -> int:
         """One recorded run in a child process (see :func:`_child_sync`); its exit code."""
-        child = self.fork_server.Process(target=_child_sync, args=(config, self.directory, logs.settings),
-                                     name="ldapsync sync")
+        child = self.fork_server.Process(target=_child_sync, args=(config, self.directory, logs.settings, job),
+                                         name=f"ldapsync {job.name}")
         child.start()
         self.child = child
         try:
@@ -289,7 +393,7 @@ class Service:
             self.child = None
         code = child.exitcode
         if code is None or code < 0:
-            log.error("the sync process ended with signal %s", None if code is None else -code)
+            log.error("the %s process ended with signal %s", job.name, None if code is None else -code)
             return ExitCode.SOFTWARE
         return code
 
@@ -319,7 +423,8 @@ class Service:
                                max_instances=1)
 
     def _log_next(self) -> None:
-        jobs = [j for j in self.scheduler.get_jobs() if j.next_run_time is not None]
+        """The next cron run or retry (polls are too many to log each)."""
+        jobs = [j for j in self.scheduler.get_jobs() if j.next_run_time is not None and j.id != "poll"]
         if jobs:
             nxt = min(j.next_run_time for j in jobs)
             log.info("next sync at %s", nxt.isoformat(timespec="seconds"))

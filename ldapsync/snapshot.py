@@ -4,7 +4,7 @@ An incremental run asks the directory only what changed since the last
 run (see :mod:`ldapsync.directory.changes`) and applies those changes to
 this copy, then maps it exactly as a full read.  The copy holds each entry
 of each search a run makes (users, groups, disabled users) by its stable
-id (OpenLDAP's entryUUID), with only the attributes ldapsync asked for, in
+id (OpenLDAP's entryUUID, AD's objectGUID), with only the attributes ldapsync asked for, in
 the order the server sent them, plus the marker to ask "what changed since"
 with next time.
 
@@ -34,15 +34,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ldapsync import safeio
+from ldapsync import __version__, safeio
 from ldapsync.directory import Entry
 from ldapsync.writer import write_if_changed
 
 log = logging.getLogger(__name__)
 
 _MAGIC = b"ldapsync directory snapshot\n"
-# the entries' encoding (marshal's format may change with Python)
-FORMAT = f"1 py{sys.version_info[0]}.{sys.version_info[1]}"
+# the snapshot's layout, the ldapsync that wrote it (which decides what an
+# entry holds) and Python's (whose marshal format may change)
+FORMAT = f"1 ldapsync-{__version__} py{sys.version_info[0]}.{sys.version_info[1]}"
 _HEADER_LIMIT = 1 << 20
 
 
@@ -80,21 +81,29 @@ class Snapshot:
     header: Header
     entries: dict[str, dict[str, Entry]]
 
-    def apply(self, name: str, changed: dict[str, Entry], deleted: Iterable[str], present: set[str] | None) -> int:
+    def apply(self, name: str, changed: dict[str, Entry], deleted: Iterable[str],
+              present: set[str] | None) -> tuple[int, list[str]]:
         """Apply one search's changes: entries added or changed (a changed one
         keeps its place, a new one goes last, as the server orders them),
-        deleted, or (after a present phase) not named present.  Returns
-        how many entries were removed."""
+        deleted, or (after a present phase) not named present.  Returns how
+        many entries were removed, and the DNs of entries removed, added or
+        renamed (old and new), which groups may name."""
         mine = self.entries.setdefault(name, {})
-        before = len(mine)
+        gone = set(deleted)
         if present is not None:
-            for gone in [i for i in mine if i not in present]:
-                del mine[gone]
-        for i in deleted:
+            gone |= {i for i in mine if i not in present}
+        stale = [mine[i].dn for i in gone if i in mine]
+        for i, e in changed.items():
+            if i not in mine:  # new here, or moved in from outside the search: groups may name it already
+                stale.append(e.dn)
+            elif mine[i].dn != e.dn:
+                stale += [mine[i].dn, e.dn]  # groups may name either, before or after the server rewrites them
+        before = len(mine)
+        for i in gone:
             mine.pop(i, None)
         removed = before - len(mine)
         mine.update(changed)
-        return removed
+        return removed, stale
 
 
 def encode(snapshot: Snapshot) -> bytes:
@@ -150,7 +159,7 @@ def _header(blob: bytes, path: Path) -> tuple[Header, int]:
     except (ValueError, TypeError) as exc:
         raise Unusable(f"the snapshot's header is damaged ({exc})") from None
     if header.format != FORMAT:
-        raise Unusable(f"the snapshot is of another format ({header.format}; this ldapsync writes {FORMAT})")
+        raise Unusable(f"the snapshot was written by another version ({header.format}; this is {FORMAT})")
     return header, end + 1
 
 

@@ -45,6 +45,12 @@ class State:
     # describe the last sync of the directory, which monitoring judges
     rollbacks_total: int = 0
     last_rollback: dict | None = None  # {"finished", "output", "backup_taken", "exit_code", "error"}
+    # how the last run read the directory (ldapsync.incremental.ReadInfo;
+    # None: it failed before reading), and when the last successful run of
+    # each kind finished ("unchanged" counts as incremental)
+    read: dict | None = None
+    last_full_read: str | None = None
+    last_incremental_read: str | None = None
 
     # read back with pydantic, strictly: a string where a number belongs is damage
     __pydantic_config__ = ConfigDict(strict=True)
@@ -58,9 +64,26 @@ class State:
     def last_rollback_at(self) -> float | None:
         return None if self.last_rollback is None else _epoch(self.last_rollback["finished"])
 
+    def last_full_read_at(self) -> float | None:
+        return _epoch(self.last_full_read)
+
+    def last_incremental_read_at(self) -> float | None:
+        return _epoch(self.last_incremental_read)
+
+    @property
+    def read_kind(self) -> str | None:
+        """How the last run read the directory: full, incremental, unchanged (None: not recorded)."""
+        return None if self.read is None else self.read["kind"]
+
     def __post_init__(self) -> None:
-        for key in ("started", "finished", "last_success"):
+        for key in ("started", "finished", "last_success", "last_full_read", "last_incremental_read"):
             _epoch(getattr(self, key))  # a date that does not parse is damage
+        if self.read is not None:
+            if self.read.get("kind") not in READ_KINDS:
+                raise ValueError(f"read.kind is not one of {', '.join(READ_KINDS)}")
+            entries = self.read.get("entries", 0)
+            if isinstance(entries, bool) or not isinstance(entries, int) or entries < 0:
+                raise ValueError("read.entries is not a count")
         if self.last_rollback is not None and not isinstance(self.last_rollback.get("finished"), str):
             raise ValueError("last_rollback.finished is not a date")
         self.last_rollback_at()
@@ -76,6 +99,7 @@ class State:
                     raise ValueError(f"{where}.{key} is not a number")
 
 
+READ_KINDS = ("full", "incremental", "unchanged")  # as ldapsync.incremental names them
 _COUNTED = ("shared_groups", "users_in_groups", "users_read", "groups_read")
 _OUTPUT_COUNTED = ("groups", "member_lines", "member_lines_added", "member_lines_removed")
 
@@ -130,11 +154,13 @@ def save(path: Path, state: State) -> None:
 
 
 def record(path: Path, started: float, finished: float, exit_code: int, error: str | None,
-           counts: dict, outputs: list[dict]) -> State:
-    """Add one run to the state file and return the new state."""
+           counts: dict, outputs: list[dict], read: dict | None = None) -> State:
+    """Add one run to the state file and return the new state.  ``read``:
+    how the run read the directory (None: it did not get that far)."""
     previous = load(path) or State()
     ok = exit_code == 0
     refused = exit_code == ExitCode.REFUSED
+    kind = None if read is None else read["kind"]
     state = State(
         started=now_iso(started), finished=now_iso(finished),
         result="success" if ok else "refused" if refused else "failed",
@@ -146,6 +172,11 @@ def record(path: Path, started: float, finished: float, exit_code: int, error: s
         failures_total=previous.failures_total + (0 if ok else 1),
         refusals_total=previous.refusals_total + refused,
         consecutive_failures=0 if ok else previous.consecutive_failures + 1,
+        rollbacks_total=previous.rollbacks_total, last_rollback=previous.last_rollback,
+        read=read,
+        last_full_read=now_iso(finished) if ok and kind == "full" else previous.last_full_read,
+        last_incremental_read=(now_iso(finished) if ok and kind in ("incremental", "unchanged")
+                               else previous.last_incremental_read),
     )
     save(path, state)
     return state

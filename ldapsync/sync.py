@@ -111,19 +111,20 @@ class Fetched:
 _QUIET_FINDINGS = {"disabled"}
 
 
-def log_findings(every: list[Finding], limit: int = 20) -> None:
+def log_findings(every: list[Finding], limit: int = 20, level: int = logging.WARNING) -> None:
     """Warn about what the directory holds that ldapsync left out or
-    changed (at most ``limit`` lines; ``run --json`` lists all)."""
+    changed (at most ``limit`` lines; ``run --json`` lists all).  ``level``:
+    serve's polls say it at info, since each would repeat the same lines."""
     findings = [f for f in every if f.kind not in _QUIET_FINDINGS]
     for f in every:
         if f.kind in _QUIET_FINDINGS:
             log.debug("%s", f)
     for f in findings[:limit]:
-        log.warning("%s", f)
+        log.log(level, "%s", f)
     if len(findings) > limit:
         kinds = Counter(f.kind for f in findings)
-        log.warning("... %d more findings (%s); 'ldapsync run --json' lists all", len(findings) - limit,
-                    ", ".join(f"{n} {k}" for k, n in kinds.most_common()))
+        log.log(level, "... %d more findings (%s); 'ldapsync run --json' lists all", len(findings) - limit,
+                ", ".join(f"{n} {k}" for k, n in kinds.most_common()))
 
 
 @dataclass

@@ -3,13 +3,19 @@ of pip-tools' FakeRepository): the same :class:`Directory` interface the
 real backends have, over a dict of entries, with LDAP's base and scope
 rules and its filters (and, or, not, equality, presence, substrings;
 matched without regard to case).  It can be made unreachable, or made to
-drop the connection after some entries, as real servers do.
+drop the connection after some entries, as real servers do.  With
+``context`` it offers a change marker as OpenLDAP's syncprov does (the
+contextCSN of the naming context, which changes with every write), but no
+content sync: a run can tell that nothing changed, and reads everything
+when anything did.
 
 Tests that claim LDAP works use a real slapd (tests/ldap); this one is for
 what ldapsync does with an answer."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator, Mapping, Sequence
 
 from ldap3.operation.search import AND, MATCH_EQUAL, MATCH_PRESENT, MATCH_SUBSTRING, NOT, OR, ROOT, parse_filter
@@ -17,16 +23,19 @@ from ldap3.operation.search import AND, MATCH_EQUAL, MATCH_PRESENT, MATCH_SUBSTR
 from ldapsync import dn as dnlib
 from ldapsync.config import LdapSettings
 from ldapsync.directory import Directory, DirectoryError, Entry
+from ldapsync.directory.changes import SYNC_CONTROL
 
 
 class MemoryDirectory(Directory):
     """``entries``: DN -> {attribute: [values]}."""
 
     def __init__(self, entries: Mapping[str, Mapping[str, Sequence[str]]], *, unreachable: bool = False,
-                 drop_after: int | None = None) -> None:
+                 drop_after: int | None = None, context: str | None = None) -> None:
         super().__init__(LdapSettings(servers=["ldap://directory.invalid"]), None, progress=False)
-        self.entries = {dn: {k.lower(): list(v) for k, v in attrs.items()} for dn, attrs in entries.items()}
-        self.keys = {dn: dnlib.normalize(dn) for dn in self.entries}  # each DN's comparison key
+        # (entries_sent is the base class's count of entries sent)
+        self.data = {dn: {k.lower(): list(v) for k, v in attrs.items()} for dn, attrs in entries.items()}
+        self.keys = {dn: dnlib.normalize(dn) for dn in self.data}  # each DN's comparison key
+        self.context = context
         self.unreachable = unreachable
         self.drop_after = drop_after  # entries returned in all before the "connection" drops
         self.returned = 0
@@ -49,7 +58,7 @@ class MemoryDirectory(Directory):
         if not any(dnlib.is_under(key, base_key) for key in self.keys.values()):
             raise DirectoryError(f"search for {what}: the base {base!r} does not exist")
         wanted = {a.lower() for a in attributes}
-        for dn, attrs in self.entries.items():
+        for dn, attrs in self.data.items():
             if _within(self.keys[dn], base_key, scope) and test(attrs):
                 if self.drop_after is not None and self.returned >= self.drop_after:
                     raise DirectoryError(f"search for {what} under {base!r} failed after {self.returned} "
@@ -59,9 +68,17 @@ class MemoryDirectory(Directory):
 
     def read_entry(self, dn: str, attributes: Sequence[str]) -> dict[str, list[str]]:
         wanted = {a.lower() for a in attributes}
-        if dn == "":  # a root DSE that offers nothing: no change tracking
-            return {}
-        return {k: list(v) for k, v in self.entries[dn].items() if k in wanted}
+        if dn == "":
+            attrs = {"namingcontexts": [self.context], "supportedcontrol": [SYNC_CONTROL]} if self.context else {}
+        elif self.context is not None and dnlib.normalize(dn) == dnlib.normalize(self.context):
+            csn = hashlib.sha256(json.dumps(self.data, sort_keys=True).encode()).hexdigest()
+            attrs = {"contextcsn": [csn]}
+        elif dn in self.data:
+            attrs = self.data[dn]
+        else:
+            raise DirectoryError(f"read of {dn!r}: no such object")
+        self.entries_sent += 1
+        return {k: list(v) for k, v in attrs.items() if k in wanted}
 
 
 def _within(dn: str, base: str, scope: str) -> bool:

@@ -126,3 +126,21 @@ def _check_directory(config: Config, directory: Directory, report: ConfigCheck) 
     for key in snapshot.templates.user_attributes:
         if not any(e.attrs.get(key.lower()) for e in snapshot.members.users.values()):
             report.problems.append(f"mapping: the attribute {key!r} is used by a template but no user has it")
+    _check_change_tracking(config, directory, report)
+
+
+def _check_change_tracking(config: Config, directory: Directory, report: ConfigCheck) -> None:
+    """Whether runs can read only the changes (docs/incremental.md)."""
+    from ldapsync.directory.changes import NotIncremental, tracker_for
+
+    setting = config.ldap.change_tracking
+    try:
+        with directory.sibling() as again:
+            tracker = tracker_for(again, setting, config.users.base)
+    except NotIncremental as exc:
+        (report.problems if setting not in ("auto", "off") else report.notes).append(
+            f"change tracking: none, every run reads everything ({exc})")
+        return
+    how = "only the changes" if tracker.incremental else "nothing when nothing changed, everything otherwise"
+    report.notes.append(f"change tracking: {tracker.describe()}; runs read {how}"
+                        + ("" if config.state.path else ", once state.path is set"))

@@ -52,7 +52,7 @@ def print_run(result: RunResult, dry_run: bool) -> None:
     elif read.kind == "incremental":
         click.echo(f"Directory: {plural(read.changed, 'entry', 'entries')} changed since the last run ({read.method}, "
                    f"{plural(read.entries, 'entry', 'entries')} sent)")
-    elif read.reason:
+    elif read.reason and read.method != "off":  # else the server tracks no changes: nothing to say each run
         click.echo(f"Directory: read in full ({read.reason})")
     c = result.counts
     left = ", ".join(f"{n} {k}" for k, n in c.users_left_out.items()) or "none"
@@ -95,10 +95,25 @@ def print_status(report: Status, limit_seconds: float, as_json: bool) -> None:
     state, age = report.state, report.age
     groups, users = state.counts.get("shared_groups", 0), state.counts.get("users_in_groups", 0)
     detail = "; ".join(report.problems) if report.problems or age is None else (
-        f"last success {ago(age)} ago; {groups} groups, {users} users")
+        f"last success {ago(age)} ago; {groups} groups, {users} users; {_reads(report)}")
+    snapshot_age = report.snapshot.age if report.snapshot is not None else None
     perf = (f"age={round(age) if age is not None else 'U'}s;;{round(limit_seconds)} "
-            f"groups={groups} users={users} failures={state.consecutive_failures}")
+            f"groups={groups} users={users} failures={state.consecutive_failures} "
+            f"snapshot_age={round(snapshot_age) if snapshot_age is not None else 'U'}s")
     click.echo(f"LDAPSYNC {report.word} - {detail} | {perf}")
+
+
+def _reads(report: Status) -> str:
+    """The last full and incremental reads and the snapshot, for the status line."""
+    from ldapsync.actions.status import ago
+
+    full, incremental = report.read_age("full"), report.read_age("incremental")
+    reads = (f"last full read {'never' if full is None else ago(full) + ' ago'}, "
+             f"last incremental {'never' if incremental is None else ago(incremental) + ' ago'}")
+    snap = report.snapshot
+    if snap is None or snap.age is None:
+        return f"{reads}; {snap.problem if snap is not None else 'no snapshot'}"
+    return f"{reads}; snapshot {ago(snap.age)} old"
 
 
 def print_file_check(check: FileCheck, as_json: bool) -> None:

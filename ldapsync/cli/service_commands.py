@@ -113,8 +113,8 @@ def status(config_path: str | None, max_age: str, as_json: bool) -> None:
     is older than --max-age; 3 UNKNOWN: no run has been recorded (or no
     state.path in the config).
     """
-    from ldapsync.actions.status import duration
     from ldapsync.actions.status import status as judge
+    from ldapsync.config.values import duration
 
     limit = duration(max_age)
     if limit is None:

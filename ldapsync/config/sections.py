@@ -26,6 +26,7 @@ from ldapsync.config.values import (
     FilePath,
     GrowthPercent,
     Percent,
+    PollInterval,
     Scope,
     _host_name_or_address,
     _ldap_filter,
@@ -66,8 +67,9 @@ class LdapSettings(_Strict):
     domain_scope: bool = False
     # How a run asks what changed since the last one (docs/incremental.md):
     # auto uses what the server offers (OpenLDAP's syncprov: content sync with
-    # python-ldap, the contextCSN alone with ldap3); off reads everything each run.
-    change_tracking: Literal["auto", "syncrepl", "off"] = "auto"
+    # python-ldap, the contextCSN alone with ldap3; Active Directory: the DC's
+    # USNs, either backend); off reads everything each run.
+    change_tracking: Literal["auto", "syncrepl", "usn", "off"] = "auto"
 
     @field_validator("servers")
     @classmethod
@@ -299,6 +301,9 @@ class ScheduleSettings(_Strict):
     retry_delay: Annotated[float, Field(gt=0, le=DAY)] = 60.0  # seconds, doubled after each failure; at most a day
     # SIGTERM waits this long for a sync under way; at most a day
     shutdown_timeout: Annotated[float, Field(gt=0, le=DAY)] = 300.0
+    # seconds between two runs that read only the directory's changes, between
+    # the cron runs (which read everything); "60s", "5m"; None: no polls
+    poll: PollInterval | None = None
 
     @field_validator("cron")
     @classmethod

@@ -4,6 +4,7 @@ LDAP server URLs and filters, host names, percentages."""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -88,6 +89,39 @@ DirPath = Annotated[Path, BeforeValidator(lambda v: _path_value(v, names_a_file=
 HOUR = 3600
 DAY = 86400
 WEEK = 7 * DAY
+
+_UNITS = {"s": 1, "m": 60, "h": HOUR, "d": DAY}
+
+
+def duration(text: str) -> float | None:
+    """Seconds from "26h", "90m", "60s" or "3600": a positive, finite number
+    (nan, inf and -5m would make every age OK, or every age CRITICAL); None
+    when ``text`` is no such duration."""
+    unit = text[-1:].lower()
+    number = text[:-1] if unit in _UNITS else text
+    try:
+        seconds = float(number) * _UNITS.get(unit, 1)
+    except ValueError:
+        return None
+    return seconds if 0 < seconds < math.inf else None
+
+
+def _duration_value(value: Any) -> Any:
+    """A duration as YAML gives it: "60s", "5m", or a number of seconds."""
+    if isinstance(value, str):
+        seconds = duration(value.strip())
+        if seconds is None:
+            raise ValueError(f"{value!r} is not a duration such as 60s, 5m or 1h (a positive number of seconds, "
+                             "or of s, m, h or d)")
+        return seconds
+    return value
+
+
+# Between two polls of ``serve``: often enough for "minutes, not nights",
+# seldom enough that the polls (a run each, recorded in the state file)
+# never crowd the directory or the disk.
+POLL_MIN, POLL_MAX = 5, DAY
+PollInterval = Annotated[float, BeforeValidator(_duration_value), Field(ge=POLL_MIN, le=POLL_MAX)]
 
 
 DisabledPreset = Literal["none", "ad", "389ds", "freeipa", "shadow"]

@@ -15,6 +15,11 @@ pipeline (:mod:`ldapsync.incremental`) keeps the entries themselves.
   there).  python-ldap only: ldap3 has no content-sync consumer.
 - ``contextcsn``: the same probe with ldap3, which then reads everything
   when anything changed.
+- ``usn`` (Active Directory, Samba AD): the probe is the DC's
+  ``highestCommittedUSN`` and ``invocationId``; the changes are each
+  search's entries with a higher ``uSNChanged``, and a list of the
+  objectGUIDs (and DNs) of all its entries for those deleted or gone out
+  of it (see :class:`Usn`).  Both backends.
 
 A server switch, an unknown or refused marker, anything doubtful: the
 tracker raises :class:`NotIncremental`, and the run reads everything.
@@ -23,12 +28,13 @@ tracker raises :class:`NotIncremental`, and the run reads everything.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ldapsync import dn as dnlib
-from ldapsync.directory.base import Directory, DirectoryError, SyncAnswer
+from ldapsync.directory.base import Directory, DirectoryError, Entry, SyncAnswer
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +73,37 @@ class Tracker:
         """Where the directory stands now, cheaply: equal markers, nothing changed."""
         raise NotImplementedError
 
+    def describe(self) -> str:
+        """The method and what it watches, for ``check --connect``."""
+        return self.method
+
+    def entry_id(self, entry: Entry) -> str:
+        """The id of an entry read with ``id_attribute``."""
+        ids = entry.attrs.get(self.id_attribute.lower())
+        if not ids:
+            raise NotIncremental(f"{entry.dn} has no {self.id_attribute}")
+        return self.key(ids[0])
+
+    def id_filter(self, entry_id: str) -> str:
+        """A filter matching the entry with this id."""
+        from ldap3.utils.conv import escape_filter_chars
+
+        return f"({self.id_attribute}={escape_filter_chars(entry_id)})"
+
     def start(self, queries: Sequence[Query]) -> dict[str, Any]:
         """The marker to keep with a full read, taken before it: changes made
         while it runs are asked for again next time, never lost."""
         return {"probe": self.probe()}
 
+    def key(self, value: str) -> str:
+        """How an entry's ``id_attribute`` value names it in the snapshot."""
+        return value
+
     def changes(self, queries: Sequence[Query], marker: dict[str, Any]) -> tuple[dict[str, SyncAnswer],
                                                                                dict[str, Any]]:
-        """Each query's changes since ``marker``, and the marker after them."""
+        """Each query's changes since ``marker``, and the marker after them.
+        Groups whose member values the server rewrote without marking them
+        changed are the reader's to find (:func:`groups_naming`)."""
         raise NotIncremental(f"the {self.method} method cannot ask which entries changed")
 
 
@@ -82,6 +111,9 @@ class ContextCsn(Tracker):
     """OpenLDAP's syncprov: the database's contextCSN changes on every write."""
 
     method = "contextcsn"
+
+    def describe(self) -> str:
+        return f"{self.method} (the contextCSN of {self.context})"
 
     def probe(self) -> dict[str, Any]:
         values = self.directory.read_entry(self.context, ["contextCSN"]).get("contextcsn")
@@ -132,6 +164,98 @@ class ContentSync(ContextCsn):
         return answers, {"probe": probe, "cookies": new}
 
 
+def groups_naming(directory: Directory, tracker: Tracker, groups: Query, dns: Sequence[str],
+                  ids: Sequence[str]) -> dict[str, Entry]:
+    """The groups (of the ``groups`` query, by id) whose member or
+    uniqueMember values name one of ``dns``, and the groups ``ids``: those
+    a server rewrites when an entry they name is renamed or deleted
+    (OpenLDAP's refint; Active Directory's links) without marking them
+    changed."""
+    from ldap3.utils.conv import escape_filter_chars  # ldap3 loads only where it is used
+
+    terms = [f"(member={v})(uniqueMember={v})" for v in map(escape_filter_chars, dns)]
+    terms += [tracker.id_filter(i) for i in ids]
+    found: dict[str, Entry] = {}
+    for start in range(0, len(terms), 100):  # filters of a sane length
+        either = "".join(terms[start:start + 100])
+        for entry in directory.search(groups.base, f"(&{groups.filter}(|{either}))", groups.attributes,
+                                      groups.scope, "groups naming renamed or deleted entries"):
+            found[tracker.entry_id(entry)] = entry
+    return found
+
+
+# attributes the server keeps from other entries' values (backlinks): they
+# change without the entry being marked changed, on OpenLDAP (memberof) and AD
+BACKLINKS = frozenset({"memberof"})
+
+
+class Usn(Tracker):
+    """Active Directory (Windows, Samba): every write takes the next USN of
+    the DC, ``uSNChanged`` of the entry written.
+
+    A query's changes since USN *N* are its entries with
+    ``uSNChanged>=N+1``, plus the objectGUID and DN of every entry it
+    holds now (one light search, the same filter asking for nothing but
+    objectGUID): the entries of the snapshot missing there are gone
+    (deleted, moved out of the base, no longer matched).  Tombstones would
+    tell deletions in fewer entries, but an account that is not a domain
+    admin does not see them (Windows and Samba alike), and a deletion
+    missed would keep a user for good.
+
+    Groups name their members by DN, and the DC rewrites those values when
+    a member is renamed, moved or deleted without a new uSNChanged for the
+    group: the reader reads those groups again (:func:`groups_naming`).
+
+    USNs are the DC's own: another DC (``dsServiceName``) or the same one
+    restored from a backup (a new ``invocationId``) means a full read."""
+
+    method = "usn"
+    id_attribute = "objectGUID"
+    incremental = True
+
+    def probe(self) -> dict[str, Any]:
+        root = self.directory.read_entry("", ["highestCommittedUSN", "dsServiceName"])
+        usn, service = root.get("highestcommittedusn"), root.get("dsservicename")
+        if not usn or not service:
+            raise NotIncremental("the server's root DSE has no highestCommittedUSN or dsServiceName any more")
+        invocation = self.directory.read_entry(service[0], ["invocationId"]).get("invocationid")
+        if not invocation:
+            raise NotIncremental(f"cannot read the invocationId of {service[0]}")
+        return {"context": self.context, "usn": int(usn[0]), "service": service[0],
+                "invocation": self.key(invocation[0])}
+
+    def key(self, value: str) -> str:
+        """objectGUID's 16 bytes as AD writes a GUID."""
+        return str(uuid.UUID(bytes_le=value.encode("utf-8", "surrogateescape")))
+
+    def id_filter(self, entry_id: str) -> str:
+        """objectGUID compares its 16 bytes, escaped one by one."""
+        return "(objectGUID=" + "".join(f"\\{b:02x}" for b in uuid.UUID(entry_id).bytes_le) + ")"
+
+    def changes(self, queries: Sequence[Query], marker: dict[str, Any]) -> tuple[dict[str, SyncAnswer],
+                                                                               dict[str, Any]]:
+        last = marker.get("probe") or {}
+        probe = self.probe()
+        if (last.get("service"), last.get("invocation")) != (probe["service"], probe["invocation"]):
+            raise NotIncremental(f"the snapshot was read from {last.get('service')} (invocationId "
+                                 f"{last.get('invocation')}), this server is {probe['service']} (invocationId "
+                                 f"{probe['invocation']}): USNs of another DC or of a restored one")
+        since = last.get("usn")
+        if not isinstance(since, int) or since > probe["usn"]:
+            raise NotIncremental(f"the snapshot's USN {since!r} is not one this DC has passed")
+        answers: dict[str, SyncAnswer] = {}
+        for q in queries:
+            changed = self._by_id(self.directory.search(
+                q.base, f"(&{q.filter}(uSNChanged>={since + 1}))", q.attributes, q.scope, f"changed {q.name}"))
+            present = self._by_id(self.directory.search(
+                q.base, q.filter, [self.id_attribute], q.scope, f"all {q.name} (objectGUID)"))
+            answers[q.name] = SyncAnswer(changed, set(), set(present), None)
+        return answers, {"probe": probe}
+
+    def _by_id(self, entries: Iterable[Entry]) -> dict[str, Entry]:
+        return {self.entry_id(e): e for e in entries}
+
+
 def tracker_for(directory: Directory, setting: str, users_base: str) -> Tracker:
     """The tracker ``ldap.change_tracking`` asks for (``auto``: what the
     server offers), for a connected directory; raises :class:`NotIncremental`
@@ -139,7 +263,8 @@ def tracker_for(directory: Directory, setting: str, users_base: str) -> Tracker:
     if setting == "off":
         raise NotIncremental("ldap.change_tracking is off")
     try:
-        root = directory.read_entry("", ["namingContexts", "supportedControl", "highestCommittedUSN"])
+        root = directory.read_entry("", ["namingContexts", "supportedControl", "highestCommittedUSN",
+                                         "dsServiceName"])
     except DirectoryError as exc:
         raise NotIncremental(f"cannot read the server's root DSE: {exc}") from None
     if setting in ("auto", "syncrepl") and SYNC_CONTROL in root.get("supportedcontrol", ()):
@@ -159,8 +284,21 @@ def tracker_for(directory: Directory, setting: str, users_base: str) -> Tracker:
     if setting == "syncrepl":
         raise NotIncremental("ldap.change_tracking is syncrepl, but the server does not offer content sync "
                              "(OpenLDAP: load the syncprov overlay)")
+    if setting in ("auto", "usn") and root.get("highestcommittedusn") and root.get("dsservicename"):
+        context = _context_of(root.get("namingcontexts", []), users_base)
+        if context is None:
+            raise NotIncremental(f"no naming context of the server holds {users_base!r}")
+        tracker = Usn(directory, context)
+        try:
+            tracker.probe()
+        except DirectoryError as exc:
+            raise NotIncremental(f"cannot read the DC's highestCommittedUSN and invocationId: {exc}") from None
+        return tracker
+    if setting == "usn":
+        raise NotIncremental("ldap.change_tracking is usn, but the server has no highestCommittedUSN (it is no "
+                             "Active Directory domain controller)")
     raise NotIncremental("the server offers no change marker ldapsync knows (OpenLDAP: load the syncprov "
-                         "overlay)")
+                         "overlay; Active Directory: a domain controller's highestCommittedUSN)")
 
 
 def _context_of(contexts: list[str], base: str) -> str | None:

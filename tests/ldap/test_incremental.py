@@ -275,3 +275,56 @@ def test_slapd_gone_mid_increment_leaves_file_and_snapshot(capsys, tmp_path, dir
     read = run_json(capsys, "-c", incremental)["read"]
     assert read["kind"] == "incremental", read
     assert_same_as_full(capsys, incremental, full, f"after slapd came back, following {changes}")
+
+
+def test_a_snapshot_that_cannot_be_saved_costs_a_full_read_never_the_file(capsys, tmp_path, directory, backend):
+    """Saving the snapshot fails (here: a directory stands at its path, as a
+    full disk would fail the write): the run still writes the groups file and
+    exits 0 with a warning; the next run reads everything."""
+    incremental, full = two_configs(tmp_path, directory, backend)
+    snapshot_of(incremental).mkdir()
+    code, out, err = run(capsys, "run", "-c", incremental)
+    assert code == 0, err
+    assert "cannot save the snapshot" in err
+    assert_same_as_full(capsys, incremental, full, "after a snapshot that could not be saved")
+    change = Mutator(directory.admin_connection(), random.Random(SEED)).step()
+    read = run_json(capsys, "-c", incremental)["read"]
+    assert read["kind"] == "full" and "not a regular file" in read["reason"], read
+    assert_same_as_full(capsys, incremental, full, f"after {change}")
+
+
+def test_a_snapshot_others_could_change_is_not_used(capsys, tmp_path, directory, backend):
+    incremental, full = two_configs(tmp_path, directory, backend)
+    run_json(capsys, "-c", incremental)
+    snapshot_of(incremental).chmod(0o660)
+    read = run_json(capsys, "-c", incremental)["read"]
+    assert read["kind"] == "full" and "can be changed by other users" in read["reason"], read
+    assert oct(snapshot_of(incremental).stat().st_mode & 0o777) == "0o600"  # replaced by the full read's
+
+
+def test_change_tracking_off_and_dry_runs_keep_no_snapshot(capsys, tmp_path, directory, backend):
+    incremental = write_config(tmp_path, directory, backend, "A", state=True)
+    code, out, err = run(capsys, "run", "--dry-run", "-c", incremental)
+    assert code == 0, err
+    assert not snapshot_of(incremental).exists()
+    run_json(capsys, "-c", incremental)
+    assert snapshot_of(incremental).exists()
+    config = yaml.safe_load(incremental.read_text())
+    config["ldap"]["change_tracking"] = "off"
+    incremental.write_text(yaml.safe_dump(config))
+    for _ in range(2):
+        read = run_json(capsys, "-c", incremental)["read"]
+        assert read["kind"] == "full" and read["method"] == "off", read
+        assert not snapshot_of(incremental).exists()
+
+
+def test_check_connect_says_how_runs_will_read(capsys, tmp_path, directory, slapd, backend):
+    incremental = write_config(tmp_path, directory, backend, "A", state=True)
+    code, out, err = run(capsys, "check", "-c", incremental, "--connect")
+    assert code == 0, out + err
+    method = "syncrepl" if backend == "python-ldap" else "contextcsn"
+    assert f"change tracking: {method} (the contextCSN of dc=example,dc=com)" in out
+    (tmp_path / "plain").mkdir()
+    plain = write_config(tmp_path / "plain", slapd, backend, "P", state=True)
+    code, out, err = run(capsys, "check", "-c", plain, "--connect")
+    assert "change tracking: none, every run reads everything (the server offers no change marker" in out, out

@@ -1,5 +1,6 @@
 """ldapsync serve as a real process against a real slapd: schedule, signals,
-failures and recovery, state, status, metrics, the shared lock."""
+failures and recovery, state, status, metrics, the shared lock, and polls
+for changes against a slapd with the syncprov overlay."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ import sys
 import time
 from pathlib import Path
 
+import ldap3
 import pytest
 import yaml
 
 from devtools import slapd as harness
 from tests.conftest import need
 from tests.ldap.conftest import run
-from tests.ldap.directory import LDIF
+from tests.ldap.directory import LDIF, PEOPLE
 
 EVERY_SECOND = "* * * * * *"
 
@@ -276,3 +278,66 @@ def test_metrics_over_http(service_config, serve, tmp_path):
                     log=s.log)
     assert "ldapsync_groups 22.0" in body and "ldapsync_runs_total" in body
     assert s.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def syncprov_own_slapd(tmp_path_factory):
+    """The shared test directory on a slapd of this module's own with the
+    syncprov overlay (contextCSN, content sync), which these tests change."""
+    need(harness.missing())
+    server = harness.Slapd(tmp_path_factory.mktemp("slapd-poll"), [LDIF], syncprov=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_polls_bring_a_directory_change_into_the_file_without_the_cron_run(capsys, make_config, serve, tmp_path,
+                                                                           syncprov_own_slapd, backend):
+    path = make_config(ldap={"servers": [syncprov_own_slapd.url], "connect_timeout": 2, "timeout": 5})
+    data = yaml.safe_load(path.read_text())
+    # the cron run comes on 1 January only: in this test, every run is a poll
+    data["schedule"] = {"cron": "0 3 1 1 *", "poll": "5s", "retries": 0, "shutdown_timeout": 30}
+    data["state"] = {"path": str(tmp_path / "state.json"), "lock_timeout": 30}
+    data["metrics"] = {"textfile": str(tmp_path / "ldapsync.prom")}
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    groups = tmp_path / "groups.txt"
+    assert run(capsys, "run", "-c", path)[0] == 0  # the full read the polls start from
+    full = state_of(tmp_path)
+    assert full["read"]["kind"] == "full" and "alice@example.com=Alice Liddell\n" in groups.read_text()
+    s = serve(path)
+    wait_for(lambda: state_of(tmp_path).get("runs_total") == 2, what="the first poll", log=s.log)
+    assert state_of(tmp_path)["read"]["kind"] == "unchanged"
+    admin = syncprov_own_slapd.admin_connection()
+    try:
+        assert admin.modify(f"uid=alice,{PEOPLE}", {"displayName": [(ldap3.MODIFY_REPLACE, ["Alice Pleasance"])]})
+        changed = time.monotonic()
+        wait_for(lambda: "alice@example.com=Alice Pleasance\n" in groups.read_text(), timeout=20,
+                 what="the change in the groups file", log=s.log)
+        # at most one poll interval and a run
+        assert time.monotonic() - changed < 10
+        # the record comes right after the file
+        state = wait_for(lambda: (st := state_of(tmp_path)) and st["outputs"] and st["outputs"][0]["written"] and st,
+                         what="the record of the poll that wrote", log=s.log)
+        if backend == "python-ldap":  # content sync: the changed entry only
+            assert (state["read"]["kind"], state["read"]["method"], state["read"]["changed"]) == (
+                "incremental", "syncrepl", 1)
+            assert state["read"]["entries"] < 10
+        else:  # ldap3 has no content-sync consumer: contextCSN says that something changed, not what
+            assert state["read"]["kind"] == "full"
+            assert "the contextcsn method cannot tell which entries" in state["read"]["reason"]
+        # no cron run: the only full read is the one before serve started
+        assert state["last_full_read"] == (full["finished"] if backend == "python-ldap" else state["finished"])
+        assert state["last_incremental_read"] == (state["finished"] if backend == "python-ldap"
+                                                  else state["last_incremental_read"])
+        assert "scheduled full read" not in json.dumps(state)
+        code, out, _ = run(capsys, "status", "-c", path)
+        assert code == 0 and "last incremental" in out and "snapshot" in out
+        wait_for(lambda: metric(tmp_path, "ldapsync_last_incremental_read_timestamp_seconds"), what="the metrics",
+                 log=s.log)
+    finally:
+        admin.modify(f"uid=alice,{PEOPLE}", {"displayName": [(ldap3.MODIFY_REPLACE, ["Alice Liddell"])]})
+        admin.unbind()
+    assert s.stop() == 0
+    log = s.log()
+    assert "a poll for changes every 5 s" in log and "poll finished: nothing changed" in log
+    assert "warning" not in log.split("poll finished: nothing changed")[0].rsplit("ldapsync serve started", 1)[1]
