@@ -16,7 +16,19 @@ slapd, then measures:
 - each run's peak RSS and the LDAP search operations it issued (from
   slapd's stats log).
 
+With ``--incremental`` slapd runs the syncprov overlay and the runs are
+those of ``ldapsync serve``: each in a process that has already imported
+what serve's fork server preloads, timed from the call to the end of the
+run (no interpreter start): the first run (a full read, which keeps the
+snapshot), a poll with nothing changed, and a poll after the display name
+of 10 users and the members of 5 groups changed online (each repeat changes
+others, from where the last poll left the file and snapshot).  For each:
+the entries slapd sent (the ``nentries`` of its search results), those the
+run counted (``read.entries``), and when the file was written.  ``--py-spy
+FILE`` profiles one more changed poll and says where its time goes.
+
     python bench/directory_bench.py [--users 100000] [--groups 5000] [--repeat 3] [--all-staff private]
+    python bench/directory_bench.py --incremental --backend python-ldap [--py-spy FILE]
 """
 
 from __future__ import annotations
@@ -25,12 +37,16 @@ import argparse
 import os
 import platform
 import random
+import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +60,8 @@ FIRST = ["Anna", "Björn", "Chloé", "Dmitri", "Eve", "Fatima", "Grégoire", "Hi
 LAST = ["Smith", "Müller", "García", "Nakamura", "O'Brien", "Kowalski", "Dubois", "Rossi", "Nguyen", "Østergård"]
 USER_ATTRS = ["uid", "displayName", "cn", "nsAccountLock"]
 GROUP_ATTRS = ["cn", "description", "objectClass", "member", "uniqueMember", "memberUid"]
+PY_SPY_RATE = 250  # samples a second
+_NENTRIES = re.compile(rb" SEARCH RESULT .*? nentries=(\d+)")
 
 
 def _b64_if_needed(name: str, value: str) -> str:
@@ -159,6 +177,78 @@ def import_seconds(argv: list[str], env: dict) -> tuple[float, list[tuple[str, f
     return sum(sec for _, sec in top), sorted(top, key=lambda t: -t[1])
 
 
+def entries_sent(slapd: Slapd, since: int) -> int:
+    """How many entries slapd sent since ``slapd.mark()``: the sum of its
+    search results' ``nentries`` (content sync included)."""
+    time.sleep(0.1)  # slapd logs the result just after the client has it
+    with slapd.log_path.open("rb") as log:
+        log.seek(since)
+        return sum(int(n) for n in _NENTRIES.findall(log.read()))
+
+
+def in_process(config_path: str) -> None:
+    """One recorded run as each sync of ``serve`` makes it, in a process
+    that has already imported what serve's fork server preloads: prints the
+    run's own time, its read and the process's peak RSS as JSON."""
+    import importlib
+    import json
+    import logging
+    import resource
+
+    from ldapsync import config as configlib
+    from ldapsync import logs, service
+
+    for module in service._PRELOADED:
+        importlib.import_module(module)
+    logs.configure(logging.INFO, "text")
+    config = configlib.load(config_path)
+    wall = time.time()
+    started = time.perf_counter()
+    outcome = service.recorded_run(config)
+    seconds = time.perf_counter() - started
+    result = outcome.result
+    print(json.dumps({"seconds": seconds, "started": wall, "exit_code": outcome.exit_code, "error": outcome.error,
+                      "read": None if result is None else result.read.as_json(),
+                      "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def _median(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def poll_changes(members: dict[str, tuple[str, list[str]]], users: int, round_: int, seed: int) -> list:
+    """The online changes between two polls: the displayName of 10 users,
+    and in 5 groups one member removed and one added, as (dn, ldap3 changes)."""
+    from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
+
+    rng = random.Random(seed * 1000 + round_)
+    ops = [(f"uid=user{i:06d},{PEOPLE}", {"displayName": [(MODIFY_REPLACE, [f"Renamed User {i} ({round_})"])]})
+           for i in rng.sample(range(users), 10)]
+    for name in rng.sample([n for n in members if n != "all-staff"], 5):
+        kind, uids = members[name]
+        gone = uids.pop(rng.randrange(len(uids)))
+        new = next(u for u in (f"user{rng.randrange(users):06d}" for _ in iter(int, 1)) if u not in uids)
+        uids.append(new)
+        attr = {"posixGroup": "memberUid", "groupOfUniqueNames": "uniqueMember"}.get(kind, "member")
+        value = (lambda uid: uid) if kind == "posixGroup" else (lambda uid: f"uid={uid},{PEOPLE}")
+        ops.append((f"cn={name},{GROUPS}", {attr: [(MODIFY_DELETE, [value(gone)]), (MODIFY_ADD, [value(new)])]}))
+    return ops
+
+
+def write_config(tmp: Path, slapd: Slapd, backend: str, public: str) -> Path:
+    config = tmp / "ldapsync.yaml"
+    config.write_text(f"""
+ldap: {{servers: ["{slapd.url}"], bind_dn: "{SYNC_DN}", bind_password_env: LDAPSYNC_BIND_PASSWORD,
+       backend: {backend}}}
+users: {{base: "{PEOPLE}", disabled: 389ds}}
+groups: {{base: "{GROUPS}", public: {public}}}
+mapping: {{jid: "{{{{ uid }}}}@example.com", name: "{{{{ displayName or cn }}}}"}}
+state: {{path: "{tmp / 'state.json'}"}}
+outputs: [{{path: "{tmp / 'groups.txt'}", backups: 1}}]
+""")
+    return config
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", type=int, default=100_000)
@@ -168,8 +258,18 @@ def main() -> None:
     ap.add_argument("--backend", choices=["auto", "ldap3", "python-ldap"], default="auto")
     ap.add_argument("--all-staff", choices=("public", "private"), default="public",
                     help="public: All Staff is a public group; private: an ordinary group holding every user")
+    ap.add_argument("--incremental", action="store_true",
+                    help="slapd with the syncprov overlay; measure the polls of serve (runs in one process)")
+    ap.add_argument("--py-spy", metavar="FILE", type=Path,
+                    help="with --incremental: one more changed poll under py-spy, its stacks (collapsed) to FILE")
+    ap.add_argument("--in-process", metavar="CONFIG", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.in_process:
+        in_process(args.in_process)
+        return
     public = '["All Staff"]' if args.all_staff == "public" else "[]"
+    if args.py_spy and not py_spy():
+        raise SystemExit("--py-spy needs py-spy beside this Python or on PATH (pip install py-spy)")
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -178,78 +278,81 @@ def main() -> None:
         (tmp / "directory.ldif").write_text(ldif, encoding="utf-8")
         member_values = sum(len(m) for _, m in members.values())
         generate_s = time.perf_counter() - started
-        slapd = Slapd(tmp / "slapd", [tmp / "directory.ldif"])
+        slapd = Slapd(tmp / "slapd", [tmp / "directory.ldif"], syncprov=args.incremental)
         started = time.perf_counter()
         slapd.start()
         load_s = time.perf_counter() - started
         try:
-            config = tmp / "ldapsync.yaml"
-            config.write_text(f"""
-ldap: {{servers: ["{slapd.url}"], bind_dn: "{SYNC_DN}", bind_password_env: LDAPSYNC_BIND_PASSWORD,
-       backend: {args.backend}}}
-users: {{base: "{PEOPLE}", disabled: 389ds}}
-groups: {{base: "{GROUPS}", public: {public}}}
-mapping: {{jid: "{{{{ uid }}}}@example.com", name: "{{{{ displayName or cn }}}}"}}
-state: {{path: "{tmp / 'state.json'}"}}
-outputs: [{{path: "{tmp / 'groups.txt'}", backups: 1}}]
-""")
+            config = write_config(tmp, slapd, args.backend, public)
             env = {**os.environ, "LDAPSYNC_BIND_PASSWORD": SYNC_PASSWORD}
             ldapsearch = ["ldapsearch", "-x", "-LLL", "-H", slapd.url, "-D", SYNC_DN, "-w", SYNC_PASSWORD,
                           "-E", "pr=1000/noprompt"]
             dumps = []
+            mark = slapd.mark()
             for _ in range(args.repeat):
                 u = timed_process([*ldapsearch, "-b", PEOPLE, "(objectClass=inetOrgPerson)", *USER_ATTRS])
                 g = timed_process([*ldapsearch, "-b", GROUPS, "(objectClass=*)", *GROUP_ATTRS])
                 dumps.append(u[0] + g[0])
             floor = statistics.median(dumps)
-            ldapsync = [sys.executable, "-m", "ldapsync", "run", "-c", str(config)]
-            rows = []
-
-            def measure(label: str, runs: int, before=None) -> None:
-                results = []
-                for _ in range(runs):
-                    if before is not None:
-                        before()
-                    mark = slapd.mark()
-                    seconds, rss, code, err = timed_process(ldapsync, env)
-                    if code != 0:
-                        raise SystemExit(f"{label}: ldapsync exited {code}: {err}")
-                    results.append((seconds, rss, slapd.search_count(mark)))
-                seconds = statistics.median(r[0] for r in results)
-                rows.append((label, seconds, max(r[1] for r in results), results[0][2]))
-
-            def fresh() -> None:
-                (tmp / "groups.txt").unlink(missing_ok=True)
-
-            measure("ldapsync run, first (writes the file)", args.repeat, fresh)
-            measure("ldapsync run, nothing changed", args.repeat)
-            modify = changes(members, args.users, 0.01, args.seed)
-            (tmp / "changes.ldif").write_text(modify)
-            started = time.perf_counter()
-            subprocess.run(["ldapmodify", "-x", "-H", slapd.url, "-D", ADMIN_DN, "-w", ADMIN_PASSWORD, "-f",
-                            str(tmp / "changes.ldif")], check=True, stdout=subprocess.DEVNULL)
-            modify_s = time.perf_counter() - started
-            # each changed run starts from the file (and the cache beside the
-            # state file) that the no-change runs left
-            kept = {path: path.read_bytes() for path in [tmp / "groups.txt", *tmp.glob("state.json.*.model")]}
-
-            def unchanged_file() -> None:
-                for path, data in kept.items():
-                    path.write_bytes(data)
-
-            measure("ldapsync run, 1% of memberships changed", args.repeat, unchanged_file)
-            imports = import_seconds([sys.executable, "-X", "importtime", *ldapsync[1:]], env)
-            startup = statistics.median(timed_process([sys.executable, "-m", "ldapsync", "--version"])[0]
-                                        for _ in range(args.repeat))
+            dump_entries = entries_sent(slapd, mark) // args.repeat
+            heading = (f"# directory benchmark, {date.today()}, {platform.node()}, {platform.machine()}, "
+                       f"Python {platform.python_version()}, {os.cpu_count()} cores, backend {args.backend}, "
+                       f"All Staff {args.all_staff}")
+            sizes = (f"# {args.users} users, {args.groups} groups, {member_values} member values; generated in "
+                     f"{generate_s:.1f} s, loaded with slapadd and started in {load_s:.1f} s")
+            if args.incremental:
+                incremental(args, tmp, slapd, config, env, members, floor, dump_entries, heading, sizes)
+            else:
+                whole_runs(args, tmp, slapd, config, env, members, floor, heading, sizes)
         finally:
             slapd.stop()
 
-    print(f"# directory benchmark, {date.today()}, {platform.node()}, {platform.machine()}, "
-          f"Python {platform.python_version()}, {os.cpu_count()} cores, backend {args.backend}, "
-          f"All Staff {args.all_staff}")
-    print(f"# {args.users} users, {args.groups} groups, {member_values} member values; generated in "
-          f"{generate_s:.1f} s, loaded with slapadd and started in {load_s:.1f} s; "
-          f"{modify.count('changetype')} changes applied in {modify_s:.1f} s; medians of {args.repeat}")
+
+def whole_runs(args: argparse.Namespace, tmp: Path, slapd: Slapd, config: Path, env: dict,
+               members: dict[str, tuple[str, list[str]]], floor: float, heading: str, sizes: str) -> None:
+    """``ldapsync run`` as a fresh process: first, nothing changed, 1% changed."""
+    ldapsync = [sys.executable, "-m", "ldapsync", "run", "-c", str(config)]
+    rows = []
+
+    def measure(label: str, runs: int, before: Callable[[], None] | None = None) -> None:
+        results = []
+        for _ in range(runs):
+            if before is not None:
+                before()
+            mark = slapd.mark()
+            seconds, rss, code, err = timed_process(ldapsync, env)
+            if code != 0:
+                raise SystemExit(f"{label}: ldapsync exited {code}: {err}")
+            results.append((seconds, rss, slapd.search_count(mark)))
+        seconds = statistics.median(r[0] for r in results)
+        rows.append((label, seconds, max(r[1] for r in results), results[0][2]))
+
+    def fresh() -> None:
+        (tmp / "groups.txt").unlink(missing_ok=True)
+
+    measure("ldapsync run, first (writes the file)", args.repeat, fresh)
+    measure("ldapsync run, nothing changed", args.repeat)
+    modify = changes(members, args.users, 0.01, args.seed)
+    (tmp / "changes.ldif").write_text(modify)
+    started = time.perf_counter()
+    subprocess.run(["ldapmodify", "-x", "-H", slapd.url, "-D", ADMIN_DN, "-w", ADMIN_PASSWORD, "-f",
+                    str(tmp / "changes.ldif")], check=True, stdout=subprocess.DEVNULL)
+    modify_s = time.perf_counter() - started
+    # each changed run starts from the file (and the cache beside the
+    # state file) that the no-change runs left
+    kept = {path: path.read_bytes() for path in [tmp / "groups.txt", *tmp.glob("state.json.*.model")]}
+
+    def unchanged_file() -> None:
+        for path, data in kept.items():
+            path.write_bytes(data)
+
+    measure("ldapsync run, 1% of memberships changed", args.repeat, unchanged_file)
+    imports = import_seconds([sys.executable, "-X", "importtime", *ldapsync[1:]], env)
+    startup = statistics.median(timed_process([sys.executable, "-m", "ldapsync", "--version"])[0]
+                                for _ in range(args.repeat))
+
+    print(heading)
+    print(f"{sizes}; {modify.count('changetype')} changes applied in {modify_s:.1f} s; medians of {args.repeat}")
     heaviest = ", ".join(f"{name} {sec:.2f} s" for name, sec in imports[1][:4])
     print(f"# interpreter start and CLI (ldapsync --version): {startup:.2f} s; imports of a run: "
           f"{imports[0]:.2f} s ({heaviest})")
@@ -259,6 +362,160 @@ outputs: [{{path: "{tmp / 'groups.txt'}", backups: 1}}]
     for label, seconds, rss, searches in rows:
         print(f"{label.ljust(width)}  {seconds:8.2f}  {seconds / floor:12.1f}  {rss:6.0f} MiB  {searches}")
 
+
+def incremental(args: argparse.Namespace, tmp: Path, slapd: Slapd, config: Path, env: dict,
+                members: dict[str, tuple[str, list[str]]], floor: float, dump_entries: int,
+                heading: str, sizes: str) -> None:
+    """The runs of ``serve`` against a slapd with syncprov, each timed inside
+    its process: the first (full) run, a poll with nothing changed, a poll
+    after 10 users and 5 groups changed online."""
+    import json
+
+    worker = [sys.executable, str(Path(__file__).resolve()), "--in-process", str(config)]
+    output = tmp / "groups.txt"
+    rows = []
+
+    def one_run(label: str, kind: str, argv: list[str] = worker) -> dict:
+        mark = slapd.mark()
+        started = time.perf_counter()
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+        process_s = time.perf_counter() - started
+        if proc.returncode != 0 or not proc.stdout.strip():
+            raise SystemExit(f"{label}: the run's process exited {proc.returncode}: {proc.stderr}")
+        # the last line of the run's own (py-spy, when profiled, writes its own too)
+        run = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
+        if run["exit_code"] != 0 or run["read"]["kind"] != kind:
+            raise SystemExit(f"{label}: exit {run['exit_code']}, read {run['read']} (expected {kind}): "
+                             f"{run['error']}\n{proc.stderr}")
+        run["process_s"] = process_s
+        run["sent"] = entries_sent(slapd, mark)
+        run["searches"] = slapd.search_count(mark)
+        run["written_s"] = output.stat().st_mtime - run["started"]
+        return run
+
+    def measure(label: str, kind: str, before: Callable[[], None] | None = None) -> list[dict]:
+        runs = []
+        for _ in range(args.repeat):
+            if before is not None:
+                before()
+            runs.append(one_run(label, kind))
+        rows.append((label, runs))
+        return runs
+
+    def fresh() -> None:
+        output.unlink(missing_ok=True)
+        (tmp / "state.json.snapshot").unlink(missing_ok=True)
+
+    rounds = iter(range(1, 1000))
+    applied = []
+
+    def change() -> None:
+        started = time.perf_counter()
+        with slapd.admin_connection() as admin:
+            for dn, mods in poll_changes(members, args.users, next(rounds), args.seed):
+                admin.modify(dn, mods)
+        applied.append(time.perf_counter() - started)
+
+    measure("first run (full read, writes the file)", "full", fresh)
+    measure("poll, nothing changed", "unchanged")
+    changed = measure("poll, 10 users and 5 groups changed", "incremental", change)
+    profile = None
+    if args.py_spy:
+        change()
+        profiled = one_run("profiled poll", "incremental",
+                           [py_spy(), "record", "--idle", "--format", "raw", "--rate", str(PY_SPY_RATE),
+                            "--output", str(args.py_spy), "--", *worker])
+        profile = stages(args.py_spy, PY_SPY_RATE)
+
+    print(heading)
+    print(f"{sizes} (syncprov); online changes applied in {statistics.median(applied):.2f} s; "
+          f"medians of {args.repeat}; each run timed inside its process, which imported what serve preloads")
+    label_w = max(len(label) for label, _ in rows)
+    print(f"{'measure'.ljust(label_w)}  {'seconds':>8}  {'x dump':>6}  {'written':>8}  {'process':>8}  "
+          f"{'peak RSS':>9}  {'searches':>8}  {'sent':>7}  read.entries")
+    print(f"{'ldapsearch dump (users + groups)'.ljust(label_w)}  {floor:8.2f}  {1:6.2f}  {'-':>8}  {floor:8.2f}  "
+          f"{'-':>9}  {2:8d}  {dump_entries:7d}  -")
+    for label, runs in rows:
+        med = partial(_median, runs)
+        written = f"{med('written_s'):8.2f}" if label != "poll, nothing changed" else f"{'-':>8}"
+        sent = "/".join(sorted({str(r["sent"]) for r in runs}))
+        read = "/".join(sorted({str(r["read"]["entries"]) for r in runs}))
+        print(f"{label.ljust(label_w)}  {med('seconds'):8.2f}  {med('seconds') / floor:6.2f}  {written}  "
+              f"{med('process_s'):8.2f}  {max(r['rss'] for r in runs):6.0f} MiB  {runs[0]['searches']:8d}  "
+              f"{sent:>7}  {read}")
+    poll_s = statistics.median(r["written_s"] for r in changed)
+    print(f"# targets: nothing changed <= 10 entries and <= 0.2x the dump; changed <= {dump_entries / 100:.0f} "
+          f"entries (1% of the dump's) and the file written within 1x the dump")
+    print(f"# freshness with poll: 60s: a change is in the file at most 60 s + {poll_s:.2f} s = "
+          f"{60 + poll_s:.1f} s after it was made (the next poll starts within 60 s; target 70 s)")
+    if profile is not None:
+        total = sum(seconds for _, seconds, _ in profile)
+        print(f"# one more changed poll under py-spy ({args.py_spy}): {profiled['seconds']:.2f} s, "
+              f"{total:.2f} s sampled in the run, by stage (busiest lines):")
+        for stage, seconds, busiest in profile:
+            where = "; ".join(f"{frame} {n / PY_SPY_RATE:.2f} s" for frame, n in busiest)
+            print(f"#   {stage:<44} {seconds:6.2f} s  {100 * seconds / total:4.1f}%  {where}")
+
+
+# The stages of a run, each known by a function on the stack: a sample goes
+# to the stage of the innermost one it holds.
+STAGES = (
+    ("imports during the run", ("_find_and_load",)),
+    ("LDAP: connect, probe, content sync", ("ldapsync/directory/",)),
+    ("snapshot: read, checksum, unmarshal", ("load (ldapsync/snapshot.py",)),
+    ("snapshot: Entry objects", ("load.<locals>",)),
+    ("snapshot: changes applied", ("Snapshot.apply",)),
+    ("entries sorted by DN", ("_in_dn_order",)),
+    ("templates compiled", ("Templates.__init__",)),
+    ("memberships resolved", ("resolve (ldapsync/membership.py",)),
+    ("mapping", ("map_directory",)),
+    ("the old file's groups (model cache)", ("current_bytes", "load (ldapsync/modelcache.py", "_reading",
+                                             "Cached.means")),
+    ("the output's model", ("output_model",)),
+    ("render", ("render_unverified",)),
+    ("verification: worker started, waited for", ("Parallel.",)),
+    ("the new groups, as the diff reads them", ("GroupsFile.of_model",)),
+    ("diff", ("diff (ldapsync/diff.py",)),
+    ("safety limits", ("check (ldapsync/safety.py",)),
+    ("file written (with its backup)", ("apply (ldapsync/apply.py",)),
+    ("snapshot saved", ("Reader.keep",)),
+    ("state file and metrics", ("keep_record",)),
+)
+
+
+def py_spy() -> str:
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.exists() else shutil.which("py-spy") or ""
+
+
+def _stage(frames: list[str]) -> str:
+    if frames[-1].startswith("without_cycle_collector"):  # returning: reference counts drop to zero
+        return "memory freed as the run returns"
+    for frame in reversed(frames):
+        for name, marks in STAGES:
+            if any(m in frame for m in marks):
+                return name
+    return "other"
+
+
+def stages(path: Path, rate: int) -> list[tuple[str, float, list[tuple[str, int]]]]:
+    """A py-spy profile (raw, with idle samples) of a run's process, as the
+    seconds of each stage of the run, longest first, with the stage's
+    busiest lines."""
+    from collections import Counter, defaultdict
+
+    totals: Counter[str] = Counter()
+    lines: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    for line in path.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        frames = stack.split(";")
+        inside = [i for i, f in enumerate(frames) if f.startswith("recorded_run ")]
+        if not inside:  # interpreter start, imports and config before the run
+            continue
+        stage = _stage(frames[inside[0]:])
+        totals[stage] += int(n)
+        lines[stage][frames[-1]] += int(n)
+    return [(stage, n / rate, lines[stage].most_common(2)) for stage, n in totals.most_common()]
 
 if __name__ == "__main__":
     main()
