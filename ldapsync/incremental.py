@@ -63,7 +63,7 @@ class ReadInfo:
     kind: str = FULL  # full, incremental, unchanged
     reason: str | None = None  # why a full read when one was not asked for
     method: str = "off"  # the change tracking used
-    entries: int = 0  # entries the server sent
+    entries: int = 0  # entries the server sent (each UUID of a content-sync list of them counts as one)
     changed: int = 0  # entries added, changed or removed since the snapshot (incremental)
 
     def as_json(self) -> dict[str, Any]:
