@@ -190,7 +190,9 @@ class Reader:
             return None
         log.info("read %d changed entries since %s", self.info.changed, _when(header.saved_at))
         self.info.kind = INCREMENTAL
-        return {q.name: list(snap.entries.get(q.name, {}).values()) for q in queries}
+        entries = {q.name: list(snap.entries.get(q.name, {}).values()) for q in queries}
+        snap.freeze()
+        return entries
 
     def _incremental_settings(self, queries: Sequence[Query]) -> None:
         """Refuse the settings where a change shows in entries the server
@@ -269,7 +271,9 @@ class Reader:
                     return entries
                 by_id[tracker.key(ids[0])] = _without_id(e, id_attribute, keep[q.name])
         self._pending = snapshotlib.Snapshot(header, kept)
-        return {name: list(by_id.values()) for name, by_id in kept.items()}
+        entries = {name: list(by_id.values()) for name, by_id in kept.items()}
+        self._pending.freeze()
+        return entries
 
     def keep(self, counts: dict[str, Any] | None = None, sizes: dict[str, tuple[int, int]] | None = None) -> None:
         """Save the snapshot the run used, now that its files are written (a

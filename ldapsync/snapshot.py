@@ -80,6 +80,7 @@ class Snapshot:
 
     header: Header
     entries: dict[str, dict[str, Entry]]
+    payload: bytes | None = None  # the entries encoded (:meth:`freeze`)
 
     def apply(self, name: str, changed: dict[str, Entry], deleted: Iterable[str],
               present: set[str] | None) -> tuple[int, list[str]]:
@@ -105,10 +106,21 @@ class Snapshot:
         mine.update(changed)
         return removed, stale
 
+    def freeze(self) -> None:
+        """Encode the entries now and let go of them: a run hands them on to
+        be resolved, which frees each group's member values once it is done
+        with them, and saves the snapshot only at its end."""
+        self.payload = _payload(self.entries)
+        self.entries = {}
+
+
+def _payload(entries: dict[str, dict[str, Entry]]) -> bytes:
+    return marshal.dumps({name: [(i, e.dn, e.attrs) for i, e in by_id.items()] for name, by_id in entries.items()},
+                         4)
+
 
 def encode(snapshot: Snapshot) -> bytes:
-    payload = marshal.dumps({name: [(i, e.dn, e.attrs) for i, e in entries.items()]
-                             for name, entries in snapshot.entries.items()}, 4)
+    payload = snapshot.payload if snapshot.payload is not None else _payload(snapshot.entries)
     header = snapshot.header
     header.entries_sha256 = hashlib.sha256(payload).hexdigest()
     header.entries_length = len(payload)
