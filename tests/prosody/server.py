@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -244,3 +245,16 @@ def available() -> str | None:
     except ImportError:
         return "slixmpp is not installed (pip install -e '.[test]')"
     return None
+
+
+def preview(capsys, groups_file, user, personal_file=None) -> list[dict]:
+    """The roster ldapsync predicts for ``user`` from ``groups_file`` (and a
+    personal roster), as ``ldapsync preview --json`` prints it."""
+    from ldapsync.cli import main
+
+    argv = ["preview", "--groups-file", str(groups_file), f"{user}@{HOST}", "--json"]
+    if personal_file:
+        argv += ["--roster", str(personal_file)]
+    assert main(argv) == 0
+    out, _ = capsys.readouterr()
+    return json.loads(out)

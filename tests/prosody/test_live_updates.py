@@ -8,9 +8,8 @@ import json
 
 import pytest
 
-from ldapsync.cli import main
 from tests.prosody.live import ClientLoop, LiveClient
-from tests.prosody.server import HOST
+from tests.prosody.server import preview
 
 pytestmark = pytest.mark.prosody
 
@@ -60,13 +59,6 @@ def clients():
         client.close()
 
 
-def preview(capsys, groups_file, user, personal_file=None) -> list[dict]:
-    argv = ["preview", "--groups-file", str(groups_file), f"{user}@{HOST}", "--json"]
-    if personal_file:
-        argv += ["--roster", str(personal_file)]
-    assert main(argv) == 0
-    out, _ = capsys.readouterr()
-    return json.loads(out)
 
 
 def assert_rosters_follow(capsys, prosody, clients, personal_files, step) -> None:

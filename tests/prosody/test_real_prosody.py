@@ -8,7 +8,7 @@ import json
 import pytest
 
 from ldapsync.cli import main
-from tests.prosody.server import GROUPS_MODULES, HOST
+from tests.prosody.server import GROUPS_MODULES, preview
 
 pytestmark = pytest.mark.prosody
 
@@ -71,13 +71,6 @@ PERSONAL = {
 }
 
 
-def preview(capsys, groups_file, user, personal_file=None) -> list[dict]:
-    argv = ["preview", "--groups-file", str(groups_file), f"{user}@{HOST}", "--json"]
-    if personal_file:
-        argv += ["--roster", str(personal_file)]
-    assert main(argv) == 0
-    out, _ = capsys.readouterr()
-    return json.loads(out)
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
