@@ -117,12 +117,7 @@ class Churn:
         self.conn.modify_dn(old, new.split(",", 1)[0])
         self.ok(f"rename {old} to {new}")
         self.users[sam] = new
-        self.serial += 1
-        taker = f"churn{self.serial:02d}"
-        self.conn.add(old, "user", {"sAMAccountName": taker, "displayName": f"Churn {self.serial}",
-                                    "userAccountControl": ENABLED})
-        self.ok(f"add {taker} as {old}")
-        self.users[taker] = old
+        self._add_at(old)
 
     def _recreate_user(self) -> None:
         """An account deleted and made again under the same DN: the groups
@@ -131,12 +126,16 @@ class Churn:
         dn = self.users.pop(sam)
         self.conn.delete(dn)
         self.ok(f"delete {sam}")
+        self._add_at(dn)
+
+    def _add_at(self, dn: str) -> None:
+        """A new enabled user at ``dn``, a DN another entry had."""
         self.serial += 1
-        again = f"churn{self.serial:02d}"
-        self.conn.add(dn, "user", {"sAMAccountName": again, "displayName": f"Churn {self.serial}",
+        sam = f"churn{self.serial:02d}"
+        self.conn.add(dn, "user", {"sAMAccountName": sam, "displayName": f"Churn {self.serial}",
                                    "userAccountControl": ENABLED})
-        self.ok(f"add {again} as {dn}")
-        self.users[again] = dn
+        self.ok(f"add {sam} as {dn}")
+        self.users[sam] = dn
 
     def _display_name(self) -> None:
         sam = self.rng.choice(sorted(self.users))
