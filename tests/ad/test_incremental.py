@@ -89,13 +89,15 @@ class Churn:
         self.conn.delete(self.users.pop(sam))
         self.ok(f"delete {sam}")
 
-    def _rename_user(self) -> None:
+    def _rename_user(self) -> str:
+        """Renames a user in place; returns the DN it had."""
         sam = self.rng.choice(sorted(self.users))
         old = self.users[sam]
         new = self.free_dn(old.split(",", 1)[1])
         self.conn.modify_dn(old, new.split(",", 1)[0])
         self.ok(f"rename {old} to {new}")
         self.users[sam] = new
+        return old
 
     def _move_user(self, to: tuple[str, ...] = INSIDE) -> None:
         sam = self.rng.choice(sorted(self.users))
@@ -111,13 +113,7 @@ class Churn:
 
     def _take_a_freed_name(self) -> None:
         """A new user under the DN another had before the last run."""
-        sam = self.rng.choice(sorted(self.users))
-        old = self.users[sam]
-        new = self.free_dn(old.split(",", 1)[1])
-        self.conn.modify_dn(old, new.split(",", 1)[0])
-        self.ok(f"rename {old} to {new}")
-        self.users[sam] = new
-        self._add_at(old)
+        self._add_at(self._rename_user())
 
     def _recreate_user(self) -> None:
         """An account deleted and made again under the same DN: the groups
