@@ -103,9 +103,9 @@ class Tracker:
                 probe: dict[str, Any]) -> tuple[dict[str, SyncAnswer], dict[str, Any]]:
         """Each query's changes since ``marker``, and the marker after them;
         ``probe`` is the probe taken before (changes made since are asked
-        for again next time).
-        Groups whose member values the server rewrote without marking them
-        changed are the reader's to find (:func:`groups_naming`)."""
+        for again next time).  Groups whose member values the server
+        rewrote without marking them changed are the reader's to find
+        (:func:`groups_naming`)."""
         raise NotIncremental(f"the {self.method} method cannot ask which entries changed")
 
 
