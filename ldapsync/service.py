@@ -144,7 +144,11 @@ def publish(config: configlib.Config, state: statelib.State) -> None:
 # a process with the scheduler's threads may not), a sync that hangs can be
 # stopped by killing it, and the memory of a large run goes back to the
 # system when it ends.
-_PRELOADED = ["ldapsync.service", "ldapsync.sync"]  # imported once by the fork server, not by each sync
+# Imported once by the fork server, not by each sync.  The python-ldap
+# backend (with its content-sync consumer) is half of a poll that finds
+# nothing changed when each poll imports it; without python-ldap the fork
+# server skips it (an ImportError in a preload is ignored).
+_PRELOADED = ["ldapsync.service", "ldapsync.sync", "ldapsync.directory.pyldap_backend"]
 
 
 # Why the cron runs of serve read the whole directory: they are the safety
