@@ -248,7 +248,7 @@ def _fetch(config: Config, directory: Directory, reader: Reader | None) -> Fetch
     started = time.monotonic()
     with directory:
         queries = partial(queries_for, config, templates)
-        read_all = partial(_read_all, config, directory)
+        read_all = partial(_read_all, directory)
         entries = read_all(queries()) if reader is None else reader.read(directory, queries, read_all)
         if entries is None:
             return None
@@ -282,7 +282,7 @@ def _in_dn_order(entries: list[Entry]) -> list[Entry]:
     return entries
 
 
-def _read_all(config: Config, directory: Directory, queries: Sequence[Query]) -> dict[str, list[Entry]]:
+def _read_all(directory: Directory, queries: Sequence[Query]) -> dict[str, list[Entry]]:
     """Every query's entries, read in full from a connected ``directory``."""
     by_name = {q.name: q for q in queries}
     users, groups = by_name["users"], by_name["groups"]
