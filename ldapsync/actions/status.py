@@ -14,7 +14,7 @@ from ldapsync.config import Config
 OK, CRITICAL, UNKNOWN = 0, 2, 3
 
 @dataclass
-class Snapshot:
+class SnapshotStatus:
     """The copy of the directory incremental runs start from, as status sees it."""
 
     path: Path | None
@@ -37,7 +37,7 @@ class Status:
     unknown: str | None = None  # why there is nothing to judge
     state: statelib.State | None = None
     age: float | None = None  # seconds since the last success
-    snapshot: Snapshot | None = None
+    snapshot: SnapshotStatus | None = None
 
     def read_age(self, kind: str) -> float | None:
         """Seconds since the last successful ``full`` or ``incremental`` read."""
@@ -80,19 +80,19 @@ def status(config: Config, max_age: float, max_age_text: str) -> Status:
     return Status(CRITICAL if problems else OK, problems, None, state, age, snapshot(config, state))
 
 
-def snapshot(config: Config, state: statelib.State) -> Snapshot:
+def snapshot(config: Config, state: statelib.State) -> SnapshotStatus:
     """The snapshot beside the state file: its age is the time since the last
     successful run that saved it, or that found nothing changed since it
     (which confirms it without saving it again)."""
     path = snapshotlib.path_for(config.state.path)
     if path is None or not path.exists():
-        return Snapshot(path, problem="no snapshot: the next run reads the whole directory")
+        return SnapshotStatus(path, problem="no snapshot: the next run reads the whole directory")
     try:
         header = snapshotlib.read_header(path)
     except snapshotlib.Unusable as exc:
-        return Snapshot(path, problem=f"{exc}: the next run reads the whole directory")
+        return SnapshotStatus(path, problem=f"{exc}: the next run reads the whole directory")
     confirmed = max(header.saved_at, state.last_incremental_read_at() or 0)
-    return Snapshot(path, max(0.0, time.time() - confirmed), header.method, header.full_read_at)
+    return SnapshotStatus(path, max(0.0, time.time() - confirmed), header.method, header.full_read_at)
 
 
 def ago(seconds: float) -> str:
