@@ -32,6 +32,7 @@ from ldapsync import dn as dnlib
 from ldapsync import snapshot as snapshotlib
 from ldapsync.config import Config
 from ldapsync.directory import Directory, DirectoryError, Entry
+from ldapsync.directory.base import SyncAnswer
 from ldapsync.directory.changes import (
     BACKLINKS,
     ContentSync,
@@ -163,22 +164,7 @@ class Reader:
         kept = _kept(queries_for(""), tracker.id_attribute)
         if not unchanged:
             answers, snap.header.marker = tracker.changes(queries, header.marker, probe)
-            bases = {q.name: dnlib.normalize(q.base) for q in queries}
-            for name, answer in answers.items():
-                if answer.present is not None and not answer.present and snap.entries.get(name):
-                    raise NotIncremental(f"the server named none of the {name} present: not trusted")
-                outside = next((e.dn for e in answer.changed.values()
-                                if not dnlib.is_under(dnlib.normalize(e.dn), bases[name])), None)
-                if outside is not None:
-                    raise NotIncremental(f"the server sent {outside} among the {name}, outside their base")
-                mine = snap.entries.get(name, {})
-                # an entry sent as it was (a password or a logon time changed) changes nothing ldapsync reads
-                changed = {i: e for i, e in ((i, _without_id(e, tracker.id_attribute, kept[name]))
-                                             for i, e in answer.changed.items()) if mine.get(i) != e}
-                removed, stale = snap.apply(name, changed, answer.deleted, answer.present)
-                self.info.changed += len(changed) + removed
-                if name != "disabled":
-                    watch.update(dict.fromkeys(stale, time.time()))
+            self._apply(snap, answers, queries, tracker.id_attribute, kept, watch)
         if watch:
             self._recheck_groups(directory, tracker, snap, queries, watch, kept["groups"])
         snap.header.marker["watch"] = watch
@@ -193,6 +179,27 @@ class Reader:
         entries = {q.name: list(snap.entries.get(q.name, {}).values()) for q in queries}
         snap.freeze()
         return entries
+
+    def _apply(self, snap: snapshotlib.Snapshot, answers: dict[str, SyncAnswer], queries: Sequence[Query],
+               id_attribute: str, kept: dict[str, bool], watch: dict[str, float]) -> None:
+        """Apply each query's answer to the snapshot, after checking it, and
+        watch the DNs of the entries added, renamed or removed."""
+        bases = {q.name: dnlib.normalize(q.base) for q in queries}
+        for name, answer in answers.items():
+            if answer.present is not None and not answer.present and snap.entries.get(name):
+                raise NotIncremental(f"the server named none of the {name} present: not trusted")
+            outside = next((e.dn for e in answer.changed.values()
+                            if not dnlib.is_under(dnlib.normalize(e.dn), bases[name])), None)
+            if outside is not None:
+                raise NotIncremental(f"the server sent {outside} among the {name}, outside their base")
+            mine = snap.entries.get(name, {})
+            # an entry sent as it was (a password or a logon time changed) changes nothing ldapsync reads
+            changed = {i: e for i, e in ((i, _without_id(e, id_attribute, kept[name]))
+                                         for i, e in answer.changed.items()) if mine.get(i) != e}
+            removed, stale = snap.apply(name, changed, answer.deleted, answer.present)
+            self.info.changed += len(changed) + removed
+            if name != "disabled":
+                watch.update(dict.fromkeys(stale, time.time()))
 
     def _incremental_settings(self, queries: Sequence[Query]) -> None:
         """Refuse the settings where a change shows in entries the server
