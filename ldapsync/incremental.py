@@ -66,6 +66,7 @@ class ReadInfo:
     method: str = "off"  # the change tracking used
     entries: int = 0  # entries the server sent (each UUID of a content-sync list of them counts as one)
     changed: int = 0  # entries added, changed or removed since the snapshot (incremental)
+    warm: bool = False  # started from what the last run of this process left in memory (ldapsync.warm)
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # loaded only when a run or the metrics need them
 
     from ldapsync.metrics import Metrics
     from ldapsync.sync import RunResult
+    from ldapsync.warm import Warm
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +49,21 @@ class Recorded:
 
 def recorded_run(config: configlib.Config, *, dry_run: bool = False, force: str | None = None,
                  full: str | None = None, lock_timeout: float | None = None,
-                 directory: Callable[[configlib.Config], Directory] = configured_directory) -> Recorded:
+                 directory: Callable[[configlib.Config], Directory] = configured_directory,
+                 warm: Warm | None = None) -> Recorded:
     """Lock, sync, then record the outcome in the state file and metrics
     (a dry run records nothing).  Never raises for a failed sync: the error
     is in the result, with its exit code.  ``full``: why the whole
     directory must be read (None: only its changes when it can be).
     ``lock_timeout``: how long to wait for the lock (None: state.lock_timeout).
-    ``directory`` gives the directory to read (tests hand in one of their own)."""
+    ``directory`` gives the directory to read (tests hand in one of their own).
+    ``warm``: what the last run of this process left in memory (serve's poller)."""
     started = time.time()
     wait = config.state.lock_timeout if lock_timeout is None else lock_timeout
     try:
         with statelib.locked(config.lock_path, wait):
             # the record is written under the lock too: two runs never race for it
-            return _sync_and_record(config, started, dry_run, force, full, directory)
+            return _sync_and_record(config, started, dry_run, force, full, directory, warm)
     except statelib.Busy as exc:
         # not a run: another one is under way and will leave its own record
         return Recorded(exc.exit_code, None, str(exc), None)
@@ -69,14 +72,15 @@ def recorded_run(config: configlib.Config, *, dry_run: bool = False, force: str 
 
 
 def _sync_and_record(config: configlib.Config, started: float, dry_run: bool, force: str | None,
-                     full: str | None, directory: Callable[[configlib.Config], Directory]) -> Recorded:
+                     full: str | None, directory: Callable[[configlib.Config], Directory],
+                     warm: Warm | None = None) -> Recorded:
     from ldapsync import sync  # ldap3 and jinja2 load only when a sync runs
 
     result = None
     error = None
     try:
         result = sync.run(config, directory(config), dry_run=dry_run, force=force, full=full is not None,
-                          full_reason=full)
+                          full_reason=full, warm=warm)
         exit_code = int(result.exit_code)
         if exit_code:
             error = "; ".join(problem for o in result.outputs if (problem := o.after_write_problem()))

@@ -42,6 +42,7 @@ from ldapsync.membership import PRESET_ATTRIBUTES, Finding, Memberships, apply_i
 from ldapsync.model import GroupsModel
 from ldapsync.speed import ChildFailed, Handover, Parallel, without_cycle_collector
 from ldapsync.templates import Templates
+from ldapsync.warm import Warm
 from ldapsync.writer import WriteResult, read_current
 
 log = logging.getLogger(__name__)
@@ -378,7 +379,7 @@ def current_text(output: Output) -> str | None:
 
 @without_cycle_collector
 def run(config: Config, directory: Directory, *, dry_run: bool = False, force: str | None = None,
-        full: bool = False, full_reason: str | None = None) -> RunResult:
+        full: bool = False, full_reason: str | None = None, warm: Warm | None = None) -> RunResult:
     """Fetch, map, render, verify and check every output against its safety
     limits; then write each file that changed (keeping a backup of the old
     one) and run its post-change command.  A dry run stops before writing.
@@ -387,7 +388,9 @@ def run(config: Config, directory: Directory, *, dry_run: bool = False, force: s
 
     The directory is read incrementally when it can be (see
     :mod:`ldapsync.incremental`); ``full`` reads it all (``full_reason``
-    says why, for the record), and so does a dry run."""
+    says why, for the record), and so does a dry run.  ``warm``: what the
+    last run of this process left in memory (see :mod:`ldapsync.warm`),
+    used and then refreshed."""
     started = time.monotonic()
     reader = Reader(config, full=full or dry_run, reason=full_reason or ("a dry run" if dry_run else None))
     fetched = _fetch(config, directory, reader)
