@@ -101,13 +101,19 @@ class Reader:
     can; then, once the run has written its files, :meth:`keep` saves the
     new snapshot."""
 
-    def __init__(self, config: Config, *, full: bool = False, reason: str | None = None) -> None:
+    def __init__(self, config: Config, *, full: bool = False, reason: str | None = None,
+                 kept: Kept | None = None, keep_entries: bool = False) -> None:
         self.config = config
         self.path = snapshotlib.path_for(config.state.path)
         self.full = full
         self.info = ReadInfo(reason=reason if full else None)
         self._pending: snapshotlib.Snapshot | None = None
         self.header: snapshotlib.Header | None = None  # of the snapshot the run used, if any
+        # serve's poller (ldapsync.warm): the snapshot the last run saved, still in memory, and whether
+        # this run's entries stay in memory for the next (else they are frozen: encoded and let go of)
+        self.kept = kept
+        self.keep_entries = keep_entries
+        self.saved: Kept | None = None  # the snapshot this run saved (keep), with the file's identity
 
     def read(self, directory: Directory, queries_for: Callable[[str], list[Query]],
              read_all: ReadAll) -> dict[str, list[Entry]] | None:
@@ -161,7 +167,7 @@ class Reader:
                                  if not unchanged else "the config or an output file changed since the last run")
         if not unchanged:
             self._incremental_settings(queries)
-        snap = snapshotlib.load(self.path)
+        snap = self._load(header)
         kept = _kept(queries_for(""), tracker.id_attribute)
         if not unchanged:
             answers, snap.header.marker = tracker.changes(queries, header.marker, probe)
@@ -178,8 +184,23 @@ class Reader:
         log.info("read %d changed entries since %s", self.info.changed, _when(header.saved_at))
         self.info.kind = INCREMENTAL
         entries = {q.name: list(snap.entries.get(q.name, {}).values()) for q in queries}
-        snap.freeze()
+        self._freeze(snap)
         return entries
+
+    def _load(self, header: snapshotlib.Header) -> snapshotlib.Snapshot:
+        """The snapshot whose ``header`` is on disk: the one in memory when
+        it is the very one the last run of this process saved there."""
+        assert self.path is not None
+        kept, self.kept = self.kept, None  # changed in place from here on
+        if kept is not None and kept.is_on_disk(self.path, header):
+            return kept.snapshot
+        return snapshotlib.load(self.path)
+
+    def _freeze(self, snap: snapshotlib.Snapshot) -> None:
+        """Encode the entries and let go of them (see Snapshot.freeze), unless
+        they are to stay in memory for the next run (serve's poller)."""
+        if not self.keep_entries:
+            snap.freeze()
 
     def _apply(self, snap: snapshotlib.Snapshot, answers: dict[str, SyncAnswer], queries: Sequence[Query],
                id_attribute: str, kept: dict[str, bool], watch: dict[str, float]) -> None:
@@ -280,7 +301,7 @@ class Reader:
                 by_id[tracker.key(ids[0])] = _without_id(e, id_attribute, keep[q.name])
         self._pending = snapshotlib.Snapshot(header, kept)
         entries = {name: list(by_id.values()) for name, by_id in kept.items()}
-        self._pending.freeze()
+        self._freeze(self._pending)
         return entries
 
     def keep(self, counts: dict[str, Any] | None = None, sizes: dict[str, tuple[int, int]] | None = None) -> None:
@@ -302,6 +323,24 @@ class Reader:
         except WriteError as exc:
             log.warning("cannot save the snapshot (the next run reads the whole directory): %s", exc)
             snapshotlib.discard(self.path)
+            return
+        if snap.payload is None:  # its entries are still here, to keep in memory
+            self.saved = Kept(snap, _file_stat(self.path))
+
+
+@dataclass
+class Kept:
+    """A snapshot a run saved, kept in memory with the identity of the file
+    it went to: the next run uses it only while that file is still the
+    same (another process's run, a restore or a removal replaces it)."""
+
+    snapshot: snapshotlib.Snapshot
+    stat: list[int] | None
+
+    def is_on_disk(self, path: os.PathLike[str] | str, header: snapshotlib.Header) -> bool:
+        mine = self.snapshot.header
+        return (self.stat is not None and _file_stat(path) == self.stat and header.saved_at == mine.saved_at
+                and header.entries_sha256 == mine.entries_sha256)
 
 
 def _member_dns(group: Entry) -> list[str]:

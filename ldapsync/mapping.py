@@ -9,10 +9,11 @@ import fnmatch
 import logging
 import stringprep
 import unicodedata
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import NamedTuple
+from functools import partial
+from typing import TYPE_CHECKING, NamedTuple
 
 from jinja2 import TemplateError
 
@@ -25,6 +26,9 @@ from ldapsync.invisible import describe, escaped, has_invisible, surely_visible
 from ldapsync.membership import Finding, Memberships
 from ldapsync.model import GroupsModel, SharedGroup
 from ldapsync.templates import Templates
+
+if TYPE_CHECKING:
+    from ldapsync.warm import MappingMemo
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +79,16 @@ class Mapped:
     from_directory: dict[str, int] = field(default_factory=dict)
 
 
-def map_directory(config: Config, templates: Templates, members: Memberships) -> Mapped:
-    """Shared groups from resolved memberships, as the config maps them."""
+def map_directory(config: Config, templates: Templates, members: Memberships,
+                  memo: MappingMemo | None = None) -> Mapped:
+    """Shared groups from resolved memberships, as the config maps them.
+    ``memo`` (serve's poller, see :mod:`ldapsync.warm`) gives back what the
+    last run mapped for the users and groups that did not change."""
     findings: list[Finding] = []
     left_out = {key: LeftOut(LeftOutKind.DISABLED, why) for key, why in members.disabled.items()}
-    people, reshaped, collisions = _people(templates, members, left_out, findings)
+    people, reshaped, collisions = _people(templates, members, left_out, findings, memo)
     _settle_collisions(collisions, reshaped, members, people, left_out, findings)
-    groups, sources, held, held_members = _shared_groups(config.groups, templates, members, people, findings)
+    groups, sources, held, held_members = _shared_groups(config.groups, templates, members, people, findings, memo)
     from_directory = {name: len(g.members) for name, g in groups.items()}
     for name, dns in held.items():
         from_directory[name] = len(held_members[name])
@@ -99,8 +106,8 @@ def map_directory(config: Config, templates: Templates, members: Memberships) ->
     return Mapped(groups, sources, people, left_out, findings, in_a_group, held, from_directory)
 
 
-def _people(templates: Templates, members: Memberships, left_out: dict[str, LeftOut],
-            findings: list[Finding]) -> tuple[dict[str, Person], dict[str, str], dict[str, list[str]]]:
+def _people(templates: Templates, members: Memberships, left_out: dict[str, LeftOut], findings: list[Finding],
+            memo: MappingMemo | None = None) -> tuple[dict[str, Person], dict[str, str], dict[str, list[str]]]:
     """Every enabled user who has a JID Prosody accepts, by user key; the
     users whose rendered JID preparation changes beyond case (user key -> the
     rendered JID); and the JIDs several users give (JID -> their keys)."""
@@ -109,9 +116,15 @@ def _people(templates: Templates, members: Memberships, left_out: dict[str, Left
     collisions: dict[str, list[str]] = {}
     reshaped: dict[str, str] = {}  # user key -> its rendered JID, which preparation changes beyond case
     enabled = [(key, entry) for key, entry in members.users.items() if key not in members.disabled]
-    rendered = templates.render_people([entry for _, entry in enabled])
-    for (key, entry), both in zip(enabled, rendered, strict=True):
-        person = _person(templates, key, entry, both, left_out, reshaped, findings)
+    compute = partial(_people_outcomes, templates)
+    for (key, _), (person, why, given, found) in zip(
+            enabled, compute(enabled) if memo is None else memo.people(enabled, compute), strict=True):
+        if why is not None:
+            left_out[key] = why
+        if given is not None:
+            reshaped[key] = given
+        if found:
+            findings += found
         if person is None:
             continue
         people[key] = person
@@ -119,6 +132,30 @@ def _people(templates: Templates, members: Memberships, left_out: dict[str, Left
         if first is not key:
             collisions.setdefault(person.jid, [first]).append(key)
     return people, reshaped, collisions
+
+
+class PersonOutcome(NamedTuple):
+    """What mapping one user gives, on its own: the person (None: left
+    out), why they are left out, the JID they render when preparation
+    reshapes it, and the findings.  The same entry always gives the same."""
+
+    person: Person | None
+    left_out: LeftOut | None
+    reshaped: str | None
+    findings: tuple[Finding, ...]
+
+
+def _people_outcomes(templates: Templates, users: Sequence[tuple[str, Entry]]) -> list[PersonOutcome]:
+    """Each user mapped on its own (their templates rendered in batches)."""
+    rendered = templates.render_people([entry for _, entry in users])
+    out = []
+    for (key, entry), both in zip(users, rendered, strict=True):
+        left_out: dict[str, LeftOut] = {}
+        reshaped: dict[str, str] = {}
+        findings: list[Finding] = []
+        person = _person(templates, key, entry, both, left_out, reshaped, findings)
+        out.append(PersonOutcome(person, left_out.get(key), reshaped.get(key), tuple(findings)))
+    return out
 
 
 def _person(templates: Templates, key: str, entry: Entry, both: tuple[str, str] | None, left_out: dict[str, LeftOut],
@@ -185,19 +222,22 @@ def _settle_collisions(collisions: dict[str, list[str]], reshaped: dict[str, str
 
 
 def _shared_groups(gs: GroupSettings, templates: Templates, members: Memberships, people: dict[str, Person],
-                   findings: list[Finding]) -> tuple[dict[str, SharedGroup], dict[str, list[str]],
-                                                     dict[str, list[str]], dict[str, set[str]]]:
+                   findings: list[Finding], memo: MappingMemo | None = None
+                   ) -> tuple[dict[str, SharedGroup], dict[str, list[str]], dict[str, list[str]], dict[str, set[str]]]:
     """The shared groups the directory's groups map to, and the group DNs
     behind each; the names held on a collision (see :attr:`Mapped.held`),
     with the group DNs and the members behind each."""
-    jid_and_name = {key: (p.jid, p.name) for key, p in people.items()}.get
+    named = {key: (p.jid, p.name) for key, p in people.items()}
     groups: dict[str, SharedGroup] = {}
     sources: dict[str, list[str]] = {}
     held: dict[str, list[str]] = {}
     held_members: dict[str, set[str]] = {}
-    group_names = templates.render_group_names(list(members.groups.values()))
-    for (key, entry), raw in zip(members.groups.items(), group_names, strict=True):
-        group = _shared_group(gs, templates, entry, raw, members.members.get(key, ()), jid_and_name, findings)
+    each = [(key, entry, members.members.get(key) or set()) for key, entry in members.groups.items()]
+    compute = partial(_group_outcomes, gs, templates, named.get)
+    outcomes = compute(each) if memo is None else memo.groups(each, named, compute)
+    for (_, entry, _), (group, found) in zip(each, outcomes, strict=True):
+        if found:
+            findings += found
         if group is None:
             continue
         shared = group.name
@@ -217,6 +257,28 @@ def _shared_groups(gs: GroupSettings, templates: Templates, members: Memberships
         groups[shared] = group
         sources.setdefault(shared, []).append(entry.dn)
     return groups, sources, held, held_members
+
+
+class GroupOutcome(NamedTuple):
+    """What mapping one directory group gives, on its own: the shared
+    group (None: not selected, or its name cannot be written) and the
+    findings.  The same entry, users and people always give the same."""
+
+    group: SharedGroup | None
+    findings: tuple[Finding, ...]
+
+
+def _group_outcomes(gs: GroupSettings, templates: Templates,
+                    jid_and_name: Callable[[str], tuple[str, str | None] | None],
+                    each: Sequence[tuple[str, Entry, set[str]]]) -> list[GroupOutcome]:
+    """Each group mapped on its own (their names rendered in batches)."""
+    names = templates.render_group_names([entry for _, entry, _ in each])
+    out = []
+    for (_, entry, users), raw in zip(each, names, strict=True):
+        findings: list[Finding] = []
+        group = _shared_group(gs, templates, entry, raw, users, jid_and_name, findings)
+        out.append(GroupOutcome(group, tuple(findings)))
+    return out
 
 
 def _shared_group(gs: GroupSettings, templates: Templates, entry: Entry, raw: str | None, users: Iterable[str],

@@ -63,7 +63,9 @@ def encode(reading: GroupsFile, data: bytes) -> bytes:
     only for a file that was verified.  The reading holds each JID and name
     once however many groups have it, and so does the cache."""
     public = reading.public_names
-    groups = [(name, name in public, members) for name, members in reading.visible_groups().items()]
+    # marshal takes dicts only: a reading built from a model (GroupsFile.of_model) holds read-only views
+    groups = [(name, name in public, members if type(members) is dict else dict(members))
+              for name, members in reading.visible_groups().items()]
     outline = marshal.dumps(shape(groups), 4)
     members = marshal.dumps(groups, 4)
     digest = hashlib.sha256(outline)

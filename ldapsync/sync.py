@@ -28,7 +28,7 @@ from ldapsync.directory import Directory, Entry, ranges
 from ldapsync.directory.changes import Query
 from ldapsync.directory.in_chain import users_in_chain
 from ldapsync.errors import ExitCode, UserError
-from ldapsync.incremental import Reader, ReadInfo
+from ldapsync.incremental import Reader, ReadInfo, config_hash
 from ldapsync.mapping import (
     Mapped,
     directory_size,
@@ -42,7 +42,7 @@ from ldapsync.membership import PRESET_ATTRIBUTES, Finding, Memberships, apply_i
 from ldapsync.model import GroupsModel
 from ldapsync.speed import ChildFailed, Handover, Parallel, without_cycle_collector
 from ldapsync.templates import Templates
-from ldapsync.warm import Warm
+from ldapsync.warm import MappingMemo, OutputMemo, Warm
 from ldapsync.writer import WriteResult, read_current
 
 log = logging.getLogger(__name__)
@@ -236,7 +236,8 @@ def fetch(config: Config, directory: Directory) -> Fetched:
 
 
 @without_cycle_collector
-def _fetch(config: Config, directory: Directory, reader: Reader | None) -> Fetched | None:
+def _fetch(config: Config, directory: Directory, reader: Reader | None,
+           memo: MappingMemo | None = None) -> Fetched | None:
     """Read users and groups (two paged searches, three with a custom
     disabled filter; plus one per group whose member values come in ranges,
     per further range, and with nested: in_chain one per selected group)
@@ -244,7 +245,8 @@ def _fetch(config: Config, directory: Directory, reader: Reader | None) -> Fetch
 
     With a ``reader`` (``ldapsync run``), the entries may come from the
     snapshot and the changes since (see :mod:`ldapsync.incremental`);
-    None then means that nothing changed since the last run."""
+    None then means that nothing changed since the last run.  ``memo``:
+    what the last run of this process mapped (see :mod:`ldapsync.warm`)."""
     templates = Templates(config.mapping)
     started = time.monotonic()
     with directory:
@@ -271,7 +273,7 @@ def _fetch(config: Config, directory: Directory, reader: Reader | None) -> Fetch
     members = resolve(fetched.pop("users"), fetched.pop("groups"), config.users, config.groups, disabled)
     if chains is not None:
         apply_in_chain(members, chains)
-    mapped = map_directory(config, templates, members)
+    mapped = map_directory(config, templates, members, memo)
     return Fetched(config, templates, members, mapped, searches, fetch_seconds, range_searches)
 
 
@@ -392,17 +394,24 @@ def run(config: Config, directory: Directory, *, dry_run: bool = False, force: s
     last run of this process left in memory (see :mod:`ldapsync.warm`),
     used and then refreshed."""
     started = time.monotonic()
-    reader = Reader(config, full=full or dry_run, reason=full_reason or ("a dry run" if dry_run else None))
-    fetched = _fetch(config, directory, reader)
+    state = None if warm is None or dry_run else warm.take(config_hash(config))
+    reader = Reader(config, full=full or dry_run, reason=full_reason or ("a dry run" if dry_run else None),
+                    kept=state.snapshot if state else None, keep_entries=state is not None)
+    reader.info.warm = bool(state and state.used)
+    fetched = _fetch(config, directory, reader, state.mapping if state else None)
     if fetched is None:
         result = _unchanged(config, reader, directory, started)
         reader.keep()  # the new marker, when the directory changed in what ldapsync does not read
+        if warm is not None and state is not None:
+            state.snapshot = reader.saved or reader.kept  # the one saved now, or the one on disk still
+            warm.put(state)
         return result
     result = RunResult(fetched.counts(), fetched.findings, reader.info)
     fetched.shed()
     static_names = frozenset(s.name for s in config.static_groups)
     plans = [_plan(output, fetched.mapped, dry_run, modelcache.path_for(config.state.path, output.path),
-                   static_names) for output in config.outputs]
+                   static_names, None if state is None else state.outputs.get(str(output.path)), state is not None)
+             for output in config.outputs]
     problems = [problem for plan in plans for problem in plan.refusals]
     if problems:
         if force is None:
@@ -416,6 +425,10 @@ def run(config: Config, directory: Directory, *, dry_run: bool = False, force: s
         result.outputs.append(out)
     if not dry_run and result.exit_code == ExitCode.OK:
         reader.keep(result.counts.as_dict(), {str(o.output.path): o.sizes for o in result.outputs})
+        if warm is not None and state is not None:
+            state.snapshot = reader.saved
+            state.outputs = {str(plan.out.output.path): plan.memo for plan in plans if plan.memo is not None}
+            warm.put(state)
     result.seconds = time.monotonic() - started
     return result
 
@@ -443,9 +456,11 @@ class Plan:
     expected: bytes | None  # the file as it was when planned (None: no file): written only if still so
     cache: Path | None  # where the cache of the verified groups goes
     refusals: list[str] = field(default_factory=list)  # the safety limits exceeded
+    memo: OutputMemo | None = None  # the file as the next run of serve's poller finds it (ldapsync.warm)
 
 
-def _plan(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None, static_names: frozenset[str]) -> Plan:
+def _plan(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None, static_names: frozenset[str],
+          memo: OutputMemo | None = None, remember: bool = False) -> Plan:
     """What to do with one output: its new content, whether it changed, the
     diff and the safety limits it exceeds; and the current content.
 
@@ -455,22 +470,32 @@ def _plan(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None, sta
     unchanged file is not written, so it needs no reading back.  A changed
     one is read back as Prosody reads it, on the other core while the old
     file is read and the diff worked out, and must mean exactly the model,
-    whose reading the diff uses meanwhile."""
+    whose reading the diff uses meanwhile.
+
+    ``memo`` (serve's poller): the file as the last run of this process
+    wrote it; while the file is still that, only the groups that changed
+    are rendered, verified and compared (see :func:`_plan_warm`).
+    ``remember``: the plan keeps such a memo of the file for the next run."""
     old_bytes = current_bytes(output)
+    if memo is not None and old_bytes is not None and old_bytes == memo.data:
+        planned = _plan_warm(output, mapped, dry_run, cache, static_names, memo)
+        if planned is not None:
+            return planned
     cached = modelcache.load(cache, old_bytes)
     current = cache_result(partial(_reading, old_bytes, cached))  # read once, only when needed
     model = output_model(output, mapped, current)
     if cached is not None and cached.means(model):
         assert old_bytes is not None  # a cache is only ever loaded for a file
         log.debug("%s: the same groups as the last file written", output.path)
-        return Plan(OutputResult(output, model, old_bytes, False), old_bytes, cache)
+        return Plan(OutputResult(output, model, old_bytes, False), old_bytes, cache,
+                    memo=OutputMemo.of_file(old_bytes, current()) if remember else None)
     # The text is large for a large directory: handed over to the worker, which
     # frees it once read, and let go of here once the worker has it.
     text = Handover(_guard(output, groupsfile.render_unverified, model))
     data = text.value.encode("utf-8")
     out = OutputResult(output, model, data, old_bytes != data)
     if not out.changed:
-        return Plan(out, old_bytes, cache)
+        return Plan(out, old_bytes, cache, memo=OutputMemo.of_file(data, current()) if remember else None)
     check = Parallel(partial(_verified, text, model, data, cache is not None and not dry_run))
     text.release()
     try:
@@ -478,7 +503,8 @@ def _plan(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None, sta
         # loaded only now, the worker need not carry them
         old_file = current()
         del current, cached
-        out.diff = difflib.diff(old_file, groupsfile.GroupsFile.of_model(model))
+        new_file = groupsfile.GroupsFile.of_model(model)
+        out.diff = difflib.diff(old_file, new_file)
         refusals = safety.check(output.path, output.safety, None if old_bytes is None else old_file, out.diff,
                                 directory_size(output, mapped), static_names)
     except BaseException:
@@ -490,9 +516,45 @@ def _plan(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None, sta
         failed = [f"verification failed: {exc}"]
     if failed:
         raise UserError(f"{output.path}: {groupsfile.RenderError(failed)}", ExitCode.DATAERR)
+    _log_change(output, out, dry_run)
+    memo = OutputMemo(data, new_file, {g.name: g for g in model.groups}) if remember else None
+    return Plan(out, old_bytes, cache, refusals, memo)
+
+
+def _plan_warm(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None, static_names: frozenset[str],
+               memo: OutputMemo) -> Plan | None:
+    """:func:`_plan` for a file that is still as this process's last run
+    wrote it (``memo``): the groups that did not change keep their text,
+    already verified, and the diff compares only the groups that changed.
+    None when a changed group's text fails a check: the caller then plans
+    the whole file, and says why."""
+    model = output_model(output, mapped, lambda: memo.reading)
+    changed = memo.changed_names(model)
+    if not changed:
+        log.debug("%s: the same groups as the last file written", output.path)
+        return Plan(OutputResult(output, model, memo.data, False), memo.data, cache, memo=memo)
+    rendered = memo.render(model)
+    if rendered is None:
+        return None
+    data, blocks = rendered
+    new_file = groupsfile.GroupsFile.of_model(model)
+    out = OutputResult(output, model, data, data != memo.data)
+    after = OutputMemo(data, new_file, {g.name: g for g in model.groups}, blocks)
+    if not out.changed:
+        return Plan(out, memo.data, cache, memo=after)
+    out.diff = difflib.diff(memo.reading, new_file)
+    refusals = safety.check(output.path, output.safety, memo.reading, out.diff, directory_size(output, mapped),
+                            static_names)
+    if cache is not None and not dry_run:
+        out.cache = modelcache.encode(new_file, data)
+    _log_change(output, out, dry_run)
+    return Plan(out, memo.data, cache, refusals, after)
+
+
+def _log_change(output: Output, out: OutputResult, dry_run: bool) -> None:
+    assert out.diff is not None
     verb = "Would write" if dry_run else "Write"
     changes_log.log(CHANGE, "%s %s: %s", verb, output.path, out.diff.summary())
-    return Plan(out, old_bytes, cache, refusals)
 
 
 def _verified(text: Handover[str], model: GroupsModel, data: bytes,

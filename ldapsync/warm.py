@@ -16,6 +16,190 @@ half-way can never leave it ahead of the disk.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ldapsync import groupsfile
+from ldapsync.model import GroupsModel, SharedGroup
+
+if TYPE_CHECKING:
+    from ldapsync.directory import Entry
+    from ldapsync.incremental import Kept
+    from ldapsync.mapping import GroupOutcome, PersonOutcome
+
+log = logging.getLogger(__name__)
+
 
 class Warm:
     """The last successful run's state, for the next run in this process."""
+
+    def __init__(self) -> None:
+        self._state: State | None = None
+
+    def take(self, config_hash: str) -> State:
+        """What the last run left for a run of the config ``config_hash``
+        (empty when there is none, or it was another config), and nothing
+        left here until :meth:`put` gives a run's state back."""
+        state, self._state = self._state, None
+        if state is None or state.config_hash != config_hash:
+            return State(config_hash)
+        state.used = True
+        return state
+
+    def put(self, state: State) -> None:
+        """Keep what a run that succeeded leaves, for the next run."""
+        state.used = False
+        self._state = state
+
+
+@dataclass
+class State:
+    """What one run leaves for the next: the snapshot it saved, what it
+    mapped, and each output file as it wrote it."""
+
+    config_hash: str
+    snapshot: Kept | None = None
+    mapping: MappingMemo = field(default_factory=lambda: MappingMemo())
+    outputs: dict[str, OutputMemo] = field(default_factory=dict)  # output path -> its file
+    used: bool = False  # filled by the last run (else a run starts cold)
+
+
+class MappingMemo:
+    """What mapping gave each user and each group last time, to give again
+    where nothing it depends on changed.
+
+    A user's outcome depends on their entry only (the templates are the
+    config's, and a Warm is dropped when the config changes).  A group's
+    depends on its entry, its users, and each of those users' JID and name
+    after duplicate JIDs are settled: a group is mapped again when any of
+    these differ.  ``is`` finds the entries a snapshot kept; ``==`` those
+    read again in full (ldap3, a fallback)."""
+
+    def __init__(self) -> None:
+        self._people: dict[str, tuple[Entry, PersonOutcome]] = {}
+        self._groups: dict[str, tuple[Entry, set[str], GroupOutcome]] = {}
+        self._named: dict[str, tuple[str, str | None]] = {}
+        self.misses = [0, 0]  # users and groups mapped again in the last run
+
+    def people(self, enabled: Sequence[tuple[str, Entry]],
+               compute: Callable[[Sequence[tuple[str, Entry]]], list[PersonOutcome]]) -> list[PersonOutcome]:
+        """The outcome of each of ``enabled`` (user key, entry), computing
+        only those whose entry changed."""
+        known = self._people
+        out: list[PersonOutcome | None] = []
+        missing: list[int] = []
+        for i, (key, entry) in enumerate(enabled):
+            hit = known.get(key)
+            if hit is not None and (hit[0] is entry or hit[0] == entry):
+                out.append(hit[1])
+            else:
+                out.append(None)
+                missing.append(i)
+        for i, outcome in zip(missing, compute([enabled[i] for i in missing]), strict=True):
+            out[i] = outcome
+        done: list[PersonOutcome] = out  # type: ignore[assignment]  # every None filled above
+        self._people = {key: (entry, outcome) for (key, entry), outcome in zip(enabled, done, strict=True)}
+        self.misses[0] = len(missing)
+        return done
+
+    def groups(self, each: Sequence[tuple[str, Entry, set[str]]], named: dict[str, tuple[str, str | None]],
+               compute: Callable[[Sequence[tuple[str, Entry, set[str]]]], list[GroupOutcome]]) -> list[GroupOutcome]:
+        """The outcome of each of ``each`` (group key, entry, its users),
+        computing only the groups whose entry or users changed, or whose
+        users' JID or name did (``named``: user key -> JID and name)."""
+        renamed = {key for key, _ in self._named.items() ^ named.items()}
+        self._named = named
+        known = self._groups
+        out: list[GroupOutcome | None] = []
+        missing: list[int] = []
+        for i, (key, entry, users) in enumerate(each):
+            hit = known.get(key)
+            if hit is not None and (hit[0] is entry or hit[0] == entry) and (hit[1] is users or hit[1] == users) \
+                    and renamed.isdisjoint(users):
+                out.append(hit[2])
+            else:
+                out.append(None)
+                missing.append(i)
+        for i, outcome in zip(missing, compute([each[i] for i in missing]), strict=True):
+            out[i] = outcome
+        done: list[GroupOutcome] = out  # type: ignore[assignment]  # every None filled above
+        self._groups = {key: (entry, users, outcome) for (key, entry, users), outcome in zip(each, done, strict=True)}
+        self.misses[1] = len(missing)
+        return done
+
+
+@dataclass
+class OutputMemo:
+    """One output file as a run wrote it (or found it): its bytes, what
+    Prosody reads from them, and the verified text of each group, by the
+    very SharedGroup it was rendered from (the mapping memo gives a group
+    that did not change back as the same object)."""
+
+    data: bytes
+    reading: groupsfile.GroupsFile
+    groups: dict[str, SharedGroup]  # name -> the group the file holds
+    blocks: dict[int, tuple[SharedGroup, bytes]] = field(default_factory=dict)
+
+    @classmethod
+    def of_file(cls, data: bytes, reading: groupsfile.GroupsFile) -> OutputMemo:
+        """A file this process did not write (the first poll): no text known yet."""
+        return cls(data, reading, {g.name: g for g in reading.to_model().groups})
+
+    def changed_names(self, model: GroupsModel) -> set[str]:
+        """The groups of ``model`` that the file does not hold as they are,
+        and the file's groups that ``model`` lacks."""
+        known = self.groups
+        changed = {g.name for g in model.groups if (k := known.get(g.name)) is not g and k != g}
+        return changed | (known.keys() - {g.name for g in model.groups})
+
+    def render(self, model: GroupsModel) -> tuple[bytes, dict[int, tuple[SharedGroup, bytes]]] | None:
+        """The file for ``model`` and the text of each group, each group
+        rendered and verified on its own unless this file had it already;
+        None when any check fails, for the caller to render the whole model
+        (:func:`groupsfile.render`), which then says why.
+
+        A file ldapsync writes is its groups' texts one after another, each
+        starting with its header, and mod_groups reads a header as the start
+        of a new group: the whole text means the model when each group's
+        text means that group, the names are unique (GroupsModel checks)
+        and no JID has two names (checked here, as render does)."""
+        blocks: dict[int, tuple[SharedGroup, bytes]] = {}
+        fresh: list[SharedGroup] = []
+        parts: list[bytes] = []
+        for group in model.groups:
+            known = self.blocks.get(id(group))
+            if known is None or known[0] is not group:
+                one = GroupsModel((group,))
+                if groupsfile.unrepresentable(one):
+                    return None
+                text = groupsfile.render_unverified(one)
+                if groupsfile.reading_problems(groupsfile.parse(text), one):
+                    return None
+                known = (group, text.encode("utf-8"))
+                fresh.append(group)
+            blocks[id(group)] = known
+            parts.append(known[1])
+        if fresh and _names_differ(fresh, model):
+            return None
+        return b"".join(parts), blocks
+
+
+def _names_differ(fresh: list[SharedGroup], model: GroupsModel) -> bool:
+    """Whether a member of the ``fresh`` groups has another name in another
+    group of ``model`` (render refuses that: one name per JID)."""
+    names: dict[str, str | None] = {}
+    for group in fresh:
+        for jid, name in group.members.items():
+            if names.setdefault(jid, name) != name:
+                return True
+    if not names:
+        return False
+    jids = names.keys()
+    for group in model.groups:
+        members = group.members
+        for jid in members.keys() & jids:  # in C, over the smaller side: most groups meet none
+            if members[jid] != names[jid]:
+                return True
+    return False
