@@ -133,7 +133,7 @@ class MappingMemo:
 @dataclass
 class OutputMemo:
     """One output file as a run wrote it (or found it): its bytes, what
-    Prosody reads from them, and the verified text of each group, by the
+    Prosody reads from them, its groups, and the text of each group by the
     very SharedGroup it was rendered from (the mapping memo gives a group
     that did not change back as the same object)."""
 
@@ -141,11 +141,12 @@ class OutputMemo:
     reading: groupsfile.GroupsFile
     groups: dict[str, SharedGroup]  # name -> the group the file holds
     blocks: dict[int, tuple[SharedGroup, bytes]] = field(default_factory=dict)
+    verified: bool = True  # ldapsync rendered and verified this file (not so for a file found on disk)
 
     @classmethod
     def of_file(cls, data: bytes, reading: groupsfile.GroupsFile) -> OutputMemo:
-        """A file this process did not write (the first poll): no text known yet."""
-        return cls(data, reading, {g.name: g for g in reading.to_model().groups})
+        """A file this process did not write (the first poll): nothing of it verified here."""
+        return cls(data, reading, {g.name: g for g in reading.to_model().groups}, verified=False)
 
     def changed_names(self, model: GroupsModel) -> set[str]:
         """The groups of ``model`` that the file does not hold as they are,
@@ -155,51 +156,57 @@ class OutputMemo:
         return changed | (known.keys() - {g.name for g in model.groups})
 
     def render(self, model: GroupsModel) -> tuple[bytes, dict[int, tuple[SharedGroup, bytes]]] | None:
-        """The file for ``model`` and the text of each group, each group
-        rendered and verified on its own unless this file had it already;
-        None when any check fails, for the caller to render the whole model
+        """The file for ``model`` and the text of each group; None when a
+        check fails, for the caller to render the whole model the plain way
         (:func:`groupsfile.render`), which then says why.
 
-        A file ldapsync writes is its groups' texts one after another, each
-        starting with its header, and mod_groups reads a header as the start
-        of a new group: the whole text means the model when each group's
-        text means that group, the names are unique (GroupsModel checks)
-        and no JID has two names (checked here, as render does)."""
+        Only what this file lacks is checked and read back: mod_groups
+        reads a header as the start of a new group and each member line on
+        its own, so a text made of one block per group (header, then one
+        line per member) means the model when every header and every line
+        does, the names are unique (GroupsModel checks) and no JID has two
+        names.  The lines a group kept from this verified file were checked
+        then; a JID can only have two names now through a line this file
+        lacks, so the new lines are all that need checking against the
+        other groups."""
         blocks: dict[int, tuple[SharedGroup, bytes]] = {}
-        fresh: list[SharedGroup] = []
+        new_lines: dict[str, str | None] = {}
         parts: list[bytes] = []
         for group in model.groups:
             known = self.blocks.get(id(group))
             if known is None or known[0] is not group:
-                one = GroupsModel((group,))
-                if groupsfile.unrepresentable(one):
+                before = self.groups.get(group.name) if self.verified else None
+                new = dict(group.members.items() - before.members.items()) if before is not None else group.members
+                if not _lines_verified(SharedGroup(group.name, new, group.public), new_lines):
                     return None
-                text = groupsfile.render_unverified(one)
-                if groupsfile.reading_problems(groupsfile.parse(text), one):
-                    return None
-                known = (group, text.encode("utf-8"))
-                fresh.append(group)
+                known = (group, groupsfile.text_of(GroupsModel((group,))).encode("utf-8"))
             blocks[id(group)] = known
             parts.append(known[1])
-        if fresh and _names_differ(fresh, model):
+        if new_lines and _names_differ(new_lines, model):
             return None
         return b"".join(parts), blocks
 
 
-def _names_differ(fresh: list[SharedGroup], model: GroupsModel) -> bool:
-    """Whether a member of the ``fresh`` groups has another name in another
-    group of ``model`` (render refuses that: one name per JID)."""
-    names: dict[str, str | None] = {}
-    for group in fresh:
-        for jid, name in group.members.items():
-            if names.setdefault(jid, name) != name:
-                return True
-    if not names:
+def _lines_verified(part: SharedGroup, new_lines: dict[str, str | None]) -> bool:
+    """Whether the header and member lines of ``part`` (a group's lines
+    this file lacks) can be written and read back as they are; each line's
+    JID and name are added to ``new_lines``, and False when a JID has two
+    names among them."""
+    one = GroupsModel((part,))
+    if groupsfile.unrepresentable(one):
         return False
-    jids = names.keys()
+    if groupsfile.reading_problems(groupsfile.parse(groupsfile.text_of(one)), one):
+        return False
+    return all(new_lines.setdefault(jid, name) == name for jid, name in part.members.items())
+
+
+def _names_differ(new_lines: dict[str, str | None], model: GroupsModel) -> bool:
+    """Whether a JID of ``new_lines`` has another name in a group of
+    ``model`` (render refuses that: one name per JID)."""
+    jids = new_lines.keys()
     for group in model.groups:
         members = group.members
         for jid in members.keys() & jids:  # in C, over the smaller side: most groups meet none
-            if members[jid] != names[jid]:
+            if members[jid] != new_lines[jid]:
                 return True
     return False

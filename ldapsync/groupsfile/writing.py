@@ -132,6 +132,13 @@ def render_unverified(model: GroupsModel, *, allow_nameless: bool = False) -> st
     problems = unrepresentable(model, allow_nameless=allow_nameless)
     if problems:
         raise RenderError(problems)
+    return text_of(model)
+
+
+def text_of(model: GroupsModel) -> str:
+    """The text of ``model``, unchecked: each group's header, then a line per
+    member.  Only for a model :func:`unrepresentable` passed (whole, or
+    line by line as :mod:`ldapsync.warm` checks it)."""
     return "".join(_lines(model))
 
 
