@@ -17,15 +17,22 @@ slapd, then measures:
   slapd's stats log).
 
 With ``--incremental`` slapd runs the syncprov overlay and the runs are
-those of ``ldapsync serve``: each in a process that has already imported
-what serve's fork server preloads, timed from the call to the end of the
-run (no interpreter start): the first run (a full read, which keeps the
-snapshot), a poll with nothing changed, and a poll after the display name
-of 10 users and the members of 5 groups changed online (each repeat changes
-others, from where the last poll left the file and snapshot).  For each:
-the entries slapd sent (the ``nentries`` of its search results), those the
-run counted (``read.entries``), and when the file was written.  ``--py-spy
-FILE`` profiles one more changed poll and says where its time goes.
+those of ``ldapsync serve``'s poll process: a worker process that imports
+what serve's fork server preloads, then runs one run per line on its stdin
+as serve's poller runs a poll, keeping one ``Warm`` across them; each run
+is timed from the call to its end.  The first run (a full read, which keeps
+the snapshot) runs in a fresh worker each repeat; the last of these workers
+then runs the polls: with nothing changed, and after the display name of 10
+users and the members of 5 groups changed online (each repeat changes
+others, from where the last poll left the file and snapshot), so those are
+warm; then the changed poll once more as the first poll of a new worker
+(cold, as after serve starts or a SIGHUP).  For each: the entries slapd
+sent (the ``nentries`` of its search results), those the run counted
+(``read.entries``), when the file was written, whether the run started
+warm (``read.warm``) and the worker's resident memory after the run (what a
+poll process holds between polls).  ``--py-spy FILE`` profiles one more
+changed poll: a new worker under ``py-spy record`` runs a cold poll, then
+the profiled warm one, and only the samples of that one are counted.
 
     python bench/directory_bench.py [--users 100000] [--groups 5000] [--repeat 3] [--all-staff private]
     python bench/directory_bench.py --incremental --backend python-ldap [--py-spy FILE]
@@ -48,6 +55,11 @@ from collections.abc import Callable
 from datetime import date
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ldapsync.config import Config
+    from ldapsync.warm import Warm
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -186,30 +198,94 @@ def entries_sent(slapd: Slapd, since: int) -> int:
         return sum(int(n) for n in _NENTRIES.findall(log.read()))
 
 
-def in_process(config_path: str) -> None:
-    """One recorded run as each sync of ``serve`` makes it, in a process
-    that has already imported what serve's fork server preloads: prints the
-    run's own time, its read and the process's peak RSS as JSON."""
+def worker(config_path: str) -> None:
+    """serve's poll process, for the benchmark: after importing what serve's
+    fork server preloads, one run per line read on stdin, each as serve's
+    poller runs a poll (one Warm kept across them), answered with one JSON
+    line: the run's own time, its read, the process's peak RSS and its
+    resident memory after the run.  A line ``profile`` runs it under
+    :func:`_profiled_run`, the frame that marks it in a py-spy profile."""
     import importlib
     import json
     import logging
-    import resource
 
     from ldapsync import config as configlib
     from ldapsync import logs, service
+    from ldapsync.warm import Warm
 
     for module in service._PRELOADED:
         importlib.import_module(module)
     logs.configure(logging.INFO, "text")
     config = configlib.load(config_path)
+    warm = Warm()
+    for line in sys.stdin:
+        run = _profiled_run if line.strip() == "profile" else _measured_run
+        print(json.dumps(run(config, warm)), flush=True)
+
+
+def _measured_run(config: Config, warm: Warm) -> dict:
+    import resource
+
+    from ldapsync import service
+    from ldapsync.directory import configured_directory
+
     wall = time.time()
     started = time.perf_counter()
-    outcome = service.recorded_run(config)
+    outcome = service._run_and_log(config, configured_directory, service.POLL, warm)
     seconds = time.perf_counter() - started
     result = outcome.result
-    print(json.dumps({"seconds": seconds, "started": wall, "exit_code": outcome.exit_code, "error": outcome.error,
-                      "read": None if result is None else result.read.as_json(),
-                      "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    return {"seconds": seconds, "started": wall, "exit_code": outcome.exit_code, "error": outcome.error,
+            "read": None if result is None else result.read.as_json(),
+            "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_now": _resident_mib()}
+
+
+def _profiled_run(config: Config, warm: Warm) -> dict:
+    return _measured_run(config, warm)
+
+
+def _resident_mib() -> float | None:
+    """This process's resident memory now (Linux), in MiB."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return None
+
+
+class Worker:
+    """A :func:`worker` process, from the benchmark's side."""
+
+    def __init__(self, config: Path, env: dict, log: Path, prefix: tuple[str, ...] = ()) -> None:
+        self.started: float | None = time.perf_counter()  # until its first run
+        self.log = log
+        self.proc = subprocess.Popen([*prefix, sys.executable, str(Path(__file__).resolve()), "--worker", str(config)],
+                                     env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=log.open("a"), text=True)
+
+    def run(self, label: str, command: str = "run") -> tuple[dict, float]:
+        """One run: its JSON answer, and the seconds from the command (or the
+        start of the worker, for its first run) to the answer."""
+        import json
+
+        started = time.perf_counter() if self.started is None else self.started
+        self.started = None
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        for line in self.proc.stdout:
+            if line.startswith("{"):  # py-spy, when the worker runs under it, writes its own lines too
+                return json.loads(line), time.perf_counter() - started
+        self.close()
+        raise SystemExit(f"{label}: the worker exited {self.proc.returncode}:\n{self.log_tail()}")
+
+    def log_tail(self) -> str:
+        """The end of what the workers logged (the log goes with the temporary directory)."""
+        return "".join(self.log.read_text().splitlines(keepends=True)[-30:])
+
+    def close(self) -> None:
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        self.proc.wait()
 
 
 def _median(runs: list[dict], key: str) -> float:
@@ -261,11 +337,12 @@ def main() -> None:
     ap.add_argument("--incremental", action="store_true",
                     help="slapd with the syncprov overlay; measure the polls of serve (runs in one process)")
     ap.add_argument("--py-spy", metavar="FILE", type=Path,
-                    help="with --incremental: one more changed poll under py-spy, its stacks (collapsed) to FILE")
-    ap.add_argument("--in-process", metavar="CONFIG", help=argparse.SUPPRESS)
+                    help="with --incremental: one more changed poll under py-spy (the second poll of a new "
+                         "worker), the worker's stacks (raw) to FILE")
+    ap.add_argument("--worker", metavar="CONFIG", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.in_process:
-        in_process(args.in_process)
+    if args.worker:
+        worker(args.worker)
         return
     public = '["All Staff"]' if args.all_staff == "public" else "[]"
     if args.py_spy and not py_spy():
@@ -366,39 +443,37 @@ def whole_runs(args: argparse.Namespace, tmp: Path, slapd: Slapd, config: Path, 
 def incremental(args: argparse.Namespace, tmp: Path, slapd: Slapd, config: Path, env: dict,
                 members: dict[str, tuple[str, list[str]]], floor: float, dump_entries: int,
                 heading: str, sizes: str) -> None:
-    """The runs of ``serve`` against a slapd with syncprov, each timed inside
-    its process: the first (full) run, a poll with nothing changed, a poll
-    after 10 users and 5 groups changed online."""
-    import json
-
-    worker = [sys.executable, str(Path(__file__).resolve()), "--in-process", str(config)]
+    """The runs of ``serve``'s poll process against a slapd with syncprov,
+    each timed inside the worker that runs it (see the module's docstring)."""
     output = tmp / "groups.txt"
+    log = tmp / "worker.log"
     rows = []
+    kept: list[Worker] = []
 
-    def one_run(label: str, kind: str, argv: list[str] = worker) -> dict:
+    def one_run(label: str, kind: str, worker: Worker, command: str = "run") -> dict:
         mark = slapd.mark()
-        started = time.perf_counter()
-        proc = subprocess.run(argv, env=env, capture_output=True, text=True)
-        process_s = time.perf_counter() - started
-        if proc.returncode != 0 or not proc.stdout.strip():
-            raise SystemExit(f"{label}: the run's process exited {proc.returncode}: {proc.stderr}")
-        # the last line of the run's own (py-spy, when profiled, writes its own too)
-        run = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
+        run, process_s = worker.run(label, command)
         if run["exit_code"] != 0 or run["read"]["kind"] != kind:
             raise SystemExit(f"{label}: exit {run['exit_code']}, read {run['read']} (expected {kind}): "
-                             f"{run['error']}\n{proc.stderr}")
+                             f"{run['error']}\n{worker.log_tail()}")
         run["process_s"] = process_s
         run["sent"] = entries_sent(slapd, mark)
         run["searches"] = slapd.search_count(mark)
         run["written_s"] = output.stat().st_mtime - run["started"]
         return run
 
-    def measure(label: str, kind: str, before: Callable[[], None] | None = None) -> list[dict]:
+    def new_worker() -> Worker:
+        for w in kept:
+            w.close()
+        kept[:] = [Worker(config, env, log)]
+        return kept[0]
+
+    def measure(label: str, kind: str, before: Callable[[], None] | None = None, fresh_worker: bool = False) -> list:
         runs = []
         for _ in range(args.repeat):
             if before is not None:
                 before()
-            runs.append(one_run(label, kind))
+            runs.append(one_run(label, kind, new_worker() if fresh_worker or not kept else kept[0]))
         rows.append((label, runs))
         return runs
 
@@ -416,33 +491,34 @@ def incremental(args: argparse.Namespace, tmp: Path, slapd: Slapd, config: Path,
                 admin.modify(dn, mods)
         applied.append(time.perf_counter() - started)
 
-    measure("first run (full read, writes the file)", "full", fresh)
-    measure("poll, nothing changed", "unchanged")
-    changed = measure("poll, 10 users and 5 groups changed", "incremental", change)
+    try:
+        measure("first run (full read, writes the file)", "full", fresh, fresh_worker=True)
+        # the polls, in the worker that made the last first run, as serve's poller
+        measure("poll, nothing changed", "unchanged")
+        changed = measure("poll, 10 users and 5 groups changed", "incremental", change)
+        measure("the same, as a new poll process's first poll", "incremental", change, fresh_worker=True)
+    finally:
+        for w in kept:
+            w.close()
     profile = None
     if args.py_spy:
-        change()
-        profiled = one_run("profiled poll", "incremental",
-                           [py_spy(), "record", "--idle", "--format", "raw", "--rate", str(PY_SPY_RATE),
-                            "--output", str(args.py_spy), "--", *worker])
+        profiler = Worker(config, env, log, (py_spy(), "record", "--idle", "--format", "raw", "--rate",
+                                             str(PY_SPY_RATE), "--output", str(args.py_spy), "--"))
+        try:
+            change()
+            one_run("the poll before the profiled one", "incremental", profiler)
+            change()
+            profiled = one_run("profiled poll", "incremental", profiler, "profile")
+        finally:
+            profiler.close()  # py-spy writes the profile as the worker ends
         profile = stages(args.py_spy, PY_SPY_RATE)
 
     print(heading)
     print(f"{sizes} (syncprov); online changes applied in {statistics.median(applied):.2f} s; "
-          f"medians of {args.repeat}; each run timed inside its process, which imported what serve preloads")
-    label_w = max(len(label) for label, _ in rows)
-    print(f"{'measure'.ljust(label_w)}  {'seconds':>8}  {'x dump':>6}  {'written':>8}  {'process':>8}  "
-          f"{'peak RSS':>9}  {'searches':>8}  {'sent':>7}  read.entries")
-    print(f"{'ldapsearch dump (users + groups)'.ljust(label_w)}  {floor:8.2f}  {1:6.2f}  {'-':>8}  {floor:8.2f}  "
-          f"{'-':>9}  {2:8d}  {dump_entries:7d}  -")
-    for label, runs in rows:
-        med = partial(_median, runs)
-        written = f"{med('written_s'):8.2f}" if label != "poll, nothing changed" else f"{'-':>8}"
-        sent = "/".join(sorted({str(r["sent"]) for r in runs}))
-        read = "/".join(sorted({str(r["read"]["entries"]) for r in runs}))
-        print(f"{label.ljust(label_w)}  {med('seconds'):8.2f}  {med('seconds') / floor:6.2f}  {written}  "
-              f"{med('process_s'):8.2f}  {max(r['rss'] for r in runs):6.0f} MiB  {runs[0]['searches']:8d}  "
-              f"{sent:>7}  {read}")
+          f"medians of {args.repeat}; each run timed inside its worker (serve's poll process), which imported "
+          f"what serve preloads; \"process\": from the command, or the worker's start for its first run, to the "
+          f"answer; peak RSS: the worker's so far; RSS after: what it holds after the run")
+    _poll_table(rows, floor, dump_entries)
     poll_s = statistics.median(r["written_s"] for r in changed)
     print(f"# targets: nothing changed <= 10 entries and <= 0.2x the dump; changed <= {dump_entries / 100:.0f} "
           f"entries (1% of the dump's) and the file written within 1x the dump")
@@ -450,11 +526,31 @@ def incremental(args: argparse.Namespace, tmp: Path, slapd: Slapd, config: Path,
           f"{60 + poll_s:.1f} s after it was made (the next poll starts within 60 s; target 70 s)")
     if profile is not None:
         total = sum(seconds for _, seconds, _ in profile)
-        print(f"# one more changed poll under py-spy ({args.py_spy}): {profiled['seconds']:.2f} s, "
-              f"{total:.2f} s sampled in the run, by stage (busiest lines):")
+        print(f"# one more changed poll under py-spy ({args.py_spy}; the second poll of a new worker, warm: "
+              f"{profiled['read'].get('warm')}): {profiled['seconds']:.2f} s, {total:.2f} s sampled in the run, "
+              f"by stage (busiest lines):")
         for stage, seconds, busiest in profile:
             where = "; ".join(f"{frame} {n / PY_SPY_RATE:.2f} s" for frame, n in busiest)
             print(f"#   {stage:<44} {seconds:6.2f} s  {100 * seconds / total:4.1f}%  {where}")
+
+
+def _poll_table(rows: list[tuple[str, list[dict]]], floor: float, dump_entries: int) -> None:
+    """The table of the incremental runs, beside the dump."""
+    label_w = max(len(label) for label, _ in rows)
+    print(f"{'measure'.ljust(label_w)}  {'seconds':>8}  {'x dump':>6}  {'written':>8}  {'process':>8}  "
+          f"{'peak RSS':>9}  {'RSS after':>9}  {'searches':>8}  {'sent':>7}  {'warm':>5}  read.entries")
+    print(f"{'ldapsearch dump (users + groups)'.ljust(label_w)}  {floor:8.2f}  {1:6.2f}  {'-':>8}  {floor:8.2f}  "
+          f"{'-':>9}  {'-':>9}  {2:8d}  {dump_entries:7d}  {'-':>5}  -")
+    for label, runs in rows:
+        med = partial(_median, runs)
+        written = f"{med('written_s'):8.2f}" if label != "poll, nothing changed" else f"{'-':>8}"
+        sent = "/".join(sorted({str(r["sent"]) for r in runs}))
+        read = "/".join(sorted({str(r["read"]["entries"]) for r in runs}))
+        warm = "/".join(sorted({"yes" if r["read"].get("warm") else "no" for r in runs}))
+        after = max(r["rss_now"] or 0 for r in runs)
+        print(f"{label.ljust(label_w)}  {med('seconds'):8.2f}  {med('seconds') / floor:6.2f}  {written}  "
+              f"{med('process_s'):8.2f}  {max(r['rss'] for r in runs):6.0f} MiB  {after:6.0f} MiB  "
+              f"{runs[0]['searches']:8d}  {sent:>7}  {warm:>5}  {read}")
 
 
 # The stages of a run, each known by a function on the stack: a sample goes
@@ -499,8 +595,8 @@ def _stage(frames: list[str]) -> str:
 
 
 def stages(path: Path, rate: int) -> list[tuple[str, float, list[tuple[str, int]]]]:
-    """A py-spy profile (raw, with idle samples) of a run's process, as the
-    seconds of each stage of the run, longest first, with the stage's
+    """A py-spy profile (raw, with idle samples) of a worker, as the seconds
+    of each stage of its profiled run, longest first, with the stage's
     busiest lines."""
     from collections import Counter, defaultdict
 
@@ -509,8 +605,8 @@ def stages(path: Path, rate: int) -> list[tuple[str, float, list[tuple[str, int]
     for line in path.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
         frames = stack.split(";")
-        inside = [i for i, f in enumerate(frames) if f.startswith("recorded_run ")]
-        if not inside:  # interpreter start, imports and config before the run
+        inside = [i for i, f in enumerate(frames) if f.startswith("_profiled_run ")]
+        if not inside:  # interpreter start, imports, config and the worker's other runs
             continue
         stage = _stage(frames[inside[0]:])
         totals[stage] += int(n)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.connection
+import multiprocessing.util
 import signal
 import sys
 import threading
@@ -26,6 +28,8 @@ from ldapsync.directory import Directory, configured_directory
 from ldapsync.errors import ExitCode, UserError
 
 if TYPE_CHECKING:  # loaded only when a run or the metrics need them
+    from multiprocessing.connection import Connection
+    from multiprocessing.context import ForkServerContext
     from multiprocessing.process import BaseProcess
 
     from apscheduler.triggers.base import BaseTrigger
@@ -142,12 +146,15 @@ def publish(config: configlib.Config, state: statelib.State) -> None:
             log.error("cannot write the metrics file: %s", exc)
 
 
-# Each sync of ``serve`` runs in a child process forked from a fork server
-# (a process with no threads, started once and kept): the child takes
-# exactly the path of ``ldapsync run`` (it may fork its own workers, which
-# a process with the scheduler's threads may not), a sync that hangs can be
-# stopped by killing it, and the memory of a large run goes back to the
-# system when it ends.
+# Each cron run of ``serve`` runs in a child process forked from a fork
+# server (a process with no threads, started once and kept): the child
+# takes exactly the path of ``ldapsync run`` (it may fork its own workers,
+# which a process with the scheduler's threads may not), a sync that hangs
+# can be stopped by killing it, and the memory of a large run goes back to
+# the system when it ends.  The polls all run in one poll process forked
+# from the same server and kept (see :class:`_Poller`): each poll starts
+# from what the last one left in memory, which is what makes a poll after
+# a few changes cheap; it can be killed the same way.
 # Imported once by the fork server, not by each sync.  The python-ldap
 # backend (with its content-sync consumer) is half of a poll that finds
 # nothing changed when each poll imports it; without python-ldap the fork
@@ -175,13 +182,10 @@ CRON = Job("sync", CRON_FULL_READ, None)
 POLL = Job("poll", None, 0)
 
 
-def _child_sync(config: configlib.Config, directory: Callable[[configlib.Config], Directory],
-                log_settings: tuple[int, str], job: Job = CRON) -> None:
-    """In the child: one recorded run, logged as serve logs; the run's exit code is the child's."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # serve decides when a sync is stopped
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logs.configure(*log_settings)
-    outcome = recorded_run(config, full=job.full, lock_timeout=job.lock_timeout, directory=directory)
+def _run_and_log(config: configlib.Config, directory: Callable[[configlib.Config], Directory], job: Job,
+                 warm: Warm | None = None) -> Recorded:
+    """One recorded run of ``job``, its outcome logged as serve logs it."""
+    outcome = recorded_run(config, full=job.full, lock_timeout=job.lock_timeout, directory=directory, warm=warm)
     if outcome.result is not None:
         from ldapsync.sync import log_findings  # loaded by the run already
 
@@ -199,8 +203,98 @@ def _child_sync(config: configlib.Config, directory: Callable[[configlib.Config]
         log.warning("poll failed (exit %d): %s; the next poll tries again", outcome.exit_code, outcome.error)
     else:
         log.error("sync failed (exit %d): %s", outcome.exit_code, outcome.error)
+    return outcome
+
+
+def _child_sync(config: configlib.Config, directory: Callable[[configlib.Config], Directory],
+                log_settings: tuple[int, str], job: Job = CRON) -> None:
+    """In the child: one recorded run, logged as serve logs; the run's exit code is the child's."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # serve decides when a sync is stopped
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logs.configure(*log_settings)
+    outcome = _run_and_log(config, directory, job)
     logging.shutdown()
     sys.exit(int(outcome.exit_code))
+
+
+def _poller_main(jobs: Connection) -> None:
+    """In the poll process: the polls serve sends, one after the other, each
+    run as :func:`_child_sync` runs a sync but starting from the
+    :class:`~ldapsync.warm.Warm` the previous one left; each is answered
+    with its exit code.  Ends when serve closes its end of the pipe (or is
+    gone)."""
+    from ldapsync.warm import Warm
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # serve decides when a poll is stopped
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warm = Warm()
+    while True:
+        try:
+            config, directory, log_settings, job = jobs.recv()
+        except EOFError:
+            return
+        logs.configure(*log_settings)
+        outcome = _run_and_log(config, directory, job, warm)
+        try:
+            jobs.send(int(outcome.exit_code))
+        except OSError:  # serve is gone
+            return
+
+
+class _Poller:
+    """serve's poll process, from serve's side: started from the fork server
+    on the first poll and kept, so that what a poll leaves in memory is
+    there for the next.  It belongs to the config it was started for: a
+    reloaded config gets a new one, so new settings never meet old memory."""
+
+    def __init__(self, fork_server: ForkServerContext, config: configlib.Config) -> None:
+        self.config = config
+        self.jobs, their_end = fork_server.Pipe()
+        self.process = fork_server.Process(target=_poller_main, args=(their_end,), name="ldapsync poller")
+        self.process.start()
+        their_end.close()  # so that its death reads as the end of the pipe
+        # at exit, before multiprocessing waits for its children: an idle poller ends when the pipe closes
+        self._end = multiprocessing.util.Finalize(self, _end_poller, args=(self.jobs, self.process),
+                                                  exitpriority=10)
+        log.info("poll process %d started: it keeps what each poll read in memory for the next one",
+                 self.process.pid)
+
+    def run(self, config: configlib.Config, directory: Callable[[configlib.Config], Directory],
+            job: Job) -> int | None:
+        """The exit code of ``job`` run in the poll process; None when the
+        process ended without answering (killed, out of memory, a bug)."""
+        try:
+            self.jobs.send((config, directory, logs.settings, job))
+        except OSError:  # it ended since serve last looked
+            self.process.join()
+            return None
+        multiprocessing.connection.wait([self.jobs, self.process.sentinel])
+        if self.jobs.poll():
+            try:
+                return int(self.jobs.recv())
+            except EOFError:
+                pass
+        self.process.join()
+        return None
+
+    def stop(self) -> None:
+        """Tell it to end and wait for it (killed if it does not end)."""
+        self._end()
+
+
+def _end_poller(jobs: Connection, process: BaseProcess) -> None:
+    """Close the poll process's pipe (it ends when idle) and wait for it;
+    killed if it does not end (a poll still under way)."""
+    jobs.close()
+    process.join(5)
+    if process.exitcode is None:
+        process.kill()
+        process.join()
+
+
+def _ended(process: BaseProcess) -> str:
+    code = process.exitcode
+    return f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
 
 
 class Service:
@@ -216,6 +310,7 @@ class Service:
         self.fork_server = multiprocessing.get_context("forkserver")
         self.fork_server.set_forkserver_preload(_PRELOADED)
         self.child: BaseProcess | None = None  # the sync under way
+        self.poller: _Poller | None = None  # kept between polls; used only while holding ``running``
         self.config_path = config_path
         self.config = configlib.load(config_path)
         self.stop_requested = threading.Event()
@@ -309,8 +404,10 @@ class Service:
             if child is not None:
                 child.kill()  # its lock goes with it
             self.idle.wait(10)
+            self._stop_poller()
             self.scheduler.shutdown(wait=False)
             return ExitCode.BUSY
+        self._stop_poller()
         self.scheduler.shutdown(wait=False)
         log.info("ldapsync serve stopped")
         return ExitCode.OK
@@ -327,6 +424,11 @@ class Service:
             return
         self.config = new
         self._schedule(new)
+        if self.running.acquire(blocking=False):  # else the run under way does it as it ends
+            try:
+                self._retire_poller()
+            finally:
+                self.running.release()
         poll = new.schedule.poll
         log.info("SIGHUP: configuration reloaded from %s (%s)", self.config_path,
                  f"a poll for changes every {poll:g} s" if poll else "no polls")
@@ -364,7 +466,7 @@ class Service:
             config = self.config
             if config.schedule.poll is None:  # removed by a reload after this one was due
                 return
-            self._sync_in_child(config, POLL)
+            self._sync_in_poller(config)
             self._refresh_metrics(config)
         except Exception:  # noqa: BLE001 - the service must outlive any one run
             log.exception("poll failed with an internal error")
@@ -385,6 +487,7 @@ class Service:
         return False
 
     def _release(self) -> None:
+        self._retire_poller()
         self.under_way = None
         self.running.release()
         self.idle.set()
@@ -404,6 +507,55 @@ class Service:
             log.error("the %s process ended with signal %s", job.name, None if code is None else -code)
             return ExitCode.SOFTWARE
         return code
+
+    def _sync_in_poller(self, config: configlib.Config) -> int:
+        """One poll in the poll process (see :func:`_poller_main`), started
+        first when there is none alive; its exit code."""
+        poller = self._poller_for(config)
+        self.child = poller.process  # killed as a child is at shutdown
+        try:
+            code = poller.run(config, self.directory, POLL)
+        finally:
+            self.child = None
+        if code is None:
+            log.error("the poll process ended with %s", _ended(poller.process))
+            poller.stop()
+            self.poller = None  # the next poll starts another
+            return ExitCode.SOFTWARE
+        return code
+
+    def _poller_for(self, config: configlib.Config) -> _Poller:
+        """The poll process for ``config``: the one kept, or a new one when it
+        ended since the last poll (killed, out of memory) or was started for
+        another config."""
+        poller = self.poller
+        if poller is not None and not poller.process.is_alive():
+            log.warning("the poll process %s ended with %s since the last poll; a new one takes the polls",
+                        poller.process.pid, _ended(poller.process))
+            poller.stop()
+            poller = None
+        elif poller is not None and poller.config is not config:
+            poller.stop()
+            poller = None
+        if poller is None:
+            poller = self.poller = _Poller(self.fork_server, config)
+        return poller
+
+    def _retire_poller(self) -> None:
+        """Stop the poll process when the config in force is not the one it
+        was started for (a SIGHUP): a new config never meets the memory of
+        the old one, and with ``schedule.poll`` removed nothing is kept.
+        Only while holding ``running``."""
+        poller = self.poller
+        if poller is not None and poller.config is not self.config:
+            poller.stop()
+            self.poller = None
+            log.debug("poll process %s stopped: the configuration was reloaded", poller.process.pid)
+
+    def _stop_poller(self) -> None:
+        poller, self.poller = self.poller, None
+        if poller is not None:
+            poller.stop()
 
     def _refresh_metrics(self, config: configlib.Config) -> None:
         """The HTTP metrics of this process, from the record the child left."""

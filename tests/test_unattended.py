@@ -322,3 +322,46 @@ def test_sighup_adds_changes_and_removes_the_poll_job(config_path):
     service.reload()
     assert service.config.schedule.poll is None and service.scheduler.get_job("poll") is None
     service.scheduler.shutdown(wait=False)
+
+
+def test_polls_share_one_process_that_sighup_replaces_and_removing_poll_stops(config_path):
+    with_schedule(config_path, poll="60s")
+    service = Service(str(config_path), directory=tracked)
+    service.scheduler.start(paused=True)
+    service.poll_run()
+    first = service.poller.process
+    service.poll_run()
+    assert service.poller.process is first and first.is_alive()
+    service.reload()  # a new config never meets the old one's memory
+    assert service.poller is None and first.exitcode == 0
+    service.poll_run()
+    second = service.poller.process
+    assert second.pid != first.pid and statelib.load(service.config.state.path).runs_total == 3
+    with_schedule(config_path, poll=None)
+    service.reload()
+    assert service.poller is None and second.exitcode == 0
+    service.scheduler.shutdown(wait=False)
+
+
+def hanging(config):
+    """A directory that never answers, for serve's poll process."""
+    time.sleep(3600)
+
+
+def test_shutdown_kills_a_poll_under_way_past_the_timeout(config_path):
+    with_schedule(config_path, poll="60s", shutdown_timeout=0.5)
+    service = Service(str(config_path), directory=tracked)
+    service.scheduler.start(paused=True)
+    service.poll_run()  # the poll process, kept
+    service.directory = hanging
+    poll = threading.Thread(target=service.poll_run)
+    poll.start()
+    wait = time.monotonic() + 10
+    while service.child is None and time.monotonic() < wait:
+        time.sleep(0.05)
+    poller = service.child
+    assert poller is not None
+    service.stop_requested.set()
+    assert service.shutdown() == ExitCode.BUSY
+    poll.join(10)
+    assert not poll.is_alive() and poller.exitcode == -9 and service.poller is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -291,15 +292,26 @@ def syncprov_own_slapd(tmp_path_factory):
     server.stop()
 
 
-def test_polls_bring_a_directory_change_into_the_file_without_the_cron_run(capsys, make_config, serve, tmp_path,
+@pytest.fixture
+def poll_config(make_config, tmp_path, syncprov_own_slapd):
+    """A config polling syncprov_own_slapd every 5 s, with no cron run: every run of serve is a poll."""
+
+    def make(**kwargs) -> Path:
+        path = make_config(ldap={"servers": [syncprov_own_slapd.url], "connect_timeout": 2, "timeout": 5}, **kwargs)
+        data = yaml.safe_load(path.read_text())
+        # the cron run comes on 1 January only
+        data["schedule"] = {"cron": "0 3 1 1 *", "poll": "5s", "retries": 0, "shutdown_timeout": 30}
+        data["state"] = {"path": str(tmp_path / "state.json"), "lock_timeout": 30}
+        data["metrics"] = {"textfile": str(tmp_path / "ldapsync.prom")}
+        path.write_text(yaml.safe_dump(data, allow_unicode=True))
+        return path
+
+    return make
+
+
+def test_polls_bring_a_directory_change_into_the_file_without_the_cron_run(capsys, poll_config, serve, tmp_path,
                                                                            syncprov_own_slapd, backend):
-    path = make_config(ldap={"servers": [syncprov_own_slapd.url], "connect_timeout": 2, "timeout": 5})
-    data = yaml.safe_load(path.read_text())
-    # the cron run comes on 1 January only: in this test, every run is a poll
-    data["schedule"] = {"cron": "0 3 1 1 *", "poll": "5s", "retries": 0, "shutdown_timeout": 30}
-    data["state"] = {"path": str(tmp_path / "state.json"), "lock_timeout": 30}
-    data["metrics"] = {"textfile": str(tmp_path / "ldapsync.prom")}
-    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    path = poll_config()
     groups = tmp_path / "groups.txt"
     assert run(capsys, "run", "-c", path)[0] == 0  # the full read the polls start from
     full = state_of(tmp_path)
@@ -341,3 +353,84 @@ def test_polls_bring_a_directory_change_into_the_file_without_the_cron_run(capsy
     log = s.log()
     assert "a poll for changes every 5 s" in log and "poll finished: nothing changed" in log
     assert "warning" not in log.split("poll finished: nothing changed")[0].rsplit("ldapsync serve started", 1)[1]
+
+
+def with_pid_recorder(tmp_path: Path) -> list[dict]:
+    """An output whose post-change command notes the pid of the process
+    that ran the sync (the shell's parent) in ``pids``."""
+    return [{"path": str(tmp_path / "groups.txt"), "host": "example.com",
+             "post_change_command": ["sh", "-c", f"echo $PPID >> {tmp_path / 'pids'}"]}]
+
+
+def pids_of(tmp_path: Path) -> list[int]:
+    try:
+        return [int(line) for line in (tmp_path / "pids").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def poll_processes(log: str) -> list[int]:
+    """The pids of the poll processes serve started, from its log."""
+    return [int(pid) for pid in re.findall(r"^poll process (\d+) started", log, re.MULTILINE)]
+
+
+def ended(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"
+    except FileNotFoundError:
+        return True
+
+
+def rename_alice(slapd, name: str) -> None:
+    admin = slapd.admin_connection()
+    try:
+        assert admin.modify(f"uid=alice,{PEOPLE}", {"displayName": [(ldap3.MODIFY_REPLACE, [name])]})
+    finally:
+        admin.unbind()
+
+
+@pytest.mark.parametrize("backend", ["python-ldap"], indirect=True)
+def test_successive_polls_run_in_one_poll_process(capsys, poll_config, serve, tmp_path, syncprov_own_slapd,
+                                                  backend):
+    path = poll_config(outputs=with_pid_recorder(tmp_path))
+    groups = tmp_path / "groups.txt"
+    assert run(capsys, "run", "-c", path)[0] == 0  # the snapshot the polls start from
+    (tmp_path / "pids").unlink()
+    s = serve(path)
+    try:
+        for count, name in enumerate(("Alice One", "Alice Two"), 1):
+            rename_alice(syncprov_own_slapd, name)
+            wait_for(lambda name=name: f"alice@example.com={name}\n" in groups.read_text(), timeout=20,
+                     what=f"{name} in the groups file", log=s.log)
+            wait_for(lambda count=count: len(pids_of(tmp_path)) == count, what="the post-change command", log=s.log)
+        # both writes were made by the one poll process serve started
+        poller = poll_processes(s.log())
+        assert len(poller) == 1 and pids_of(tmp_path) == poller * 2, s.log()
+    finally:
+        rename_alice(syncprov_own_slapd, "Alice Liddell")
+    assert s.stop() == 0
+    assert ended(poller[0])  # a clean stop ends it too
+
+
+@pytest.mark.parametrize("backend", ["python-ldap"], indirect=True)
+def test_a_poll_process_killed_between_polls_is_replaced(poll_config, serve, tmp_path, syncprov_own_slapd, backend):
+    s = serve(poll_config(outputs=with_pid_recorder(tmp_path)))
+    groups = tmp_path / "groups.txt"
+    # the first poll finds no snapshot and reads everything
+    wait_for(lambda: state_of(tmp_path).get("result") == "success", what="the first poll", log=s.log)
+    killed = wait_for(lambda: poll_processes(s.log()), what="the poll process", log=s.log)[0]
+    assert pids_of(tmp_path) == [killed]
+    os.kill(killed, signal.SIGKILL)
+    try:
+        rename_alice(syncprov_own_slapd, "Alice Again")
+        wait_for(lambda: "alice@example.com=Alice Again\n" in groups.read_text(), timeout=20,
+                 what="the change in the groups file", log=s.log)
+        wait_for(lambda: len(pids_of(tmp_path)) == 2, what="the post-change command", log=s.log)
+    finally:
+        rename_alice(syncprov_own_slapd, "Alice Liddell")
+    log = s.log()
+    assert f"the poll process {killed} ended with signal 9 since the last poll; a new one takes the polls" in log
+    first, second = poll_processes(log)
+    assert first == killed and pids_of(tmp_path) == [killed, second] and second != killed
+    assert state_of(tmp_path)["result"] == "success"
+    assert s.stop() == 0
