@@ -9,15 +9,19 @@ a nesting cycle, nesting deeper than the limit.
 
 from __future__ import annotations
 
+import operator
 import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from ldapsync import dn as dnlib
 from ldapsync.config import GroupSettings, UserSettings
 from ldapsync.directory import Entry
+
+if TYPE_CHECKING:
+    from ldapsync.warm import ResolveMemo
 
 MEMBER_ATTRIBUTES = ("member", "uniquemember", "memberuid")
 
@@ -92,9 +96,14 @@ PRESET_ATTRIBUTES = {"ad": ["userAccountControl"], "389ds": ["nsAccountLock"], "
 
 
 def resolve(users: Iterable[Entry], groups: Iterable[Entry], user_settings: UserSettings,
-            group_settings: GroupSettings, disabled_by_filter: set[str] | None = None) -> Memberships:
-    """Index users and groups and work out every group's users."""
+            group_settings: GroupSettings, disabled_by_filter: set[str] | None = None,
+            memo: ResolveMemo | None = None) -> Memberships:
+    """Index users and groups and work out every group's users.  ``memo``
+    (serve's poller, see :mod:`ldapsync.warm`): what the last run resolved,
+    reused where the entries are the same (:func:`_reused`)."""
     findings: list[Finding] = []
+    if memo is not None and group_settings.membership != "memberOf":
+        return _reused(list(users), list(groups), user_settings, group_settings, disabled_by_filter, memo)
     user_index, disabled, seen, by_uid = _index_users(list(users), user_settings, disabled_by_filter, findings)
 
     group_index: dict[str, Entry] = {}
@@ -107,6 +116,13 @@ def resolve(users: Iterable[Entry], groups: Iterable[Entry], user_settings: User
     else:
         direct_users, subgroups = _from_member_values(user_index, disabled, group_index, seen, by_uid,
                                                       user_settings, findings)
+    return _nested(user_index, disabled, group_index, direct_users, subgroups, group_settings, findings)
+
+
+def _nested(user_index: dict[str, Entry], disabled: dict[str, str], group_index: dict[str, Entry],
+            direct_users: dict[str, set[str]], subgroups: dict[str, list[str]], group_settings: GroupSettings,
+            findings: list[Finding]) -> Memberships:
+    """The memberships once each group's direct users and subgroups are known."""
 
     if group_settings.nested == "off":
         subgroups = {k: [] for k in subgroups}
@@ -116,6 +132,88 @@ def resolve(users: Iterable[Entry], groups: Iterable[Entry], user_settings: User
     else:
         members = _expand(direct_users, subgroups, group_settings.max_depth, group_index, findings)
     return Memberships(user_index, disabled, group_index, direct_users, subgroups, members, findings)
+
+
+def _reused(users: list[Entry], groups: list[Entry], user_settings: UserSettings, group_settings: GroupSettings,
+            disabled_by_filter: set[str] | None, memo: ResolveMemo) -> Memberships:
+    """:func:`resolve` (member values) that reuses what the last run gave.
+
+    Entries come in DN order, so when no entry was added, removed or
+    renamed the lists line up, and an entry that changed sits where its
+    old self was.  The users' index is then reused when the changed users
+    keep their uids and whether they are disabled (what member values
+    resolve to), and each group is resolved again only when its own entry
+    changed.  Anything else indexes and resolves everything, as a cold run."""
+    findings: list[Finding] = []
+    index = memo.index if memo.disabled_by_filter == disabled_by_filter else None
+    before = memo.users
+    changed_users = _moved_in_place(before, users)
+    if index is not None and before is not None and changed_users is not None and all(
+            _resolves_alike(before[i], users[i], user_settings, disabled_by_filter, index[1])
+            for i in changed_users):
+        user_index = index[0]
+        for i in changed_users:
+            user_index[dnlib.normalize(users[i].dn)] = users[i]
+        user_findings = memo.user_findings
+        changed_groups = _moved_in_place(memo.groups, groups)
+    else:
+        index = _index_users(users, user_settings, disabled_by_filter, user_findings := [])
+        changed_groups = None
+    user_index, disabled, seen, by_uid = index
+    if changed_groups is None:  # everything resolved again
+        keys = dnlib.normalize_many([g.dn for g in groups])
+        if len(set(keys)) != len(keys):  # two spellings of one DN: the plain way settles which one counts
+            memo.forget()
+            return resolve(users, groups, user_settings, group_settings, disabled_by_filter)
+        stripped: list[Entry | None] = [None] * len(groups)
+        per_group: list[tuple[set[str], list[str], list[Finding]] | None] = [None] * len(groups)
+        changed_groups = list(range(len(groups)))
+    else:
+        keys, stripped, per_group = memo.group_keys, list(memo.stripped), list(memo.per_group)
+    group_index = {key: (entry if entry is not None else groups[i]) for i, (key, entry) in
+                   enumerate(zip(keys, stripped, strict=True))}
+    values_of = _MemberValues(user_index, disabled, group_index, seen, by_uid, user_settings, [])
+    for i in changed_groups:
+        values_of.findings = []
+        per_group[i] = _direct(values_of, groups[i])
+        stripped[i] = _stripped(groups[i])
+    direct_users: dict[str, set[str]] = {}
+    subgroups: dict[str, list[str]] = {}
+    for i, key in enumerate(keys):
+        group_index[key] = stripped[i]  # type: ignore[assignment]  # every None filled above
+        direct_users[key], subgroups[key], found = per_group[i]  # type: ignore[misc]
+        findings += found
+    memo.remember(users, groups, disabled_by_filter, index, user_findings, keys, stripped, per_group)
+    return _nested(user_index, disabled, group_index, direct_users, subgroups, group_settings,
+                   [*user_findings, *findings])
+
+
+def _moved_in_place(before: list[Entry] | None, now: list[Entry]) -> list[int] | None:
+    """The positions where ``now`` holds another entry than ``before``, each
+    with the same DN; None when the lists do not line up (an entry added,
+    removed or renamed), or when too many changed for it to be worth it."""
+    if before is None or len(before) != len(now):
+        return None
+    changed = [i for i, same in enumerate(map(operator.is_, before, now)) if not same]
+    if len(changed) > _REUSE_LIMIT or any(before[i].dn != now[i].dn for i in changed):
+        return None
+    return changed
+
+
+_REUSE_LIMIT = 10_000  # changed entries: beyond this, resolving everything costs about the same
+
+
+def _resolves_alike(old: Entry, new: Entry, user_settings: UserSettings, disabled_by_filter: set[str] | None,
+                    disabled: dict[str, str]) -> bool:
+    """Whether member values resolve to ``new`` as they did to ``old`` (the
+    same DN): the same uids, and disabled (for the same reason) or not."""
+    uid = user_settings.uid_attribute.lower()
+    if old.attrs.get(uid) != new.attrs.get(uid):
+        return False
+    reason = disabled_reason(new, user_settings.disabled)
+    if reason is None and disabled_by_filter is not None and dnlib.normalize(new.dn) in disabled_by_filter:
+        reason = "disabled (matches users.disabled_filter)"
+    return reason == disabled.get(dnlib.normalize(old.dn))
 
 
 def _index_users(users: list[Entry], user_settings: UserSettings, disabled_by_filter: set[str] | None,
@@ -179,19 +277,31 @@ def _from_member_values(user_index: dict[str, Entry], disabled: dict[str, str], 
     direct_users: dict[str, set[str]] = {}
     subgroups: dict[str, list[str]] = {}
     for key, entry in list(group_index.items()):
-        users: set[str] = set()
-        subgroups[key] = []
-        for attr in ("member", "uniquemember"):
-            values = entry.attrs.get(attr)
-            if values:
-                users |= values_of.dns(entry.dn, values, subgroups[key])
-        values = entry.attrs.get("memberuid")
-        if values:
-            users |= values_of.uids(entry.dn, values)
-        direct_users[key] = users
+        direct_users[key], subgroups[key], _ = _direct(values_of, entry)
         # the member values are resolved: keep the group's other attributes only
-        group_index[key] = Entry(entry.dn, {a: v for a, v in entry.attrs.items() if a not in MEMBER_ATTRIBUTES})
+        group_index[key] = _stripped(entry)
     return direct_users, subgroups
+
+
+def _direct(values_of: _MemberValues, entry: Entry) -> tuple[set[str], list[str], list[Finding]]:
+    """One group's direct users and subgroups from its member values, and
+    the findings about them (also added to ``values_of.findings``)."""
+    users: set[str] = set()
+    subgroups: list[str] = []
+    start = len(values_of.findings)
+    for attr in ("member", "uniquemember"):
+        values = entry.attrs.get(attr)
+        if values:
+            users |= values_of.dns(entry.dn, values, subgroups)
+    values = entry.attrs.get("memberuid")
+    if values:
+        users |= values_of.uids(entry.dn, values)
+    return users, subgroups, values_of.findings[start:]
+
+
+def _stripped(entry: Entry) -> Entry:
+    """A group without its member values, once they are resolved."""
+    return Entry(entry.dn, {a: v for a, v in entry.attrs.items() if a not in MEMBER_ATTRIBUTES})
 
 
 class _MemberValues:

@@ -42,7 +42,7 @@ from ldapsync.membership import PRESET_ATTRIBUTES, Finding, Memberships, apply_i
 from ldapsync.model import GroupsModel
 from ldapsync.speed import ChildFailed, Handover, Parallel, without_cycle_collector
 from ldapsync.templates import Templates
-from ldapsync.warm import MappingMemo, OutputMemo, Warm
+from ldapsync.warm import OutputMemo, State, Warm
 from ldapsync.writer import WriteResult, read_current
 
 log = logging.getLogger(__name__)
@@ -90,12 +90,10 @@ class Fetched:
         made: a run needs only its counts and findings from here on, and on
         a large directory they are a good part of its memory."""
         self._counts = self.counts()
-        self.members.users.clear()
-        self.members.groups.clear()
-        self.members.direct_users.clear()
-        self.members.subgroups.clear()
-        self.members.members.clear()
-        self.mapped.people.clear()
+        # dropped, not cleared: serve's poller keeps some of them for its next run (ldapsync.warm)
+        m = self.members
+        m.users, m.groups, m.direct_users, m.subgroups, m.members = {}, {}, {}, {}, {}
+        self.mapped.people = {}
 
     def counts(self) -> Counts:
         """The figures a run reports (summary, --json, state file)."""
@@ -237,7 +235,7 @@ def fetch(config: Config, directory: Directory) -> Fetched:
 
 @without_cycle_collector
 def _fetch(config: Config, directory: Directory, reader: Reader | None,
-           memo: MappingMemo | None = None) -> Fetched | None:
+           memo: State | None = None) -> Fetched | None:
     """Read users and groups (two paged searches, three with a custom
     disabled filter; plus one per group whose member values come in ranges,
     per further range, and with nested: in_chain one per selected group)
@@ -270,10 +268,11 @@ def _fetch(config: Config, directory: Directory, reader: Reader | None,
     # each group's member values once they are resolved.
     fetched = {"users": users, "groups": groups}
     del users, groups
-    members = resolve(fetched.pop("users"), fetched.pop("groups"), config.users, config.groups, disabled)
+    members = resolve(fetched.pop("users"), fetched.pop("groups"), config.users, config.groups, disabled,
+                      None if memo is None else memo.resolve)
     if chains is not None:
         apply_in_chain(members, chains)
-    mapped = map_directory(config, templates, members, memo)
+    mapped = map_directory(config, templates, members, None if memo is None else memo.mapping)
     return Fetched(config, templates, members, mapped, searches, fetch_seconds, range_searches)
 
 
@@ -398,7 +397,7 @@ def run(config: Config, directory: Directory, *, dry_run: bool = False, force: s
     reader = Reader(config, full=full or dry_run, reason=full_reason or ("a dry run" if dry_run else None),
                     kept=state.snapshot if state else None, keep_entries=state is not None)
     reader.info.warm = bool(state and state.used)
-    fetched = _fetch(config, directory, reader, state.mapping if state else None)
+    fetched = _fetch(config, directory, reader, state)
     if fetched is None:
         result = _unchanged(config, reader, directory, started)
         reader.keep()  # the new marker, when the directory changed in what ldapsync does not read

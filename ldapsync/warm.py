@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ldapsync.directory import Entry
     from ldapsync.incremental import Kept
     from ldapsync.mapping import GroupOutcome, PersonOutcome
+    from ldapsync.membership import Finding
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +62,37 @@ class State:
 
     config_hash: str
     snapshot: Kept | None = None
+    resolve: ResolveMemo = field(default_factory=lambda: ResolveMemo())
     mapping: MappingMemo = field(default_factory=lambda: MappingMemo())
     outputs: dict[str, OutputMemo] = field(default_factory=dict)  # output path -> its file
     used: bool = False  # filled by the last run (else a run starts cold)
+
+
+class ResolveMemo:
+    """What resolving memberships gave last time (see membership._reused):
+    the entries it was given, the users' index, and each group's direct
+    users, subgroups and findings, by position in DN order."""
+
+    def __init__(self) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        self.users: list[Entry] | None = None
+        self.groups: list[Entry] | None = None
+        self.disabled_by_filter: set[str] | None = None
+        self.index: tuple[dict[str, Entry], dict[str, str], dict[str, str], dict[str, str]] | None = None
+        self.user_findings: list[Finding] = []
+        self.group_keys: list[str] = []
+        self.stripped: list[Entry | None] = []
+        self.per_group: list[tuple[set[str], list[str], list[Finding]] | None] = []
+
+    def remember(self, users: list[Entry], groups: list[Entry], disabled_by_filter: set[str] | None,
+                 index: tuple[dict[str, Entry], dict[str, str], dict[str, str], dict[str, str]],
+                 user_findings: list[Finding], group_keys: list[str], stripped: list[Entry | None],
+                 per_group: list[tuple[set[str], list[str], list[Finding]] | None]) -> None:
+        self.users, self.groups, self.disabled_by_filter, self.index = users, groups, disabled_by_filter, index
+        self.user_findings, self.group_keys, self.stripped, self.per_group = (user_findings, group_keys, stripped,
+                                                                              per_group)
 
 
 class MappingMemo:

@@ -8,8 +8,8 @@ nesting, disabled accounts, names that need cleaning and a JID with two
 names (which render refuses).
 
 The memory directory offers only a change marker, so each changed step is
-a full read: the entries are new objects every time, and the memo finds
-them equal.  Reading only the changes, with the snapshot kept in memory,
+a full read; it hands out the same object for an entry that did not
+change, as the snapshot of an incremental run does.  Reading only the changes, with the snapshot kept in memory,
 is tested against a real slapd (tests/ldap/test_incremental.py)."""
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ class Walk:
                                       PEOPLE: {"objectClass": ["organizationalUnit"]},
                                       GROUPS: {"objectClass": ["organizationalUnit"]}}
         self.serial = 0
+        self.kept: dict = {}
         for _ in range(30):
             self.add_user()
         for _ in range(8):
@@ -132,7 +133,21 @@ class Walk:
         return f"{kind} {user if kind not in ('nest', 'rename-group', 'delete-group') else grp}"
 
     def directory(self) -> MemoryDirectory:
-        return MemoryDirectory(self.data, context=CONTEXT)
+        return KeptEntries(self.data, context=CONTEXT, kept=self.kept)
+
+
+class KeptEntries(MemoryDirectory):
+    """Hands out the same Entry object for an entry that did not change, as
+    the snapshot of an incremental run does; a changed one is a new object."""
+
+    def __init__(self, *args, kept: dict, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.kept = kept
+
+    def _paged_search(self, *args, **kwargs):
+        for entry in super()._paged_search(*args, **kwargs):
+            key = (entry.dn, repr(sorted(entry.attrs.items())))
+            yield self.kept.setdefault(key, entry)
 
 
 def outcome(config, directory, warm: Warm | None = None):
