@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,16 +42,17 @@ class Applied:
 
 
 def apply(output: Output, data: bytes, expected: bytes | None, cache: Path | None = None,
-          cache_blob: bytes | None = None) -> Applied:
+          cache_blob: bytes | Callable[[], bytes] | None = None) -> Applied:
     """Write ``data`` to the output when it differs and the file still holds
     ``expected`` (None: no file), keeping a backup; then save ``cache_blob``
-    (the verified groups of ``data``) at ``cache`` and run the hooks."""
+    (the verified groups of ``data``, or what makes it once the file is in
+    place) at ``cache`` and run the hooks."""
     written = write_if_changed(output.path, data, mode=output.mode, owner=output.owner, group=output.group,
                                expected=expected, keep_previous=backups.saver(output))
     applied = Applied(written)
     if written.changed:
         backups.prune_quietly(output)
-        modelcache.save(cache, cache_blob)
+        modelcache.save(cache, cache_blob() if callable(cache_blob) else cache_blob)
         if output.post_change_command:
             applied.command, applied.check_problem = after_change(output)
     return applied

@@ -134,7 +134,8 @@ class OutputResult:
     changed: bool
     diff: difflib.Diff | None = None
     applied: Applied | None = None  # what writing it did (None: not written, a dry run)
-    cache: bytes | None = field(default=None, repr=False)  # modelcache.encode() of the verified file, to save
+    # modelcache.encode() of the verified file, to save (or what makes it, once the file is in place)
+    cache: bytes | Callable[[], bytes] | None = field(default=None, repr=False)
     kept_sizes: tuple[int, int] = (0, 0)  # groups and member lines, when there is no model
 
     @property
@@ -545,7 +546,7 @@ def _plan_warm(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None
     refusals = safety.check(output.path, output.safety, memo.reading, out.diff, directory_size(output, mapped),
                             static_names)
     if cache is not None and not dry_run:
-        out.cache = modelcache.encode(new_file, data)
+        out.cache = partial(modelcache.encode, new_file, data)  # made once the file is written
     _log_change(output, out, dry_run)
     return Plan(out, memo.data, cache, refusals, after)
 

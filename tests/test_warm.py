@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from ldapsync import config as configlib
-from ldapsync import sync
+from ldapsync import groupsfile, modelcache, sync
 from ldapsync.errors import UserError
 from ldapsync.warm import Warm
 from tests.memory_directory import MemoryDirectory
@@ -180,6 +180,14 @@ def test_a_warm_run_ends_as_a_cold_one_after_random_changes(tmp_path):
             state = warm._state
             assert state is not None
             reused += state.mapping.misses[0] < result.counts.users_read
+        if result is not None and result.outputs[0].changed:
+            # the cache a warm run leaves describes the file it wrote, as a cold run's does
+            path = warm_config.outputs[0].path
+            cached = modelcache.load(modelcache.path_for(warm_config.state.path, path), path.read_bytes())
+            assert cached is not None, where
+            reading = groupsfile.read(path)
+            assert cached.groups() == [(name, name in reading.public_names, dict(members))
+                                       for name, members in reading.visible_groups().items()], where
     # the walk went through the memo, not around it
     assert reused > STEPS // 2, f"only {reused} of {STEPS} runs reused what the last one mapped"
 
