@@ -111,27 +111,43 @@ def _people(templates: Templates, members: Memberships, left_out: dict[str, Left
     """Every enabled user who has a JID Prosody accepts, by user key; the
     users whose rendered JID preparation changes beyond case (user key -> the
     rendered JID); and the JIDs several users give (JID -> their keys)."""
-    people: dict[str, Person] = {}
-    by_jid: dict[str, str] = {}  # JID -> the first user key that gives it
-    collisions: dict[str, list[str]] = {}
-    reshaped: dict[str, str] = {}  # user key -> its rendered JID, which preparation changes beyond case
     enabled = [(key, entry) for key, entry in members.users.items() if key not in members.disabled]
     compute = partial(_people_outcomes, templates)
-    for (key, _), (person, why, given, found) in zip(
-            enabled, compute(enabled) if memo is None else memo.people(enabled, compute), strict=True):
+    made = people_of(enabled, compute(enabled)) if memo is None else memo.people(enabled, compute)
+    left_out.update(made.left_out)
+    findings += made.findings
+    return made.people, made.reshaped, made.collisions
+
+
+class People(NamedTuple):
+    """The users mapped, before duplicate JIDs are settled (see :func:`_people`)."""
+
+    people: dict[str, Person]
+    reshaped: dict[str, str]
+    collisions: dict[str, list[str]]
+    left_out: dict[str, LeftOut]
+    findings: list[Finding]
+
+
+def people_of(enabled: Sequence[tuple[str, Entry]], outcomes: Iterable[PersonOutcome]) -> People:
+    """The users mapped from each one's outcome, in order."""
+    made = People({}, {}, {}, {}, [])
+    people, collisions = made.people, made.collisions
+    by_jid: dict[str, str] = {}  # JID -> the first user key that gives it
+    for (key, _), (person, why, given, found) in zip(enabled, outcomes, strict=True):
         if why is not None:
-            left_out[key] = why
+            made.left_out[key] = why
         if given is not None:
-            reshaped[key] = given
+            made.reshaped[key] = given
         if found:
-            findings += found
+            made.findings.extend(found)
         if person is None:
             continue
         people[key] = person
         first = by_jid.setdefault(person.jid, key)
         if first is not key:
             collisions.setdefault(person.jid, [first]).append(key)
-    return people, reshaped, collisions
+    return made
 
 
 class PersonOutcome(NamedTuple):
@@ -227,14 +243,14 @@ def _shared_groups(gs: GroupSettings, templates: Templates, members: Memberships
     """The shared groups the directory's groups map to, and the group DNs
     behind each; the names held on a collision (see :attr:`Mapped.held`),
     with the group DNs and the members behind each."""
-    named = {key: (p.jid, p.name) for key, p in people.items()}
+    named = {key: (p.jid, p.name) for key, p in people.items()} if memo is None else memo.named(people)
     groups: dict[str, SharedGroup] = {}
     sources: dict[str, list[str]] = {}
     held: dict[str, list[str]] = {}
     held_members: dict[str, set[str]] = {}
     each = [(key, entry, members.members.get(key) or set()) for key, entry in members.groups.items()]
     compute = partial(_group_outcomes, gs, templates, named.get)
-    outcomes = compute(each) if memo is None else memo.groups(each, named, compute)
+    outcomes = compute(each) if memo is None else memo.groups(each, compute)
     for (_, entry, _), (group, found) in zip(each, outcomes, strict=True):
         if found:
             findings += found

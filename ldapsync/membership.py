@@ -9,7 +9,6 @@ a nesting cycle, nesting deeper than the limit.
 
 from __future__ import annotations
 
-import operator
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, cast
 from ldapsync import dn as dnlib
 from ldapsync.config import GroupSettings, UserSettings
 from ldapsync.directory import Entry
+from ldapsync.warm import changed_in_place
 
 if TYPE_CHECKING:
     from ldapsync.warm import ResolveMemo
@@ -147,7 +147,7 @@ def _reused(users: list[Entry], groups: list[Entry], user_settings: UserSettings
     findings: list[Finding] = []
     index = memo.index if memo.disabled_by_filter == disabled_by_filter else None
     before = memo.users
-    changed_users = _moved_in_place(before, users)
+    changed_users = changed_in_place(before, users)
     if index is not None and before is not None and changed_users is not None and all(
             _resolves_alike(before[i], users[i], user_settings, disabled_by_filter, index[1])
             for i in changed_users):
@@ -155,7 +155,7 @@ def _reused(users: list[Entry], groups: list[Entry], user_settings: UserSettings
         for i in changed_users:
             user_index[dnlib.normalize(users[i].dn)] = users[i]
         user_findings = memo.user_findings
-        changed_groups = _moved_in_place(memo.groups, groups)
+        changed_groups = changed_in_place(memo.groups, groups)
     else:
         index = _index_users(users, user_settings, disabled_by_filter, user_findings := [])
         changed_groups = None
@@ -186,21 +186,6 @@ def _reused(users: list[Entry], groups: list[Entry], user_settings: UserSettings
     memo.remember(users, groups, disabled_by_filter, index, user_findings, keys, stripped, per_group)
     return _nested(user_index, disabled, group_index, direct_users, subgroups, group_settings,
                    [*user_findings, *findings])
-
-
-def _moved_in_place(before: list[Entry] | None, now: list[Entry]) -> list[int] | None:
-    """The positions where ``now`` holds another entry than ``before``, each
-    with the same DN; None when the lists do not line up (an entry added,
-    removed or renamed), or when too many changed for it to be worth it."""
-    if before is None or len(before) != len(now):
-        return None
-    changed = [i for i, same in enumerate(map(operator.is_, before, now)) if not same]
-    if len(changed) > _REUSE_LIMIT or any(before[i].dn != now[i].dn for i in changed):
-        return None
-    return changed
-
-
-_REUSE_LIMIT = 10_000  # changed entries: beyond this, resolving everything costs about the same
 
 
 def _resolves_alike(old: Entry, new: Entry, user_settings: UserSettings, disabled_by_filter: set[str] | None,
