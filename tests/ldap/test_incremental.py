@@ -22,6 +22,9 @@ import pytest
 import yaml
 
 from devtools import slapd as harness
+from ldapsync import config as configlib
+from ldapsync.service import recorded_run
+from ldapsync.warm import Warm
 from tests.ldap.conftest import HOST, run
 from tests.ldap.directory import SYNC_DN, SYNC_PASSWORD
 from tests.ldap.mutations import Mutator
@@ -100,19 +103,31 @@ def file_diff(incremental: bytes, full: bytes) -> str:
                                         "full read", "incremental read"))
 
 
+def warm_run(config: Path, warm: Warm) -> dict:
+    """A run as serve's poll process makes it, keeping ``warm`` between runs."""
+    outcome = recorded_run(configlib.load(str(config)), warm=warm)
+    assert outcome.exit_code == 0 and outcome.result is not None, outcome.error
+    return outcome.result.as_json(dry_run=False)
+
+
 def test_incremental_equals_full_after_random_changes(capsys, tmp_path, directory, backend):
     """After each of STEPS rounds of 1-3 random changes, A's incremental file is
     B's full file, byte for byte; and A read incrementally (python-ldap) or
-    only probed before a full read (ldap3, which has no content-sync consumer)."""
+    only probed before a full read (ldap3, which has no content-sync consumer).
+    C runs as serve's poll process does, starting each run from what the last
+    left in memory (ldapsync.warm): its file is B's too, and its findings and
+    counts are A's."""
     seed = SEED + (backend == "python-ldap")
     rng = random.Random(seed)
     mutator = Mutator(directory.admin_connection(), rng)
     incremental = write_config(tmp_path, directory, backend, "A", state=True)
     full = write_config(tmp_path, directory, backend, "B", state=False)
+    warm_config, warm = write_config(tmp_path, directory, backend, "C", state=True), Warm()
 
     first = run_json(capsys, "-c", incremental)
     assert first["read"]["kind"] == "full"
     assert output(incremental).read_bytes() == full_run(capsys, full)
+    assert not warm_run(warm_config, warm)["read"]["warm"]
 
     history: list[str] = []
     kinds: dict[str, int] = {}
@@ -122,10 +137,17 @@ def test_incremental_equals_full_after_random_changes(capsys, tmp_path, director
         where = f"seed {seed} (LDAPSYNC_INCREMENTAL_SEED={SEED}), backend {backend}, after:\n" + \
             "\n".join(history[-8:])
 
-        read = run_json(capsys, "-c", incremental)["read"]
+        cold = run_json(capsys, "-c", incremental)
+        read = cold["read"]
         expected = full_run(capsys, full)
         got = output(incremental).read_bytes()
         assert got == expected, f"incremental != full; {where}\n{file_diff(got, expected)}"
+        kept = warm_run(warm_config, warm)
+        got = output(warm_config).read_bytes()
+        assert got == expected, f"warm != full; {where}\n{file_diff(got, expected)}"
+        assert kept["read"]["warm"] and kept["read"]["kind"] == read["kind"], f"{kept['read']}; {where}"
+        assert kept["findings"] == cold["findings"], where
+        assert _same_counts(kept["counts"], cold["counts"]), where
         kinds[read["kind"]] = kinds.get(read["kind"], 0) + 1
         if backend == "python-ldap":
             assert read["kind"] in ("incremental", "unchanged"), f"read {read}; {where}"
@@ -136,6 +158,12 @@ def test_incremental_equals_full_after_random_changes(capsys, tmp_path, director
         else:
             assert read["kind"] == "unchanged", f"read {read}; {where}"
     print(f"seed {seed}, {STEPS} steps: {kinds}")
+
+
+def _same_counts(a: dict, b: dict) -> bool:
+    """The same figures, but for how the directory was read (time, searches)."""
+    how = {"fetch_seconds", "ldap_searches", "ldap_range_searches"}
+    return {k: v for k, v in a.items() if k not in how} == {k: v for k, v in b.items() if k not in how}
 
 
 # --- faults: each leaves the file as it was, or reads everything and says why ---
