@@ -221,6 +221,7 @@ def worker(config_path: str) -> None:
     for line in sys.stdin:
         run = _profiled_run if line.strip() == "profile" else _measured_run
         print(json.dumps(run(config, warm)), flush=True)
+        service._set_aside()  # as the poll process does after each poll
 
 
 def _measured_run(config: Config, warm: Warm) -> dict:
