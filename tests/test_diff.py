@@ -160,3 +160,102 @@ def test_the_pairwise_union_equals_one_union_of_all_parts():
     parts = [BitMap(range(i, 70_000, 997 + i)) for i in range(12)]
     for n in range(len(parts) + 1):
         assert rosterdiff._union(parts[:n]) == BitMap().union(*parts[:n])
+
+
+# --- only the users a change can reach ---------------------------------------------------
+
+
+def plain_roster_changes(old, new):
+    """roster_changes over every user of both files, as if nobody could be left out."""
+    return rosterdiff._roster_changes(rosterdiff._Rosters(old, new), old, new, rosterdiff._everyone(old, new))
+
+
+MEMBER_LINES = LINES.filter(lambda line: not line.startswith("["))
+
+
+@st.composite
+def private_edits(draw):
+    """An old file and a new one that differ in a few groups, most often no
+    public one (the case where only some users are looked at): lines of the
+    private groups edited, a group added or removed, users gone from every
+    group or new, names changed, several names for one JID."""
+    lines = draw(st.lists(LINES, max_size=30))
+    at = draw(st.integers(0, len(lines)))
+    lines[at:at] = draw(everyone())
+    edited = list(lines)
+    private = st.builds(lambda g: f"[{g}]", st.sampled_from("ABCDE"))
+    for _ in range(draw(st.integers(0, 4))):
+        op = draw(st.sampled_from(["drop", "add", "header", "replace"]))
+        at = draw(st.integers(0, len(edited)))
+        if op == "add":
+            edited.insert(at, draw(MEMBER_LINES))
+        elif op == "header":
+            edited.insert(at, draw(private))
+        elif edited and at < len(edited):
+            if op == "drop":
+                del edited[at]
+            else:
+                edited[at] = draw(LINES)
+    return parse("\n".join(lines)), parse("\n".join(edited))
+
+
+@st.composite
+def sections_reordered(draw):
+    """The same sections (a header and its member lines) in another order,
+    some of them repeated: often the same groups, with a user's groups
+    listed in another order or twice, which changes the name a contact
+    gets from the group applied last."""
+    member = st.builds(lambda u, n: f"{u}@x{n}", st.sampled_from("abc"), st.sampled_from(["=N", "=M", ""]))
+    sections = draw(st.lists(st.tuples(st.sampled_from(["[A]", "[B]", "[C]", "[+P]"]),
+                                       st.lists(member, max_size=4)), max_size=5))
+    order = draw(st.permutations(range(len(sections))))
+    again = draw(st.lists(st.sampled_from(range(len(sections))), max_size=2)) if sections else []
+
+    def text(indices):
+        return "\n".join(line for i in indices for line in [sections[i][0], *sections[i][1]])
+
+    return parse(text(range(len(sections)))), parse(text([*order, *again]))
+
+
+@settings(max_examples=examples(1500), deadline=None)
+@given(st.one_of(private_edits(), related_files(), st.tuples(FILES, FILES)), BIG)
+def test_the_users_a_change_can_reach_have_every_roster_change(pair, big):
+    """roster_changes looks only at the members of the groups that differ
+    (everyone when a public group does): it finds what looking at every
+    user finds, in the same order."""
+    old, new = pair
+    saved, rosterdiff._BIG = rosterdiff._BIG, big
+    try:
+        assert roster_changes(old, new) == plain_roster_changes(old, new)
+    finally:
+        rosterdiff._BIG = saved
+
+
+@settings(max_examples=examples(1000), deadline=None)
+@given(sections_reordered(), BIG)
+def test_the_users_whose_groups_come_in_another_order_have_every_roster_change(pair, big):
+    test_the_users_a_change_can_reach_have_every_roster_change.hypothesis.inner_test(pair, big)
+
+
+def test_a_change_to_private_groups_reaches_only_their_members():
+    old = parse("[+All]\na@x=A\nb@x=B\nc@x=C\nd@x=D\n[T]\na@x=A\nb@x=B\n[U]\nc@x=C\n")
+    new = parse("[+All]\na@x=A\nb@x=B\nc@x=C\nd@x=D\n[T]\na@x=A\n[U]\nc@x=C\n")
+    rosters = rosterdiff._Rosters(old, new)
+    assert set(rosterdiff._who_may_see_a_change(rosters, old, new)) == {"a@x", "b@x"}
+    assert roster_changes(old, new)[0] == [RosterChange("a@x", regrouped=1),
+                                           RosterChange("b@x", regrouped=1, left=("T",))]
+    # a public group changed: everyone
+    new = parse("[+All]\na@x=A\nb@x=B\nc@x=C\n[T]\na@x=A\nb@x=B\n[U]\nc@x=C\n")
+    assert set(rosterdiff._who_may_see_a_change(rosterdiff._Rosters(old, new), old, new)) == {
+        "a@x", "b@x", "c@x", "d@x"}
+
+
+def test_a_user_whose_same_groups_come_in_another_order_is_looked_at():
+    """No group differs, but u's groups are applied in another order: the
+    contact that each group names differently is renamed for u."""
+    old = parse("[A]\nu@x=U\nc@x=Name in A\n[B]\nu@x=U\nc@x=Name in B\n")
+    new = parse("[B]\nu@x=U\nc@x=Name in B\n[A]\nu@x=U\nc@x=Name in A\n")
+    assert old.groups == new.groups
+    changes = roster_changes(old, new)
+    assert changes == plain_roster_changes(old, new)
+    assert changes[0] == [RosterChange("u@x", renamed=1)]
