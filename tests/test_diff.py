@@ -7,9 +7,10 @@ from hypothesis import strategies as st
 
 from ldapsync import rosterdiff
 from ldapsync.diff import RosterChange, diff, group_changes, roster_changes
-from ldapsync.groupsfile import parse
+from ldapsync.groupsfile import GroupsFile, parse
 from ldapsync.roster import build_roster
 from tests.budget import examples
+from tests.test_groupsfile import model_chains
 
 
 def naive_counts(old, new, user):
@@ -235,6 +236,31 @@ def test_the_users_a_change_can_reach_have_every_roster_change(pair, big):
 @given(sections_reordered(), BIG)
 def test_the_users_whose_groups_come_in_another_order_have_every_roster_change(pair, big):
     test_the_users_a_change_can_reach_have_every_roster_change.hypothesis.inner_test(pair, big)
+
+
+@settings(max_examples=examples(500), deadline=None)
+@given(model_chains(one_name_each=True), BIG)
+def test_the_diff_of_an_updated_reading_is_that_of_the_model(chain, big):
+    """A warm run diffs the last reading against one updated from it, which
+    shares the unchanged groups: the same diff as against of_model's, and
+    the same roster changes as looking at every user gives, which are those
+    of rosters built one by one."""
+    first, (second, changed), (third, changed_next) = chain
+    old = GroupsFile.of_model(first)
+    new = old.updated(second, changed)
+    newer = new.updated(third, changed_next)
+    saved, rosterdiff._BIG = rosterdiff._BIG, big
+    try:
+        assert diff(old, new) == diff(old, GroupsFile.of_model(second))
+        assert diff(new, newer) == diff(GroupsFile.of_model(second), GroupsFile.of_model(third))
+        for a, b in ((old, new), (new, newer)):
+            changes, others = roster_changes(a, b)
+            assert (changes, others) == plain_roster_changes(a, b)
+            got = {c.user: [c.gained, c.lost, c.renamed, c.regrouped] for c in changes}
+            for user in a.memberships.keys() | b.memberships.keys():
+                assert got.get(user, [0, 0, 0, 0]) == naive_counts(a, b, user), user
+    finally:
+        rosterdiff._BIG = saved
 
 
 def test_a_change_to_private_groups_reaches_only_their_members():
