@@ -453,13 +453,16 @@ def _roster_changes(rosters: _Rosters, old: GroupsFile, new: GroupsFile,
             on_old, on_new = bool(own_old), bool(own_new)
             for user in members:
                 mine = counts
-                uid = ids.get(user)  # a user without an id is in no bitmap
-                if uid is not None and any(uid in bitmap for bitmap in counted):
-                    mine = list(counts)
-                    if on_old and on_new:
-                        _uncount_present(rosters, user, own_old, own_new, mine)
-                    else:
-                        mine[_GAINED if on_new else _LOST] -= 1
+                uid = ids.get(user)
+                if uid is not None:  # a user without an id is in no bitmap
+                    for bitmap in counted:
+                        if uid in bitmap:
+                            mine = list(counts)
+                            if on_old and on_new:
+                                _uncount_present(rosters, user, own_old, own_new, mine)
+                            else:
+                                mine[_GAINED if on_new else _LOST] -= 1
+                            break
                 if any(mine) or joined or left:
                     changes.append(RosterChange(user, mine[0], mine[1], mine[2], mine[3], joined, left))
     changes.sort(key=lambda c: c.user or "")
