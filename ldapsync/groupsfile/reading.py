@@ -124,19 +124,22 @@ class GroupsFile:
             read[name] = _as_read(group.members) if name in changed else self.groups[name]
             if group.public:
                 public.append(name)
-        # A JID's groups are listed in model order, that of their names: a JID
-        # of a changed group, on either side, keeps its unchanged groups and
-        # gets the changed ones it is in now.
+        # A JID's groups are listed in model order, that of their names.  Only
+        # the groups whose JIDs changed (not only their names, as when people
+        # are renamed) change lists: a JID of one of them, on either side,
+        # keeps its other groups and gets those it is in now.
+        moved = frozenset(name for name in changed
+                          if self.groups.get(name, _NO_MEMBERS).keys() != read.get(name, _NO_MEMBERS).keys())
         joined: dict[str, list[str]] = {}
-        for name in changed:
+        for name in moved:
             for jid in read.get(name, _NO_MEMBERS):
                 joined.setdefault(jid, []).append(name)
         touched = set(joined)
-        for name in changed:
+        for name in moved:
             touched.update(self.groups.get(name, _NO_MEMBERS))
         memberships = dict(self.memberships)
         for jid in touched:
-            own = [g for g in self.memberships.get(jid, ()) if g not in changed]
+            own = [g for g in self.memberships.get(jid, ()) if g not in moved]
             own += joined.get(jid, ())
             if own:
                 own.sort()
