@@ -266,6 +266,24 @@ class _Rosters:
         self.small = frozenset(g for g in names if g not in public and len(old.groups.get(g, _EMPTY)) < _BIG
                                and len(new.groups.get(g, _EMPTY)) < _BIG)
 
+    def quiet(self) -> frozenset[str]:
+        """The small groups, the same on both sides, that hold no contact
+        added to or removed from a group, in a group public on one side
+        only, renamed, or named by order: to a user who keeps their own
+        groups, such a group changes nothing."""
+        jids, files = self.jids, (self.old.file, self.new.file)
+        stirred = {jids[i] for moved in (self.added, self.removed) for bitmap in moved.values() for i in bitmap}
+        for g in self.old.public ^ self.new.public:
+            for f in files:
+                stirred.update(f.groups.get(g, _EMPTY))
+        stirred.update(map(jids.__getitem__, self.renamed))
+        stirred.update(map(jids.__getitem__, self.by_order))
+        loud = set(self.differ)
+        for jid in stirred:
+            for f in files:
+                loud.update(f.memberships.get(jid, ()))
+        return self.small.difference(loud)
+
     def shared(self, big_old: frozenset[str], big_new: frozenset[str]) -> _Shared:
         """What the big groups applied on each side give every user who has
         exactly these big groups (see :class:`_Shared`)."""
@@ -396,7 +414,7 @@ def roster_changes(old: GroupsFile, new: GroupsFile) -> tuple[list[RosterChange]
     either file whose roster changes, by JID, and every other user of the
     host (None when neither file has a public group)."""
     rosters = _Rosters(old, new)
-    return _roster_changes(rosters, old, new, _who_may_see_a_change(rosters, old, new))
+    return _roster_changes(rosters, old, new, _who_may_see_a_change(rosters, old, new), rosters.quiet())
 
 
 def _everyone(old: GroupsFile, new: GroupsFile) -> list[str]:
@@ -426,18 +444,20 @@ def _who_may_see_a_change(rosters: _Rosters, old: GroupsFile, new: GroupsFile) -
     return users
 
 
-def _roster_changes(rosters: _Rosters, old: GroupsFile, new: GroupsFile,
-                    users: Iterable[str]) -> tuple[list[RosterChange], RosterChange | None]:
-    """:func:`roster_changes` among ``users`` (each once): over
-    :func:`_everyone`, the plain computation."""
+def _roster_changes(rosters: _Rosters, old: GroupsFile, new: GroupsFile, users: Iterable[str],
+                    quiet: frozenset[str]) -> tuple[list[RosterChange], RosterChange | None]:
+    """:func:`roster_changes` among ``users`` (each once), leaving the
+    ``quiet`` groups out of the views of those who keep their groups (see
+    :func:`_views`); over :func:`_everyone` with no quiet group, the plain
+    computation."""
     empty: tuple[str, ...] = ()
     small = rosters.small
     changes = []
     ids = rosters.ids
     public_old, public_new = rosters.old.public, rosters.new.public
-    for (big_old, big_new), views in _views(rosters, old, new, users).items():
+    for (big_old, big_new), views in _views(rosters, old, new, users, quiet).items():
         shared = rosters.shared(public_old.union(big_old), public_new.union(big_new))
-        for (own_old, own_new), members in views.items():
+        for (own_old, own_new, on_old, on_new), members in views.items():
             small_old, small_new = small.intersection(own_old), small.intersection(own_new)
             counts, counted = rosters.view(shared, own_old, own_new, small_old, small_new)
             if own_old == own_new:
@@ -450,7 +470,6 @@ def _roster_changes(rosters: _Rosters, old: GroupsFile, new: GroupsFile,
             # A user is in their own member lines' groups, so on a side where
             # they have any they are among the contacts counted; they are not
             # their own contact.
-            on_old, on_new = bool(own_old), bool(own_new)
             for user in members:
                 mine = counts
                 uid = ids.get(user)
@@ -459,7 +478,7 @@ def _roster_changes(rosters: _Rosters, old: GroupsFile, new: GroupsFile,
                         if uid in bitmap:
                             mine = list(counts)
                             if on_old and on_new:
-                                _uncount_present(rosters, user, own_old, own_new, mine)
+                                _uncount_present(rosters, user, mine)
                             else:
                                 mine[_GAINED if on_new else _LOST] -= 1
                             break
@@ -476,23 +495,34 @@ def _roster_changes(rosters: _Rosters, old: GroupsFile, new: GroupsFile,
 
 
 _Pair = tuple[tuple[str, ...], tuple[str, ...]]  # groups of the old side, of the new side
+_View = tuple[tuple[str, ...], tuple[str, ...], bool, bool]  # the groups that matter; in any group on each side
 
 
-def _views(rosters: _Rosters, old: GroupsFile, new: GroupsFile,
-           users: Iterable[str]) -> dict[_Pair, dict[_Pair, list[str]]]:
+def _views(rosters: _Rosters, old: GroupsFile, new: GroupsFile, users: Iterable[str],
+           quiet: frozenset[str]) -> dict[_Pair, dict[_View, list[str]]]:
     """``users`` by their big groups on each side, then by their own groups
-    on each side: users with the same own groups see the same changes."""
+    on each side and whether they have any: users with the same see the
+    same changes.  Of a user who keeps their own groups, the ``quiet`` ones
+    (see :meth:`_Rosters.quiet`) are left out, so that when a change reaches
+    everyone (someone renamed in a public group) those who differ only in
+    quiet groups share a view."""
     empty: tuple[str, ...] = ()
-    by_big: dict[_Pair, dict[_Pair, list[str]]] = {}
+    by_big: dict[_Pair, dict[_View, list[str]]] = {}
     small = rosters.small
     old_own, new_own = old.memberships, new.memberships
     for user in users:
-        own_old, own_new = tuple(old_own.get(user, empty)), tuple(new_own.get(user, empty))
-        big = (tuple([g for g in own_old if g not in small]), tuple([g for g in own_new if g not in small]))
+        listed_old, listed_new = old_own.get(user, empty), new_own.get(user, empty)
+        if listed_old == listed_new:
+            own_old = own_new = tuple([g for g in listed_old if g not in quiet] if quiet else listed_old)
+            big_own = tuple([g for g in own_old if g not in small])
+            big = (big_own, big_own)
+        else:
+            own_old, own_new = tuple(listed_old), tuple(listed_new)
+            big = (tuple([g for g in own_old if g not in small]), tuple([g for g in own_new if g not in small]))
         views = by_big.get(big)
         if views is None:
             views = by_big[big] = {}
-        key = (own_old, own_new)
+        key = (own_old, own_new, bool(listed_old), bool(listed_new))
         alike = views.get(key)
         if alike is None:
             views[key] = [user]
@@ -504,11 +534,11 @@ def _views(rosters: _Rosters, old: GroupsFile, new: GroupsFile,
 _GAINED, _LOST, _RENAMED, _REGROUPED = range(4)
 
 
-def _uncount_present(rosters: _Rosters, user: str, own_old: Sequence[str], own_new: Sequence[str],
-                     counts: list[int]) -> None:
+def _uncount_present(rosters: _Rosters, user: str, counts: list[int]) -> None:
     """Take out what the user, present on both sides, added to their own
     view's renamed and regrouped figures."""
     old, new = rosters.old.file, rosters.new.file
+    own_old, own_new = old.memberships[user], new.memberships[user]
     groups_old = {g for g in rosters.old.applied(own_old) if user in old.groups.get(g, _EMPTY)}
     groups_new = {g for g in rosters.new.applied(own_new) if user in new.groups.get(g, _EMPTY)}
     if groups_old != groups_new:
