@@ -271,17 +271,14 @@ class _Rosters:
         added to or removed from a group, in a group public on one side
         only, renamed, or named by order: to a user who keeps their own
         groups, such a group changes nothing."""
-        jids, files = self.jids, (self.old.file, self.new.file)
-        stirred = {jids[i] for moved in (self.added, self.removed) for bitmap in moved.values() for i in bitmap}
-        for g in self.old.public ^ self.new.public:
-            for f in files:
-                stirred.update(f.groups.get(g, _EMPTY))
-        stirred.update(map(jids.__getitem__, self.renamed))
-        stirred.update(map(jids.__getitem__, self.by_order))
+        flipped = self.old.public ^ self.new.public
+        stirred = _union([*self.added.values(), *self.removed.values(), self.renamed, self.by_order,
+                          *[self.old.members[g] for g in flipped], *[self.new.members[g] for g in flipped]])
+        own_old, own_new = self.old.file.memberships, self.new.file.memberships
         loud = set(self.differ)
-        for jid in stirred:
-            for f in files:
-                loud.update(f.memberships.get(jid, ()))
+        for jid in map(self.jids.__getitem__, stirred):
+            loud.update(own_old.get(jid, ()))
+            loud.update(own_new.get(jid, ()))
         return self.small.difference(loud)
 
     def shared(self, big_old: frozenset[str], big_new: frozenset[str]) -> _Shared:
@@ -414,7 +411,7 @@ def roster_changes(old: GroupsFile, new: GroupsFile) -> tuple[list[RosterChange]
     either file whose roster changes, by JID, and every other user of the
     host (None when neither file has a public group)."""
     rosters = _Rosters(old, new)
-    return _roster_changes(rosters, old, new, _who_may_see_a_change(rosters, old, new), rosters.quiet())
+    return _roster_changes(rosters, old, new, _who_may_see_a_change(rosters, old, new))
 
 
 def _everyone(old: GroupsFile, new: GroupsFile) -> list[str]:
@@ -445,17 +442,16 @@ def _who_may_see_a_change(rosters: _Rosters, old: GroupsFile, new: GroupsFile) -
 
 
 def _roster_changes(rosters: _Rosters, old: GroupsFile, new: GroupsFile, users: Iterable[str],
-                    quiet: frozenset[str]) -> tuple[list[RosterChange], RosterChange | None]:
-    """:func:`roster_changes` among ``users`` (each once), leaving the
-    ``quiet`` groups out of the views of those who keep their groups (see
-    :func:`_views`); over :func:`_everyone` with no quiet group, the plain
-    computation."""
+                    leave_quiet_out: bool = True) -> tuple[list[RosterChange], RosterChange | None]:
+    """:func:`roster_changes` among ``users`` (each once); over
+    :func:`_everyone`, without leaving quiet groups out (see
+    :func:`_views`), the plain computation."""
     empty: tuple[str, ...] = ()
     small = rosters.small
     changes = []
     ids = rosters.ids
     public_old, public_new = rosters.old.public, rosters.new.public
-    for (big_old, big_new), views in _views(rosters, old, new, users, quiet).items():
+    for (big_old, big_new), views in _views(rosters, old, new, users, leave_quiet_out).items():
         shared = rosters.shared(public_old.union(big_old), public_new.union(big_new))
         for (own_old, own_new, on_old, on_new), members in views.items():
             small_old, small_new = small.intersection(own_old), small.intersection(own_new)
@@ -499,20 +495,23 @@ _View = tuple[tuple[str, ...], tuple[str, ...], bool, bool]  # the groups that m
 
 
 def _views(rosters: _Rosters, old: GroupsFile, new: GroupsFile, users: Iterable[str],
-           quiet: frozenset[str]) -> dict[_Pair, dict[_View, list[str]]]:
+           leave_quiet_out: bool) -> dict[_Pair, dict[_View, list[str]]]:
     """``users`` by their big groups on each side, then by their own groups
     on each side and whether they have any: users with the same see the
-    same changes.  Of a user who keeps their own groups, the ``quiet`` ones
-    (see :meth:`_Rosters.quiet`) are left out, so that when a change reaches
-    everyone (someone renamed in a public group) those who differ only in
-    quiet groups share a view."""
+    same changes.  Of a user who keeps their own groups, the quiet ones
+    (see :meth:`_Rosters.quiet`) can be left out, so that when a change
+    reaches everyone (someone renamed in a public group) those who differ
+    only in quiet groups share a view."""
     empty: tuple[str, ...] = ()
     by_big: dict[_Pair, dict[_View, list[str]]] = {}
     small = rosters.small
+    quiet: frozenset[str] | None = None  # worked out for the first user who keeps their groups
     old_own, new_own = old.memberships, new.memberships
     for user in users:
         listed_old, listed_new = old_own.get(user, empty), new_own.get(user, empty)
         if listed_old == listed_new:
+            if quiet is None:
+                quiet = rosters.quiet() if leave_quiet_out else frozenset()
             own_old = own_new = tuple([g for g in listed_old if g not in quiet] if quiet else listed_old)
             big_own = tuple([g for g in own_old if g not in small])
             big = (big_own, big_own)

@@ -171,7 +171,7 @@ def plain_roster_changes(old, new):
     """roster_changes over every user of both files, each user's view made of
     all their groups: as if no user, and no group of theirs, could be left out."""
     return rosterdiff._roster_changes(rosterdiff._Rosters(old, new), old, new, rosterdiff._everyone(old, new),
-                                      frozenset())
+                                      leave_quiet_out=False)
 
 
 MEMBER_LINES = LINES.filter(lambda line: not line.startswith("["))
