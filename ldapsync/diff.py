@@ -103,8 +103,8 @@ def group_changes(old: GroupsFile, new: GroupsFile) -> list[GroupChange]:
         a, b = before.get(name), after.get(name)
         was_public = None if a is None else name in pub_before
         is_public = None if b is None else name in pub_after
-        if a is not None and b is not None and a == b and was_public == is_public:
-            continue
+        if a is not None and b is not None and was_public == is_public and (a is b or a == b):
+            continue  # a reading updated from the other shares its unchanged groups: no need to compare them
         a = a or _EMPTY
         b = b or _EMPTY
         lines = b.items() - a.items() if a else b.items()  # the lines added, and those renamed (set operations in C)

@@ -2,13 +2,16 @@
 
 It follows :mod:`ldapsync.roster` rule for rule (the test suite holds it
 equal to building every roster on both sides) in time that grows with the
-users and the changes, never with the square of a group: with an all-staff
-group of n members, building each roster would mean n * n entries.
+users who can see a change and the changes, never with the square of a
+group: with an all-staff group of n members, building each roster would
+mean n * n entries.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import operator
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from itertools import compress, filterfalse
 from typing import NamedTuple
 
 from pyroaring import BitMap
@@ -73,10 +76,12 @@ def _contacts(n: int) -> str:
 # -----------------
 #
 # A user's roster holds U, the members of the groups applied to them (their
-# own, then the public ones), less themself.  Every JID is interned to a
-# dense integer and every group's members become a compressed bitmap
-# (pyroaring), so each step costs what the bitmaps hold.  For one user, with
-# A the applied groups of a side:
+# own, then the public ones), less themself.  Only the users in a group that
+# differs (everyone when a public one does) are looked at: no other roster
+# can differ.  Every JID met is interned to a dense integer and every group
+# looked at becomes a compressed bitmap of its members (pyroaring), so each
+# step costs what the bitmaps hold.  For one user, with A the applied groups
+# of a side:
 #
 #   candidates = members of the groups joined or left, and members added to
 #                or removed from the groups kept: exactly the contacts whose
@@ -169,13 +174,31 @@ def _union(parts: list[BitMap]) -> BitMap:
     return out
 
 
+class _Ids:
+    """Dense integer ids for JIDs, given as a bitmap first needs them: where
+    few groups changed, only the JIDs of the groups looked at get one."""
+
+    def __init__(self) -> None:
+        self.of: dict[str, int] = {}
+        self.jids: list[str] = []  # id -> JID
+
+    def bitmap(self, jids: Collection[str]) -> BitMap:
+        """``jids`` (distinct) as a bitmap of their ids."""
+        of = self.of
+        fresh = list(filterfalse(of.__contains__, jids))
+        if fresh:
+            of.update(zip(fresh, range(len(self.jids), len(self.jids) + len(fresh)), strict=True))
+            self.jids += fresh
+        return BitMap(map(of.__getitem__, jids))
+
+
 class _Bitmaps(dict[str, BitMap]):
     """Each group's members as a bitmap, made when first asked for: where few
     groups changed, most users' views need none of their small groups'.  A
     group the same in both files (``unchanged_in`` the other side) shares
     that side's bitmap."""
 
-    def __init__(self, groups: Mapping[str, Mapping[str, str]], intern: Callable[[str], int],
+    def __init__(self, groups: Mapping[str, Mapping[str, str]], intern: Callable[[Collection[str]], BitMap],
                  unchanged_in: _Bitmaps | None = None) -> None:
         super().__init__()
         self.groups, self.intern, self.other = groups, intern, unchanged_in
@@ -184,7 +207,7 @@ class _Bitmaps(dict[str, BitMap]):
         if self.other is not None:  # the new side asks for a group it did not set: one unchanged
             made = self[group] = self.other[group]
         else:
-            made = self[group] = BitMap(map(self.intern, self.groups.get(group, _EMPTY)))
+            made = self[group] = self.intern(self.groups.get(group, _EMPTY))
         return made
 
 
@@ -192,17 +215,16 @@ class _Rosters:
     """Both files as bitmaps, and what changed inside each group, worked out once."""
 
     def __init__(self, old: GroupsFile, new: GroupsFile) -> None:
-        jids = list(old.memberships)
-        jids += [j for j in new.memberships if j not in old.memberships]
-        self.jids = jids
-        self.ids: dict[str, int] = {jid: i for i, jid in enumerate(jids)}
+        ids = _Ids()
+        self.jids, self.ids = ids.jids, ids.of
         self.old, self.new = _Side(old), _Side(new)
-        intern = self.ids.__getitem__
+        intern = ids.bitmap
         # what changed in each group: members added and removed, as bitmaps
         self.added: dict[str, BitMap] = {}
         self.removed: dict[str, BitMap] = {}
         touched: set[str] = set()  # contacts whose line changed somewhere: only they can be renamed
         whole: list[Mapping[str, str]] = []  # groups only one file has: their contacts may be renamed too
+        self.differ: list[str] = []  # groups whose members or names differ
         by_order = old.several_names | new.several_names
         names = old.groups.keys() | new.groups.keys()
         self.old.members = _Bitmaps(old.groups, intern)
@@ -211,8 +233,9 @@ class _Rosters:
             a, b = old.groups.get(g, _EMPTY), new.groups.get(g, _EMPTY)
             if a is b or a == b:
                 continue  # the same bitmap on both sides, made if a user's view needs it
+            self.differ.append(g)
             ma = self.old.members[g]
-            mb = BitMap(map(intern, b))
+            mb = intern(b)
             if ma == mb:
                 mb = ma
             else:
@@ -222,10 +245,10 @@ class _Rosters:
                 touched.update(c for c, _ in a.items() ^ b.items())
             else:
                 whole.append(a or b)
-        if whole:  # of a group added or removed, only the contacts in both files (none in a first run)
-            in_both = old.memberships.keys() & new.memberships.keys()
+        if whole and old.memberships and new.memberships:  # of a group added or removed, only the contacts
+            in_old, in_new = old.memberships.__contains__, new.memberships.__contains__  # in both files
             for m in whole:
-                touched.update(in_both.intersection(m) if len(m) < len(in_both) else m.keys() & in_both)
+                touched.update(filter(in_new, filter(in_old, m)))
         self.changed = frozenset(self.added)
         # contacts with one name per side whose name changed (wherever their lines are)
         renamed = []
@@ -233,8 +256,8 @@ class _Rosters:
             own_old, own_new = old.memberships.get(c), new.memberships.get(c)
             if own_old and own_new and old.groups[own_old[0]][c] != new.groups[own_new[0]][c]:
                 renamed.append(c)
-        self.renamed = BitMap(map(intern, renamed))
-        self.by_order = BitMap(map(intern, by_order))
+        self.renamed = intern(renamed)
+        self.by_order = intern(by_order)
         self._pairs: dict[tuple[str, str], BitMap] = {}
         # Big groups (public ones, and those of _BIG members or more) are
         # shared by many users: what they contribute is worked out once per
@@ -242,6 +265,21 @@ class _Rosters:
         public = self.old.public | self.new.public
         self.small = frozenset(g for g in names if g not in public and len(old.groups.get(g, _EMPTY)) < _BIG
                                and len(new.groups.get(g, _EMPTY)) < _BIG)
+
+    def quiet(self) -> frozenset[str]:
+        """The small groups, the same on both sides, that hold no contact
+        added to or removed from a group, in a group public on one side
+        only, renamed, or named by order: to a user who keeps their own
+        groups, such a group changes nothing."""
+        flipped = self.old.public ^ self.new.public
+        stirred = _union([*self.added.values(), *self.removed.values(), self.renamed, self.by_order,
+                          *[self.old.members[g] for g in flipped], *[self.new.members[g] for g in flipped]])
+        own_old, own_new = self.old.file.memberships, self.new.file.memberships
+        loud = set(self.differ)
+        for jid in map(self.jids.__getitem__, stirred):
+            loud.update(own_old.get(jid, ()))
+            loud.update(own_new.get(jid, ()))
+        return self.small.difference(loud)
 
     def shared(self, big_old: frozenset[str], big_new: frozenset[str]) -> _Shared:
         """What the big groups applied on each side give every user who has
@@ -373,14 +411,49 @@ def roster_changes(old: GroupsFile, new: GroupsFile) -> tuple[list[RosterChange]
     either file whose roster changes, by JID, and every other user of the
     host (None when neither file has a public group)."""
     rosters = _Rosters(old, new)
+    return _roster_changes(rosters, old, new, _who_may_see_a_change(rosters, old, new))
+
+
+def _everyone(old: GroupsFile, new: GroupsFile) -> list[str]:
+    """Every user in either file, each once."""
+    users = list(old.memberships)
+    users += filterfalse(old.memberships.__contains__, new.memberships)
+    return users
+
+
+def _who_may_see_a_change(rosters: _Rosters, old: GroupsFile, new: GroupsFile) -> Collection[str]:
+    """The users whose roster may differ, so that a diff of a few groups
+    costs what they hold.  A roster is made of the user's own groups, in
+    the order of their member lines, then the public groups: it can differ
+    only if one of those groups differs or the list of them does.  So:
+    everyone when a public group or the list of public groups differs;
+    else the members, on either side, of the groups that differ, and the
+    users whose own groups are listed otherwise (in another order, or a
+    repeated line) though they are the same groups."""
+    if list(old.public) != list(new.public) or not rosters.old.public.isdisjoint(rosters.differ):
+        return _everyone(old, new)
+    users: set[str] = set()
+    for g in rosters.differ:
+        users.update(old.groups.get(g, _EMPTY))
+        users.update(new.groups.get(g, _EMPTY))
+    own_old, own_new = old.memberships, new.memberships
+    users.update(compress(own_old, map(operator.ne, own_old.values(), map(own_new.get, own_old))))
+    return users
+
+
+def _roster_changes(rosters: _Rosters, old: GroupsFile, new: GroupsFile, users: Iterable[str],
+                    leave_quiet_out: bool = True) -> tuple[list[RosterChange], RosterChange | None]:
+    """:func:`roster_changes` among ``users`` (each once); over
+    :func:`_everyone`, without leaving quiet groups out (see
+    :func:`_views`), the plain computation."""
     empty: tuple[str, ...] = ()
     small = rosters.small
     changes = []
     ids = rosters.ids
     public_old, public_new = rosters.old.public, rosters.new.public
-    for (big_old, big_new), views in _views(rosters, old, new).items():
+    for (big_old, big_new), views in _views(rosters, old, new, users, leave_quiet_out).items():
         shared = rosters.shared(public_old.union(big_old), public_new.union(big_new))
-        for (own_old, own_new), users in views.items():
+        for (own_old, own_new, on_old, on_new), members in views.items():
             small_old, small_new = small.intersection(own_old), small.intersection(own_new)
             counts, counted = rosters.view(shared, own_old, own_new, small_old, small_new)
             if own_old == own_new:
@@ -393,18 +466,18 @@ def roster_changes(old: GroupsFile, new: GroupsFile) -> tuple[list[RosterChange]
             # A user is in their own member lines' groups, so on a side where
             # they have any they are among the contacts counted; they are not
             # their own contact.
-            on_old, on_new = bool(own_old), bool(own_new)
-            for user in users:
+            for user in members:
                 mine = counts
-                uid = ids[user]
-                for bitmap in counted:
-                    if uid in bitmap:
-                        mine = list(counts)
-                        if on_old and on_new:
-                            _uncount_present(rosters, user, own_old, own_new, mine)
-                        else:
-                            mine[_GAINED if on_new else _LOST] -= 1
-                        break
+                uid = ids.get(user)
+                if uid is not None:  # a user without an id is in no bitmap
+                    for bitmap in counted:
+                        if uid in bitmap:
+                            mine = list(counts)
+                            if on_old and on_new:
+                                _uncount_present(rosters, user, mine)
+                            else:
+                                mine[_GAINED if on_new else _LOST] -= 1
+                            break
                 if any(mine) or joined or left:
                     changes.append(RosterChange(user, mine[0], mine[1], mine[2], mine[3], joined, left))
     changes.sort(key=lambda c: c.user or "")
@@ -418,38 +491,53 @@ def roster_changes(old: GroupsFile, new: GroupsFile) -> tuple[list[RosterChange]
 
 
 _Pair = tuple[tuple[str, ...], tuple[str, ...]]  # groups of the old side, of the new side
+_View = tuple[tuple[str, ...], tuple[str, ...], bool, bool]  # the groups that matter; in any group on each side
 
 
-def _views(rosters: _Rosters, old: GroupsFile, new: GroupsFile) -> dict[_Pair, dict[_Pair, list[str]]]:
-    """The users by their big groups on each side, then by their own groups
-    on each side: users with the same own groups see the same changes."""
+def _views(rosters: _Rosters, old: GroupsFile, new: GroupsFile, users: Iterable[str],
+           leave_quiet_out: bool) -> dict[_Pair, dict[_View, list[str]]]:
+    """``users`` by their big groups on each side, then by their own groups
+    on each side and whether they have any: users with the same see the
+    same changes.  Of a user who keeps their own groups, the quiet ones
+    (see :meth:`_Rosters.quiet`) can be left out, so that when a change
+    reaches everyone (someone renamed in a public group) those who differ
+    only in quiet groups share a view."""
     empty: tuple[str, ...] = ()
-    by_big: dict[_Pair, dict[_Pair, list[str]]] = {}
+    by_big: dict[_Pair, dict[_View, list[str]]] = {}
     small = rosters.small
+    quiet: frozenset[str] | None = None  # worked out for the first user who keeps their groups
     old_own, new_own = old.memberships, new.memberships
-    for user in rosters.jids:
-        own_old, own_new = tuple(old_own.get(user, empty)), tuple(new_own.get(user, empty))
-        big = (tuple([g for g in own_old if g not in small]), tuple([g for g in own_new if g not in small]))
+    for user in users:
+        listed_old, listed_new = old_own.get(user, empty), new_own.get(user, empty)
+        if listed_old == listed_new:
+            if quiet is None:
+                quiet = rosters.quiet() if leave_quiet_out else frozenset()
+            own_old = own_new = tuple([g for g in listed_old if g not in quiet] if quiet else listed_old)
+            big_own = tuple([g for g in own_old if g not in small])
+            big = (big_own, big_own)
+        else:
+            own_old, own_new = tuple(listed_old), tuple(listed_new)
+            big = (tuple([g for g in own_old if g not in small]), tuple([g for g in own_new if g not in small]))
         views = by_big.get(big)
         if views is None:
             views = by_big[big] = {}
-        key = (own_old, own_new)
-        users = views.get(key)
-        if users is None:
+        key = (own_old, own_new, bool(listed_old), bool(listed_new))
+        alike = views.get(key)
+        if alike is None:
             views[key] = [user]
         else:
-            users.append(user)
+            alike.append(user)
     return by_big
 
 
 _GAINED, _LOST, _RENAMED, _REGROUPED = range(4)
 
 
-def _uncount_present(rosters: _Rosters, user: str, own_old: Sequence[str], own_new: Sequence[str],
-                     counts: list[int]) -> None:
+def _uncount_present(rosters: _Rosters, user: str, counts: list[int]) -> None:
     """Take out what the user, present on both sides, added to their own
     view's renamed and regrouped figures."""
     old, new = rosters.old.file, rosters.new.file
+    own_old, own_new = old.memberships[user], new.memberships[user]
     groups_old = {g for g in rosters.old.applied(own_old) if user in old.groups.get(g, _EMPTY)}
     groups_new = {g for g in rosters.new.applied(own_new) if user in new.groups.get(g, _EMPTY)}
     if groups_old != groups_new:

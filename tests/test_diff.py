@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ldapsync import rosterdiff
 from ldapsync.diff import RosterChange, diff, group_changes, roster_changes
-from ldapsync.groupsfile import parse
+from ldapsync.groupsfile import GroupsFile, parse
 from ldapsync.roster import build_roster
 from tests.budget import examples
+from tests.test_groupsfile import model_chains
 
 
 def naive_counts(old, new, user):
@@ -160,3 +162,190 @@ def test_the_pairwise_union_equals_one_union_of_all_parts():
     parts = [BitMap(range(i, 70_000, 997 + i)) for i in range(12)]
     for n in range(len(parts) + 1):
         assert rosterdiff._union(parts[:n]) == BitMap().union(*parts[:n])
+
+
+# --- only the users a change can reach ---------------------------------------------------
+
+
+def plain_roster_changes(old, new):
+    """roster_changes over every user of both files, each user's view made of
+    all their groups: as if no user, and no group of theirs, could be left out."""
+    return rosterdiff._roster_changes(rosterdiff._Rosters(old, new), old, new, rosterdiff._everyone(old, new),
+                                      leave_quiet_out=False)
+
+
+MEMBER_LINES = LINES.filter(lambda line: not line.startswith("["))
+
+
+@st.composite
+def private_edits(draw):
+    """An old file and a new one that differ in a few groups, most often no
+    public one (the case where only some users are looked at): lines of the
+    private groups edited, a group added or removed or made public, users
+    gone from every group or new, names changed, several names for one JID."""
+    lines = draw(st.lists(LINES, max_size=30))
+    at = draw(st.integers(0, len(lines)))
+    lines[at:at] = draw(everyone())
+    edited = list(lines)
+    private = st.builds(lambda g: f"[{g}]", st.sampled_from("ABCDE"))
+    for _ in range(draw(st.integers(0, 4))):
+        op = draw(st.sampled_from(["drop", "add", "header", "flip", "replace"]))
+        at = draw(st.integers(0, len(edited)))
+        headers = [i for i, line in enumerate(edited) if line.startswith("[")]
+        if op == "add":
+            edited.insert(at, draw(MEMBER_LINES))
+        elif op == "header":
+            edited.insert(at, draw(private))
+        elif op == "flip" and headers:  # a group made public, or no longer
+            i = draw(st.sampled_from(headers))
+            edited[i] = "[" + (edited[i][2:] if edited[i].startswith("[+") else "+" + edited[i][1:])
+        elif edited and at < len(edited):
+            if op == "drop":
+                del edited[at]
+            else:
+                edited[at] = draw(LINES)
+    return parse("\n".join(lines)), parse("\n".join(edited))
+
+
+@st.composite
+def sections_reordered(draw):
+    """The same sections (a header and its member lines) in another order,
+    some of them repeated: often the same groups, with a user's groups
+    listed in another order or twice, which changes the name a contact
+    gets from the group applied last."""
+    member = st.builds(lambda u, n: f"{u}@x{n}", st.sampled_from("abc"), st.sampled_from(["=N", "=M", ""]))
+    sections = draw(st.lists(st.tuples(st.sampled_from(["[A]", "[B]", "[C]", "[+P]"]),
+                                       st.lists(member, max_size=4)), max_size=5))
+    order = draw(st.permutations(range(len(sections))))
+    again = draw(st.lists(st.sampled_from(range(len(sections))), max_size=2)) if sections else []
+
+    def text(indices):
+        return "\n".join(line for i in indices for line in [sections[i][0], *sections[i][1]])
+
+    return parse(text(range(len(sections)))), parse(text([*order, *again]))
+
+
+FEW = st.builds(lambda u, n: f"{u}@x{n}", st.sampled_from("abc"), st.sampled_from(["=N", "=M", ""]))
+
+
+@st.composite
+def few_people(draw):
+    """A file of a few people in a few groups, and the same with a line
+    renamed, added or dropped, or a group made public or not: most people
+    keep their groups, and the groups they keep often hold someone whose
+    name or groups change."""
+    sections = draw(st.lists(st.tuples(st.sampled_from(["A", "B", "C", "+P"]),
+                                       st.lists(FEW, min_size=1, max_size=4)), min_size=2, max_size=4))
+    edited = [(header, list(lines)) for header, lines in sections]
+    for _ in range(draw(st.integers(1, 2))):
+        header, lines = edited[i := draw(st.integers(0, len(edited) - 1))]
+        op = draw(st.sampled_from(["flip", "rename", "rename", "add", "drop"]))
+        if op == "flip":
+            edited[i] = (header[1:] if header.startswith("+") else "+" + header, lines)
+        elif op == "add":
+            lines.insert(draw(st.integers(0, len(lines))), draw(FEW))
+        elif lines:
+            at = draw(st.integers(0, len(lines) - 1))
+            if op == "drop":
+                del lines[at]
+            else:
+                lines[at] = lines[at].partition("=")[0] + draw(st.sampled_from(["=N", "=M", "=O", ""]))
+
+    def text(parts):
+        return "\n".join(line for header, lines in parts for line in [f"[{header}]", *lines])
+
+    return parse(text(sections)), parse(text(edited))
+
+
+@settings(max_examples=examples(1500), deadline=None)
+@given(st.one_of(private_edits(), related_files(), st.tuples(FILES, FILES)), BIG)
+def test_the_users_a_change_can_reach_have_every_roster_change(pair, big):
+    """roster_changes looks only at the members of the groups that differ
+    (everyone when a public group does): it finds what looking at every
+    user finds, in the same order."""
+    old, new = pair
+    saved, rosterdiff._BIG = rosterdiff._BIG, big
+    try:
+        assert roster_changes(old, new) == plain_roster_changes(old, new)
+    finally:
+        rosterdiff._BIG = saved
+
+
+@settings(max_examples=examples(1500), deadline=None)
+@given(few_people(), BIG)
+def test_the_people_who_keep_their_groups_have_every_roster_change(pair, big):
+    test_the_users_a_change_can_reach_have_every_roster_change.hypothesis.inner_test(pair, big)
+
+
+@settings(max_examples=examples(1000), deadline=None)
+@given(sections_reordered(), BIG)
+def test_the_users_whose_groups_come_in_another_order_have_every_roster_change(pair, big):
+    test_the_users_a_change_can_reach_have_every_roster_change.hypothesis.inner_test(pair, big)
+
+
+@settings(max_examples=examples(500), deadline=None)
+@given(model_chains(one_name_each=True), BIG)
+def test_the_diff_of_an_updated_reading_is_that_of_the_model(chain, big):
+    """A warm run diffs the last reading against one updated from it, which
+    shares the unchanged groups: the same diff as against of_model's, and
+    the same roster changes as looking at every user gives, which are those
+    of rosters built one by one."""
+    first, (second, changed), (third, changed_next) = chain
+    old = GroupsFile.of_model(first)
+    new = old.updated(second, changed)
+    newer = new.updated(third, changed_next)
+    saved, rosterdiff._BIG = rosterdiff._BIG, big
+    try:
+        assert diff(old, new) == diff(old, GroupsFile.of_model(second))
+        assert diff(new, newer) == diff(GroupsFile.of_model(second), GroupsFile.of_model(third))
+        for a, b in ((old, new), (new, newer)):
+            changes, others = roster_changes(a, b)
+            assert (changes, others) == plain_roster_changes(a, b)
+            got = {c.user: [c.gained, c.lost, c.renamed, c.regrouped] for c in changes}
+            for user in a.memberships.keys() | b.memberships.keys():
+                assert got.get(user, [0, 0, 0, 0]) == naive_counts(a, b, user), user
+    finally:
+        rosterdiff._BIG = saved
+
+
+def test_a_change_to_private_groups_reaches_only_their_members():
+    old = parse("[+All]\na@x=A\nb@x=B\nc@x=C\nd@x=D\n[T]\na@x=A\nb@x=B\n[U]\nc@x=C\n")
+    new = parse("[+All]\na@x=A\nb@x=B\nc@x=C\nd@x=D\n[T]\na@x=A\n[U]\nc@x=C\n")
+    rosters = rosterdiff._Rosters(old, new)
+    assert set(rosterdiff._who_may_see_a_change(rosters, old, new)) == {"a@x", "b@x"}
+    assert roster_changes(old, new)[0] == [RosterChange("a@x", regrouped=1),
+                                           RosterChange("b@x", regrouped=1, left=("T",))]
+    # a public group changed: everyone
+    new = parse("[+All]\na@x=A\nb@x=B\nc@x=C\n[T]\na@x=A\nb@x=B\n[U]\nc@x=C\n")
+    assert set(rosterdiff._who_may_see_a_change(rosterdiff._Rosters(old, new), old, new)) == {
+        "a@x", "b@x", "c@x", "d@x"}
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    # c is named by G, applied after H: renaming c in H changes nothing for u
+    ("[H]\nu@x=U\nc@x=X\n[G]\nu@x=U\nc@x=Y\n", "[H]\nu@x=U\nc@x=Z\n[G]\nu@x=U\nc@x=Y\n", []),
+    # P made public: u, who had c through G, now has c through P too
+    ("[P]\nc@x=C\n[G]\nu@x=U\nc@x=C\n", "[+P]\nc@x=C\n[G]\nu@x=U\nc@x=C\n",
+     [RosterChange("u@x", regrouped=1)]),
+])
+def test_an_unchanged_group_that_holds_a_changed_contact_counts(old, new, expected):
+    """Users who keep their groups are grouped by those of their groups that
+    can matter: G is the same in both files, but it holds a contact whose
+    name or groups change, so it is one of them."""
+    old, new = parse(old), parse(new)
+    changes = roster_changes(old, new)[0]
+    assert changes == plain_roster_changes(old, new)[0] == expected
+    for user in old.memberships.keys() | new.memberships.keys():
+        got = next(([c.gained, c.lost, c.renamed, c.regrouped] for c in changes if c.user == user), [0, 0, 0, 0])
+        assert got == naive_counts(old, new, user)
+
+
+def test_a_user_whose_same_groups_come_in_another_order_is_looked_at():
+    """No group differs, but u's groups are applied in another order: the
+    contact that each group names differently is renamed for u."""
+    old = parse("[A]\nu@x=U\nc@x=Name in A\n[B]\nu@x=U\nc@x=Name in B\n")
+    new = parse("[B]\nu@x=U\nc@x=Name in B\n[A]\nu@x=U\nc@x=Name in A\n")
+    assert old.groups == new.groups
+    changes = roster_changes(old, new)
+    assert changes == plain_roster_changes(old, new)
+    assert changes[0] == [RosterChange("u@x", renamed=1)]

@@ -378,6 +378,94 @@ def test_means_agrees_with_comparing_models(a, b):
         assert back.means(b) == (back.to_model() == b)
 
 
+# A few people and names, so that groups share members and a change meets them
+PEOPLE = ["a@x", "b@x", "c@x", "d@x", "e@x"]
+DISPLAY = st.one_of(st.none(), st.sampled_from(["A", "B", "Bee"]))
+GROUP_NAMES = st.one_of(st.sampled_from(["default", "Team", "Ops", "ops", "+x"]), names)
+
+
+def a_group(draw, name: str, naming: dict | None, public: bool | None = None) -> SharedGroup:
+    """A group of some of PEOPLE, named by ``naming`` (each line its own name when None)."""
+    people = draw(st.lists(st.sampled_from(PEOPLE), unique=True, max_size=5))
+    members = {p: draw(DISPLAY) if naming is None else naming[p] for p in people}
+    return SharedGroup(name, members, draw(st.booleans()) if public is None else public)
+
+
+def next_model(draw, old: GroupsModel, naming: dict | None) -> tuple[GroupsModel, set[str], dict | None]:
+    """The model after ``old`` as a warm run has it (most groups the same
+    objects, some equal copies, some with other members, made public or
+    not, gone, or new; with ``naming``, some people renamed in every group
+    that holds them), the names of the groups that differ, and the naming."""
+    renamed: dict = {}
+    if naming is not None:
+        renamed = draw(st.dictionaries(st.sampled_from(PEOPLE), DISPLAY, max_size=2))
+        naming = {**naming, **renamed}
+    groups = []
+    for g in old.groups:
+        if not renamed.keys().isdisjoint(g.members):
+            g = SharedGroup(g.name, {p: naming[p] if p in renamed else n for p, n in g.members.items()}, g.public)
+        fate = draw(st.sampled_from(["same", "copy", "members", "public", "gone"]))
+        if fate == "same":
+            groups.append(g)
+        elif fate == "copy":
+            groups.append(SharedGroup(g.name, dict(g.members), g.public))
+        elif fate == "members":
+            groups.append(a_group(draw, g.name, naming, g.public))
+        elif fate == "public":
+            groups.append(SharedGroup(g.name, g.members, not g.public))
+    taken = {g.name for g in old.groups}
+    for name in draw(st.lists(GROUP_NAMES.filter(lambda n: n not in taken), unique=True, max_size=2)):
+        groups.append(a_group(draw, name, naming))
+    new = GroupsModel.of(groups)
+    before, after = {g.name: g for g in old.groups}, {g.name: g for g in new.groups}
+    return new, {n for n in before.keys() | after.keys() if before.get(n) != after.get(n)}, naming
+
+
+@st.composite
+def model_chains(draw, one_name_each: bool = False):
+    """Three models in a row, each with the names of the groups that differ
+    from the one before; with ``one_name_each``, every JID has one name in
+    a model, as in every model the writer accepts."""
+    naming = {p: draw(DISPLAY) for p in PEOPLE} if one_name_each else None
+    first = GroupsModel.of(a_group(draw, n, naming) for n in draw(st.lists(GROUP_NAMES, unique=True, max_size=6)))
+    second, changed, naming = next_model(draw, first, naming)
+    third, changed_next, _ = next_model(draw, second, naming)
+    if draw(st.booleans()):  # naming a group that did not change, or none at all, is harmless
+        changed |= set(draw(st.lists(st.sampled_from(["Team", "nowhere", *(g.name for g in first.groups)]))))
+    return first, (second, changed), (third, changed_next)
+
+
+def contents(f: GroupsFile) -> tuple:
+    """All a reading holds, copied: to see that nothing changed it."""
+    return (list((name, dict(members)) for name, members in f.groups.items()),
+            {jid: list(own) for jid, own in f.memberships.items()}, list(f.public), f.declared)
+
+
+@settings(max_examples=examples(1000), deadline=None)
+@given(st.one_of(model_chains(), model_chains(one_name_each=True)))
+def test_a_reading_updated_from_the_last_one_is_that_of_the_model(chain):
+    """GroupsFile.updated gives what of_model gives, built from the last
+    reading and the groups that changed: it shares the unchanged groups and
+    the lists of the JIDs no changed group holds, and leaves the last
+    reading as it was."""
+    first, *steps = chain
+    last = GroupsFile.of_model(first)
+    for model, changed in steps:
+        kept = contents(last)
+        got, want = last.updated(model, changed), GroupsFile.of_model(model)
+        assert list(got.groups.items()) == list(want.groups.items())
+        assert got.memberships == want.memberships  # each JID's groups, in order
+        assert list(got.public) == list(want.public) and got.declared == want.declared
+        assert got.several_names == want.several_names and got.diagnostics == want.diagnostics
+        assert contents(last) == kept
+        for name in last.groups.keys() & got.groups.keys() - changed:
+            assert got.groups[name] is last.groups[name]
+        untouched = last.memberships.keys() - {j for n in changed for f in (last, got) for j in f.groups.get(n, {})}
+        for jid in untouched:
+            assert got.memberships[jid] is last.memberships[jid]
+        last = got
+
+
 @settings(max_examples=examples(300), deadline=None)
 @given(models())
 def test_sanitised_models_always_render(m):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -50,6 +50,15 @@ def _all_named(members: Mapping[str, str | None]) -> TypeGuard[Mapping[str, str]
     return None not in members.values()
 
 
+def _as_read(members: Mapping[str, str | None]) -> Mapping[str, str]:
+    """A group's members as Prosody reads them: the read-only mapping as it
+    is, not a copy, unless a name is missing (``""`` in Prosody)."""
+    return members if _all_named(members) else {j: name_as_read(n) for j, n in members.items()}
+
+
+_NO_MEMBERS: Mapping[str, str] = {}
+
+
 @dataclass(frozen=True, eq=False)
 class GroupsFile:
     """What mod_groups holds after loading a file.
@@ -87,14 +96,57 @@ class GroupsFile:
         public = []
         declared = set()
         for name, is_public, members in groups:
-            # the read-only members as they are, not a copy, unless a name is missing ("" in Prosody)
-            read[name] = members if _all_named(members) else {j: name_as_read(n) for j, n in members.items()}
+            read[name] = _as_read(members)
             declared.add(name)
             if is_public:
                 public.append(name)
             for jid in members:
                 memberships.setdefault(jid, []).append(name)
         return cls(read, memberships, public, frozenset(declared))
+
+    def updated(self, model: GroupsModel, changed: Collection[str]) -> GroupsFile:
+        """:meth:`of_model` of ``model``, from this reading of the model before
+        it (:meth:`of_model` of that one, or what this method gave for it) and
+        the names of the groups that differ between the two: added, removed,
+        with other members or names, or made public or not (naming more is
+        harmless, leaving one out is wrong).  A poll changes a few groups of
+        thousands: this costs what those groups hold and a shallow copy of
+        the rest, which it shares with this reading, left as it is.  The
+        result equals :meth:`of_model`'s, except that the JIDs of the changed
+        groups may come in another order among ``memberships``' keys (the
+        lists are the same; nothing reads that order)."""
+        changed = frozenset(changed)
+        read: dict[str, Mapping[str, str]] = {DEFAULT_GROUP: {} if DEFAULT_GROUP in changed else
+                                              self.groups[DEFAULT_GROUP]}
+        public = []
+        for group in model.groups:
+            name = group.name
+            read[name] = _as_read(group.members) if name in changed else self.groups[name]
+            if group.public:
+                public.append(name)
+        # A JID's groups are listed in model order, that of their names.  Only
+        # the groups whose JIDs changed (not only their names, as when people
+        # are renamed) change lists: a JID of one of them, on either side,
+        # keeps its other groups and gets those it is in now.
+        moved = frozenset(name for name in changed
+                          if self.groups.get(name, _NO_MEMBERS).keys() != read.get(name, _NO_MEMBERS).keys())
+        joined: dict[str, list[str]] = {}
+        for name in moved:
+            for jid in read.get(name, _NO_MEMBERS):
+                joined.setdefault(jid, []).append(name)
+        touched = set(joined)
+        for name in moved:
+            touched.update(self.groups.get(name, _NO_MEMBERS))
+        memberships = dict(self.memberships)
+        for jid in touched:
+            own = [g for g in self.memberships.get(jid, ()) if g not in moved]
+            own += joined.get(jid, ())
+            if own:
+                own.sort()
+                memberships[jid] = own
+            else:
+                del memberships[jid]
+        return type(self)(read, memberships, public, frozenset(g.name for g in model.groups))
 
     @property
     def public_names(self) -> frozenset[str]:
