@@ -537,7 +537,7 @@ def _plan_warm(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None
     if rendered is None:
         return None
     data, blocks = rendered
-    new_file = groupsfile.GroupsFile.of_model(model)
+    new_file = memo.reading.updated(model, changed)
     out = OutputResult(output, model, data, data != memo.data)
     after = OutputMemo(data, new_file, {g.name: g for g in model.groups}, blocks)
     if not out.changed:
