@@ -506,15 +506,22 @@ def _views(rosters: _Rosters, old: GroupsFile, new: GroupsFile, users: Iterable[
     by_big: dict[_Pair, dict[_View, list[str]]] = {}
     small = rosters.small
     quiet: frozenset[str] | None = None  # worked out for the first user who keeps their groups
+    # a user who keeps their groups: their own groups that matter and the big ones among them, by the
+    # groups listed (thousands of users share each list)
+    kept: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
     old_own, new_own = old.memberships, new.memberships
     for user in users:
         listed_old, listed_new = old_own.get(user, empty), new_own.get(user, empty)
         if listed_old == listed_new:
-            if quiet is None:
-                quiet = rosters.quiet() if leave_quiet_out else frozenset()
-            own_old = own_new = tuple([g for g in listed_old if g not in quiet] if quiet else listed_old)
-            big_own = tuple([g for g in own_old if g not in small])
-            big = (big_own, big_own)
+            listed = tuple(listed_old)
+            known = kept.get(listed)
+            if known is None:
+                if quiet is None:
+                    quiet = rosters.quiet() if leave_quiet_out else frozenset()
+                own = tuple([g for g in listed if g not in quiet] if quiet else listed)
+                known = kept[listed] = (own, tuple([g for g in own if g not in small]))
+            own_old = own_new = known[0]
+            big = (known[1], known[1])
         else:
             own_old, own_new = tuple(listed_old), tuple(listed_new)
             big = (tuple([g for g in own_old if g not in small]), tuple([g for g in own_new if g not in small]))
