@@ -487,8 +487,9 @@ def _plan(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None, sta
     if cached is not None and cached.means(model):
         assert old_bytes is not None  # a cache is only ever loaded for a file
         log.debug("%s: the same groups as the last file written", output.path)
+        # the cache is saved only for a file that was verified, and describes these very bytes
         return Plan(OutputResult(output, model, old_bytes, False), old_bytes, cache,
-                    memo=OutputMemo.of_file(old_bytes, current()) if remember else None)
+                    memo=OutputMemo.of_verified(model, old_bytes, current()) if remember else None)
     # The text is large for a large directory: handed over to the worker, which
     # frees it once read, and let go of here once the worker has it.
     text = Handover(_guard(output, groupsfile.render_unverified, model))
@@ -517,8 +518,7 @@ def _plan(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None, sta
     if failed:
         raise UserError(f"{output.path}: {groupsfile.RenderError(failed)}", ExitCode.DATAERR)
     _log_change(output, out, dry_run)
-    memo = OutputMemo(data, new_file, {g.name: g for g in model.groups}) if remember else None
-    return Plan(out, old_bytes, cache, refusals, memo)
+    return Plan(out, old_bytes, cache, refusals, OutputMemo.of_verified(model, data, new_file) if remember else None)
 
 
 def _plan_warm(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None, static_names: frozenset[str],

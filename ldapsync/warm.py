@@ -231,7 +231,8 @@ class MappingMemo:
         a renamed user's old JID goes and their new one comes."""
         group = outcome.group
         assert group is not None
-        members = dict(group.members)
+        # a SharedGroup's members are a read-only view of a dict: its copy is a dict copy, in C
+        members: dict[str, str | None] = group.members.copy()  # type: ignore[attr-defined]
         before = self._named_before
         for key in self._renamed.intersection(users):
             old, new = before.get(key), self._named.get(key)
@@ -287,8 +288,19 @@ class OutputMemo:
 
     @classmethod
     def of_file(cls, data: bytes, reading: groupsfile.GroupsFile) -> OutputMemo:
-        """A file this process did not write (the first poll): nothing of it verified here."""
+        """A file not known to be verified: the next run checks all it writes."""
         return cls(data, reading, {g.name: g for g in reading.to_model().groups}, verified=False)
+
+    @classmethod
+    def of_verified(cls, model: GroupsModel, data: bytes, reading: groupsfile.GroupsFile) -> OutputMemo:
+        """A file known to mean ``model`` exactly (verified when written; its
+        ``reading``): each group's text is rendered once more, so that the
+        next run reuses it; if the texts do not make ``data`` (a file some
+        other version of ldapsync wrote), the file is taken as not verified."""
+        blocks = {id(g): (g, groupsfile.text_of(GroupsModel((g,))).encode("utf-8")) for g in model.groups}
+        if b"".join(text for _, text in blocks.values()) != data:
+            return cls.of_file(data, reading)
+        return cls(data, reading, {g.name: g for g in model.groups}, blocks)
 
     def changed_names(self, model: GroupsModel) -> set[str]:
         """The groups of ``model`` that the file does not hold as they are,
