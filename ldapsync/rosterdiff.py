@@ -12,6 +12,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from itertools import compress, filterfalse
+from operator import attrgetter
 from typing import NamedTuple
 
 from pyroaring import BitMap
@@ -480,7 +481,7 @@ def _roster_changes(rosters: _Rosters, old: GroupsFile, new: GroupsFile, users: 
                             break
                 if any(mine) or joined or left:
                     changes.append(RosterChange(user, mine[0], mine[1], mine[2], mine[3], joined, left))
-    changes.sort(key=lambda c: c.user or "")
+    changes.sort(key=attrgetter("user"))  # a user each, never None
     others = None
     if old.public or new.public:
         nothing: frozenset[str] = frozenset()
