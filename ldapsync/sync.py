@@ -407,6 +407,10 @@ def run(config: Config, directory: Directory, *, dry_run: bool = False, force: s
             warm.put(state)
         return result
     result = RunResult(fetched.counts(), fetched.findings, reader.info)
+    if state is not None and state.used:
+        users, groups = state.mapping.misses
+        log.debug("started from what the last run left in memory: %d users and %d groups mapped again",
+                  users, groups)
     fetched.shed()
     static_names = frozenset(s.name for s in config.static_groups)
     plans = [_plan(output, fetched.mapped, dry_run, modelcache.path_for(config.state.path, output.path),

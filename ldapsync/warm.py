@@ -16,7 +16,6 @@ half-way can never leave it ahead of the disk.
 
 from __future__ import annotations
 
-import logging
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,8 +31,6 @@ if TYPE_CHECKING:
     from ldapsync.incremental import Kept
     from ldapsync.mapping import GroupOutcome, People, Person, PersonOutcome
     from ldapsync.membership import Finding
-
-log = logging.getLogger(__name__)
 
 
 class Warm:
@@ -145,6 +142,7 @@ class MappingMemo:
                 made = People(people, self._made.reshaped, self._made.collisions, self._made.left_out,
                               list(chain.from_iterable(map(attrgetter("findings"), outcomes))))
                 self._remember(entries, outcomes, made, [enabled[i][0] for i in changed])
+                self.misses[0] = len(changed)
                 return _copy(made)
         outcomes = self._by_key(enabled, compute)
         made = people_of(enabled, outcomes)
@@ -154,7 +152,6 @@ class MappingMemo:
     def _remember(self, entries: list[Entry], outcomes: list[PersonOutcome], made: People,
                   changed: list[str] | None) -> None:
         self._entries, self._outcomes, self._made, self._changed = entries, outcomes, made, changed
-        self.misses[0] = len(outcomes) if changed is None else len(changed)
 
     def _by_key(self, enabled: Sequence[tuple[str, Entry]],
                 compute: Callable[[Sequence[tuple[str, Entry]]], list[PersonOutcome]]) -> list[PersonOutcome]:
@@ -174,6 +171,7 @@ class MappingMemo:
             out[i] = outcome
         done: list[PersonOutcome] = out  # type: ignore[assignment]  # every None filled above
         self._people = {key: (entry, outcome) for (key, entry), outcome in zip(enabled, done, strict=True)}
+        self.misses[0] = len(missing)
         return done
 
     def named(self, people: dict[str, Person]) -> dict[str, tuple[str, str | None]]:
@@ -237,7 +235,7 @@ class MappingMemo:
         for key in self._renamed.intersection(users):
             old, new = before.get(key), self._named.get(key)
             if old is not None:
-                del members[old[0]]
+                members.pop(old[0], None)
             if new is not None:
                 members[new[0]] = new[1]
         return outcome._replace(group=SharedGroup(group.name, members, group.public))
