@@ -146,6 +146,8 @@ def _reused(users: list[Entry], groups: list[Entry], user_settings: UserSettings
     changed.  Anything else indexes and resolves everything, as a cold run."""
     findings: list[Finding] = []
     index = memo.index if memo.disabled_by_filter == disabled_by_filter else None
+    if index is not None and len(index[0]) != len(memo.users or ()):
+        index = None  # two users with one DN key: the plain way settles which one counts
     before = memo.users
     changed_users = changed_in_place(before, users)
     if index is not None and before is not None and changed_users is not None and all(
