@@ -23,13 +23,10 @@ compare: the rows the older code lacks print "-".
 from __future__ import annotations
 
 import argparse
-import gc
 import platform
 import random
-import statistics
 import subprocess
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -37,21 +34,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from groupsfile_bench import build, to_model  # noqa: E402
+from groupsfile_bench import build, timed, to_model  # noqa: E402
 
 from ldapsync import diff  # noqa: E402
 from ldapsync.groupsfile import GroupsFile  # noqa: E402
 from ldapsync.model import GroupsModel, SharedGroup  # noqa: E402
-
-
-def timed(fn, repeat: int):
-    times, result = [], None
-    for _ in range(repeat):
-        gc.collect()
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def next_model(model: GroupsModel, jids: list[str], names: dict[str, str], changed: int, renamed: int,

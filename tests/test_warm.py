@@ -24,18 +24,12 @@ from ldapsync import config as configlib
 from ldapsync import groupsfile, modelcache, sync
 from ldapsync.errors import UserError
 from ldapsync.warm import Warm
+from tests.limits import NO_LIMITS
 from tests.memory_directory import MemoryDirectory
 from tests.test_pipeline import GROUPS, PEOPLE, group, person
 
 SEED = int(os.environ.get("LDAPSYNC_WARM_SEED", "7"))
 STEPS = int(os.environ.get("LDAPSYNC_WARM_STEPS", "150"))
-NO_LIMITS = {
-    "max_groups_removed": None, "max_groups_removed_percent": None,
-    "max_members_removed": None, "max_members_removed_percent": None,
-    "max_contacts_lost": None, "refuse_empty": False, "max_public_groups_added": None,
-    "max_public_contacts_gained": None, "max_public_contacts_gained_percent": None,
-    "max_contacts_gained": None,
-}
 CONTEXT = "dc=example,dc=com"
 
 

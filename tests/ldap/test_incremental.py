@@ -29,17 +29,10 @@ from tests.ldap.conftest import HOST, run
 from tests.ldap.directory import SYNC_DN, SYNC_PASSWORD
 from tests.ldap.mutations import Mutator
 from tests.ldap.syncprov_directory import GROUPS, PEOPLE, USERS_FILTER, user_dn
+from tests.limits import NO_LIMITS
 
 SEED = int(os.environ.get("LDAPSYNC_INCREMENTAL_SEED", "15"))
 STEPS = int(os.environ.get("LDAPSYNC_INCREMENTAL_STEPS", "150"))
-# Every limit off: a random change must never be refused.
-NO_LIMITS = {
-    "max_groups_removed": None, "max_groups_removed_percent": None,
-    "max_members_removed": None, "max_members_removed_percent": None,
-    "max_contacts_lost": None, "refuse_empty": False, "max_public_groups_added": None,
-    "max_public_contacts_gained": None, "max_public_contacts_gained_percent": None,
-    "max_contacts_gained": None,
-}
 
 
 @pytest.fixture(scope="module")
