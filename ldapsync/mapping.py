@@ -13,22 +13,22 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import partial
-from typing import TYPE_CHECKING, NamedTuple
+from itertools import chain
+from operator import attrgetter
+from typing import NamedTuple
 
 from jinja2 import TemplateError
 
 from ldapsync import jid as jidlib
 from ldapsync.config import Config, GroupSettings, Output, StaticGroup
 from ldapsync.directory import Entry
+from ldapsync.directory.base import changed_in_place
 from ldapsync.errors import ExitCode, UserError
 from ldapsync.groupsfile import GroupsFile, clean_text, writable_jid
 from ldapsync.invisible import describe, escaped, has_invisible, surely_visible
 from ldapsync.membership import Finding, Memberships
 from ldapsync.model import GroupsModel, SharedGroup
 from ldapsync.templates import Templates
-
-if TYPE_CHECKING:
-    from ldapsync.warm import MappingMemo
 
 log = logging.getLogger(__name__)
 
@@ -502,3 +502,160 @@ def directory_size(output: Output, mapped: Mapped) -> tuple[int, int]:
     answer look full."""
     names = [name for name in mapped.from_directory if selected(name, output.include, output.exclude)]
     return len(names), sum(mapped.from_directory[name] for name in names)
+
+
+class MappingMemo:
+    """What mapping gave each user and each group last time, to give again
+    where nothing it depends on changed.
+
+    A user's outcome depends on their entry only (the templates are the
+    config's, and a Warm is dropped when the config changes).  A group's
+    depends on its entry, its users, and each of those users' JID and name
+    after duplicate JIDs are settled: a group is mapped again when its
+    entry or users differ, and its members are renamed in place when only
+    some of its users' names or JIDs did.  ``is`` finds the entries a
+    snapshot kept; ``==`` those read again in full (ldap3, a fallback)."""
+
+    def __init__(self) -> None:
+        self._people: dict[str, tuple[Entry, PersonOutcome]] = {}
+        self._groups: dict[str, tuple[Entry, set[str], GroupOutcome]] = {}
+        self._entries: list[Entry] | None = None  # the enabled users of the last run, in order
+        self._outcomes: list[PersonOutcome] = []
+        self._made: People | None = None
+        self._changed: list[str] | None = None  # the users whose outcome this run changed (None: not known)
+        self._named: dict[str, tuple[str, str | None]] = {}
+        self._named_before: dict[str, tuple[str, str | None]] = {}
+        self._renamed: set[str] = set()
+        self.misses = [0, 0]  # users and groups mapped again in the last run
+
+    def people(self, enabled: Sequence[tuple[str, Entry]],
+               compute: Callable[[Sequence[tuple[str, Entry]]], list[PersonOutcome]]) -> People:
+        """The users mapped (mapping.people_of), computing only those whose
+        entry changed.  When no user was added, removed or renamed and the
+        changed ones keep their JID, the last run's result is patched
+        instead of built again."""
+        entries = [entry for _, entry in enabled]
+        changed = changed_in_place(self._entries, entries)
+        if changed is not None and self._made is not None:
+            fresh = compute([enabled[i] for i in changed])
+            if all(_same_place(self._outcomes[i], outcome) for i, outcome in zip(changed, fresh, strict=True)):
+                outcomes = list(self._outcomes)
+                people = dict(self._made.people)
+                for i, outcome in zip(changed, fresh, strict=True):
+                    key = enabled[i][0]
+                    outcomes[i] = outcome
+                    people[key] = outcome.person  # type: ignore[assignment]  # _same_place: a person
+                    self._people[key] = (entries[i], outcome)
+                made = People(people, self._made.reshaped, self._made.collisions, self._made.left_out,
+                              list(chain.from_iterable(map(attrgetter("findings"), outcomes))))
+                self._remember(entries, outcomes, made, [enabled[i][0] for i in changed])
+                self.misses[0] = len(changed)
+                return _copy(made)
+        outcomes = self._by_key(enabled, compute)
+        made = people_of(enabled, outcomes)
+        self._remember(entries, outcomes, made, None)
+        return _copy(made)
+
+    def _remember(self, entries: list[Entry], outcomes: list[PersonOutcome], made: People,
+                  changed: list[str] | None) -> None:
+        self._entries, self._outcomes, self._made, self._changed = entries, outcomes, made, changed
+
+    def _by_key(self, enabled: Sequence[tuple[str, Entry]],
+                compute: Callable[[Sequence[tuple[str, Entry]]], list[PersonOutcome]]) -> list[PersonOutcome]:
+        """The outcome of each of ``enabled`` (user key, entry), computing
+        only those whose entry changed."""
+        known = self._people
+        out: list[PersonOutcome | None] = []
+        missing: list[int] = []
+        for i, (key, entry) in enumerate(enabled):
+            hit = known.get(key)
+            if hit is not None and (hit[0] is entry or hit[0] == entry):
+                out.append(hit[1])
+            else:
+                out.append(None)
+                missing.append(i)
+        for i, outcome in zip(missing, compute([enabled[i] for i in missing]), strict=True):
+            out[i] = outcome
+        done: list[PersonOutcome] = out  # type: ignore[assignment]  # every None filled above
+        self._people = {key: (entry, outcome) for (key, entry), outcome in zip(enabled, done, strict=True)}
+        self.misses[0] = len(missing)
+        return done
+
+    def named(self, people: dict[str, Person]) -> dict[str, tuple[str, str | None]]:
+        """Each user's JID and name once duplicate JIDs are settled; the
+        users whose JID or name changed since the last run are noted for
+        :meth:`groups`."""
+        changed = self._changed
+        self._named_before = self._named
+        if changed is None:
+            named = {key: (p.jid, p.name) for key, p in people.items()}
+            self._renamed = {key for key, _ in self._named.items() ^ named.items()}
+        else:
+            named = dict(self._named)
+            self._renamed = set()
+            for key in changed:
+                person = people.get(key)
+                now = None if person is None else (person.jid, person.name)
+                if named.get(key) != now:
+                    self._renamed.add(key)
+                    if now is None:
+                        del named[key]
+                    else:
+                        named[key] = now
+        self._named = named
+        return named
+
+    def groups(self, each: Sequence[tuple[str, Entry, set[str]]],
+               compute: Callable[[Sequence[tuple[str, Entry, set[str]]]], list[GroupOutcome]]) -> list[GroupOutcome]:
+        """The outcome of each of ``each`` (group key, entry, its users),
+        computing only the groups whose entry or users changed; a group
+        whose users are the same but some renamed (:meth:`named`) gets
+        their new JIDs and names in place."""
+        renamed, known = self._renamed, self._groups
+        out: list[GroupOutcome | None] = []
+        missing: list[int] = []
+        for i, (key, entry, users) in enumerate(each):
+            hit = known.get(key)
+            if hit is None or not (hit[0] is entry or hit[0] == entry) or not (hit[1] is users or hit[1] == users):
+                out.append(None)
+                missing.append(i)
+            elif renamed.isdisjoint(users) or hit[2].group is None:
+                out.append(hit[2])
+            else:
+                out.append(self._renamed_in(hit[2], users))
+        for i, outcome in zip(missing, compute([each[i] for i in missing]), strict=True):
+            out[i] = outcome
+        done: list[GroupOutcome] = out  # type: ignore[assignment]  # every None filled above
+        self._groups = {key: (entry, users, outcome) for (key, entry, users), outcome in zip(each, done, strict=True)}
+        self.misses[1] = len(missing)
+        return done
+
+    def _renamed_in(self, outcome: GroupOutcome, users: set[str]) -> GroupOutcome:
+        """``outcome`` with the new JID and name of each of its users renamed
+        since: a JID is one user's only (duplicates are settled before), so
+        a renamed user's old JID goes and their new one comes."""
+        group = outcome.group
+        assert group is not None
+        # a SharedGroup's members are a read-only view of a dict: its copy is a dict copy, in C
+        members: dict[str, str | None] = group.members.copy()  # type: ignore[attr-defined]
+        before = self._named_before
+        for key in self._renamed.intersection(users):
+            old, new = before.get(key), self._named.get(key)
+            if old is not None:
+                members.pop(old[0], None)
+            if new is not None:
+                members[new[0]] = new[1]
+        return outcome._replace(group=SharedGroup(group.name, members, group.public))
+
+
+def _same_place(old: PersonOutcome, new: PersonOutcome) -> bool:
+    """Whether a user's new outcome leaves everything but their name where
+    it was: a person both times, with the same JID, rendered as it is."""
+    return (old.person is not None and new.person is not None and old.person.jid == new.person.jid
+            and old.reshaped is None and new.reshaped is None and old.left_out is None and new.left_out is None)
+
+
+def _copy(made: People) -> People:
+    """Copies of what settling duplicate JIDs changes (people, reshaped, left_out)."""
+    return made._replace(people=dict(made.people), reshaped=dict(made.reshaped), left_out=dict(made.left_out),
+                         findings=list(made.findings))

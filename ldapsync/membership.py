@@ -13,15 +13,12 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from ldapsync import dn as dnlib
 from ldapsync.config import GroupSettings, UserSettings
 from ldapsync.directory import Entry
-from ldapsync.warm import changed_in_place
-
-if TYPE_CHECKING:
-    from ldapsync.warm import ResolveMemo
+from ldapsync.directory.base import changed_in_place
 
 MEMBER_ATTRIBUTES = ("member", "uniquemember", "memberuid")
 
@@ -447,3 +444,31 @@ def apply_in_chain(members: Memberships, found: dict[str, set[str]]) -> None:
             continue
         chained = {keys[u] for u in users if u in keys and u not in members.disabled}
         members.members[group] = chained | members.direct_users.get(group, set())
+
+
+class ResolveMemo:
+    """What resolving memberships gave last time, for serve's poll process
+    (:mod:`ldapsync.warm`; see :func:`_reused`):
+    the entries it was given, the users' index, and each group's direct
+    users, subgroups and findings, by position in DN order."""
+
+    def __init__(self) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        self.users: list[Entry] | None = None
+        self.groups: list[Entry] | None = None
+        self.disabled_by_filter: set[str] | None = None
+        self.index: tuple[dict[str, Entry], dict[str, str], dict[str, str], dict[str, str]] | None = None
+        self.user_findings: list[Finding] = []
+        self.group_keys: list[str] = []
+        self.stripped: list[Entry | None] = []
+        self.per_group: list[tuple[set[str], list[str], list[Finding]] | None] = []
+
+    def remember(self, users: list[Entry], groups: list[Entry], disabled_by_filter: set[str] | None,
+                 index: tuple[dict[str, Entry], dict[str, str], dict[str, str], dict[str, str]],
+                 user_findings: list[Finding], group_keys: list[str], stripped: list[Entry | None],
+                 per_group: list[tuple[set[str], list[str], list[Finding]] | None]) -> None:
+        self.users, self.groups, self.disabled_by_filter, self.index = users, groups, disabled_by_filter, index
+        self.user_findings, self.group_keys, self.stripped, self.per_group = (user_findings, group_keys, stripped,
+                                                                              per_group)

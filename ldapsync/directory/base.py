@@ -12,6 +12,7 @@ contacts from everyone's roster.
 from __future__ import annotations
 
 import logging
+import operator
 import shlex
 import sys
 from collections.abc import Iterator, Sequence
@@ -241,3 +242,20 @@ def decode_attributes(raw: dict[str, list[bytes]]) -> dict[str, list[str]]:
     what :class:`Entry` holds: names lower-cased, values UTF-8 with bytes
     that are not kept as surrogate escapes."""
     return {name.lower(): [v.decode("utf-8", "surrogateescape") for v in values] for name, values in raw.items()}
+
+
+def changed_in_place(before: list[Entry] | None, now: list[Entry]) -> list[int] | None:
+    """The positions where ``now`` holds another entry than ``before``, each
+    with the same DN; None when the lists do not line up (an entry added,
+    removed or renamed), or when too many changed for it to be worth it.
+    Entries come in DN order, so an entry that changed sits where its old
+    self was."""
+    if before is None or len(before) != len(now):
+        return None
+    changed = [i for i, same in enumerate(map(operator.is_, before, now)) if not same]
+    if len(changed) > REUSE_LIMIT or any(before[i].dn != now[i].dn for i in changed):
+        return None
+    return changed
+
+
+REUSE_LIMIT = 10_000  # changed entries: beyond this, doing everything again costs about the same
