@@ -16,7 +16,7 @@ from functools import cache as cache_result
 from functools import partial
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ldapsync import diff as difflib
 from ldapsync import dn as dnlib
@@ -46,6 +46,7 @@ from ldapsync.warm import OutputMemo, State, Warm
 from ldapsync.writer import WriteResult, read_current
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 changes_log = logging.getLogger("ldapsync.changes")
 
 
@@ -360,7 +361,7 @@ def render_model(output: Output, model: GroupsModel) -> str:
     return _guard(output, groupsfile.render, model)
 
 
-def _guard(output: Output, step: Callable[[GroupsModel], str], model: GroupsModel) -> str:
+def _guard(output: Output, step: Callable[[GroupsModel], T], model: GroupsModel) -> T:
     """A writer step whose refusal becomes a user error naming the output."""
     try:
         return step(model)
@@ -495,8 +496,10 @@ def _plan(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None, sta
         return Plan(OutputResult(output, model, old_bytes, False), old_bytes, cache,
                     memo=OutputMemo.of_verified(model, old_bytes, current()) if remember else None)
     # The text is large for a large directory: handed over to the worker, which
-    # frees it once read, and let go of here once the worker has it.
-    text = Handover(_guard(output, groupsfile.render_unverified, model))
+    # frees it once read, and let go of here once the worker has it.  A plan
+    # that remembers the file keeps each group's text for the next run.
+    texts = _guard(output, groupsfile.render_groups, model) if remember else None
+    text = Handover("".join(texts) if texts is not None else _guard(output, groupsfile.render_unverified, model))
     data = text.value.encode("utf-8")
     out = OutputResult(output, model, data, old_bytes != data)
     if not out.changed:
@@ -522,7 +525,8 @@ def _plan(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None, sta
     if failed:
         raise UserError(f"{output.path}: {groupsfile.RenderError(failed)}", ExitCode.DATAERR)
     _log_change(output, out, dry_run)
-    return Plan(out, old_bytes, cache, refusals, OutputMemo.of_verified(model, data, new_file) if remember else None)
+    return Plan(out, old_bytes, cache, refusals,
+                OutputMemo.of_verified(model, data, new_file, texts) if remember else None)
 
 
 def _plan_warm(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None, static_names: frozenset[str],

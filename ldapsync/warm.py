@@ -86,12 +86,16 @@ class OutputMemo:
         return cls(data, reading, {g.name: g for g in reading.to_model().groups}, verified=False)
 
     @classmethod
-    def of_verified(cls, model: GroupsModel, data: bytes, reading: groupsfile.GroupsFile) -> OutputMemo:
+    def of_verified(cls, model: GroupsModel, data: bytes, reading: groupsfile.GroupsFile,
+                    texts: list[str] | None = None) -> OutputMemo:
         """A file known to mean ``model`` exactly (verified when written; its
-        ``reading``): each group's text is rendered once more, so that the
-        next run reuses it; if the texts do not make ``data`` (a file some
+        ``reading``), with each group's text for the next run to reuse:
+        ``texts`` when the caller rendered them (groupsfile.render_groups),
+        else rendered now; if the texts do not make ``data`` (a file some
         other version of ldapsync wrote), the file is taken as not verified."""
-        blocks = {id(g): (g, groupsfile.text_of(GroupsModel((g,))).encode("utf-8")) for g in model.groups}
+        if texts is None:
+            texts = list(map(groupsfile.group_text, model.groups))
+        blocks = {id(g): (g, text.encode("utf-8")) for g, text in zip(model.groups, texts, strict=True)}
         if b"".join(text for _, text in blocks.values()) != data:
             return cls.of_file(data, reading)
         return cls(data, reading, {g.name: g for g in model.groups}, blocks)
@@ -127,7 +131,7 @@ class OutputMemo:
                 new = dict(group.members.items() - before.members.items()) if before is not None else group.members
                 if not _lines_verified(SharedGroup(group.name, new, group.public), new_lines):
                     return None
-                known = (group, groupsfile.text_of(GroupsModel((group,))).encode("utf-8"))
+                known = (group, groupsfile.group_text(group).encode("utf-8"))
             blocks[id(group)] = known
             parts.append(known[1])
         if new_lines and _names_differ(new_lines, model):

@@ -7,7 +7,7 @@ carry faithfully are refused (:func:`unrepresentable`) or cleaned
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from ldapsync import jid as jidlib
 from ldapsync.groupsfile.diagnostics import printable
@@ -129,17 +129,34 @@ def render(model: GroupsModel, *, allow_nameless: bool = False) -> str:
 def render_unverified(model: GroupsModel, *, allow_nameless: bool = False) -> str:
     """:func:`render` without reading the text back: for a caller that
     verifies it with :func:`verify` only when it is about to be written."""
+    return "".join(render_groups(model, allow_nameless=allow_nameless))
+
+
+def render_groups(model: GroupsModel, *, allow_nameless: bool = False) -> list[str]:
+    """:func:`render_unverified`, one text per group, in file order: the file
+    is these texts one after another."""
     problems = unrepresentable(model, allow_nameless=allow_nameless)
     if problems:
         raise RenderError(problems)
-    return text_of(model)
+    return [group_text(group) for group in model.groups]
 
 
 def text_of(model: GroupsModel) -> str:
     """The text of ``model``, unchecked: each group's header, then a line per
     member.  Only for a model :func:`unrepresentable` passed (whole, or
     line by line as :mod:`ldapsync.warm` checks it)."""
-    return "".join(_lines(model))
+    return "".join(map(group_text, model.groups))
+
+
+def group_text(group: SharedGroup) -> str:
+    """One group's text, unchecked (see :func:`text_of`): its header, then
+    a line per member, by JID."""
+    header = f"[{'+' if group.public else ''}{group.name}]\n"
+    members = group.members
+    jids = sorted(members)
+    if jids and _all_named(members):
+        return header + "\n".join(map("=".join, zip(jids, map(members.__getitem__, jids), strict=True))) + "\n"
+    return header + "".join(f"{jid}\n" if (name := members[jid]) is None else f"{jid}={name}\n" for jid in jids)
 
 
 def verify(text: str, model: GroupsModel, *, allow_nameless: bool = False) -> GroupsFile:
@@ -159,20 +176,6 @@ def reading_problems(back: GroupsFile, model: GroupsModel, *, allow_nameless: bo
         detail = [str(d) for d in leftovers] or ["the text read back differs from the intended groups"]
         return ["verification failed: " + p for p in detail]
     return []
-
-
-def _lines(model: GroupsModel) -> Iterable[str]:
-    for group in model.groups:
-        yield f"[{'+' if group.public else ''}{group.name}]\n"
-        members = group.members
-        jids = sorted(members)
-        if jids and _all_named(members):
-            yield "\n".join(map("=".join, zip(jids, map(members.__getitem__, jids), strict=True)))
-            yield "\n"
-        else:
-            for jid in jids:
-                name = members[jid]
-                yield f"{jid}\n" if name is None else f"{jid}={name}\n"
 
 
 def sanitise(model: GroupsModel) -> tuple[GroupsModel, list[str]]:
