@@ -420,6 +420,9 @@ def test_a_poll_process_killed_between_polls_is_replaced(poll_config, serve, tmp
     wait_for(lambda: state_of(tmp_path).get("result") == "success", what="the first poll", log=s.log)
     killed = wait_for(lambda: poll_processes(s.log()), what="the poll process", log=s.log)[0]
     assert pids_of(tmp_path) == [killed]
+    # killed between polls, not before it answered serve: it records the run, logs it, then answers
+    wait_for(lambda: "poll finished" in s.log(), what="the first poll's end", log=s.log)
+    time.sleep(1)
     os.kill(killed, signal.SIGKILL)
     try:
         rename_alice(syncprov_own_slapd, "Alice Again")
