@@ -641,7 +641,7 @@ class MappingMemo:
         before = self._named_before
         for key in self._renamed.intersection(users):
             old, new = before.get(key), self._named.get(key)
-            if old is not None:
+            if old is not None and (new is None or new[0] != old[0]):  # a new name only: the line stays in place
                 members.pop(old[0], None)
             if new is not None:
                 members[new[0]] = new[1]
