@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from operator import attrgetter
 
-from ldapsync.groupsfile import GroupsFile
+from ldapsync.groupsfile import GroupsFile, lines_differing
 from ldapsync.output import plural
-from ldapsync.rosterdiff import RosterChange, roster_changes
+from ldapsync.rosterdiff import Interned, RosterChange, RosterChanges, roster_changes
 from ldapsync.speed import without_cycle_collector
 
 _EMPTY: Mapping[str, str] = {}
@@ -44,7 +43,7 @@ class GroupChange:
 @dataclass(frozen=True)
 class Diff:
     groups: tuple[GroupChange, ...] = ()
-    users: tuple[RosterChange, ...] = ()  # users in either file whose roster changes, by JID
+    users: RosterChanges = field(default_factory=RosterChanges)  # users in either file whose roster changes, by JID
     others: RosterChange | None = None
     totals: dict[str, int] = field(default_factory=dict)
 
@@ -76,9 +75,11 @@ class Diff:
 
 
 @without_cycle_collector
-def diff(old: GroupsFile, new: GroupsFile) -> Diff:
+def diff(old: GroupsFile, new: GroupsFile, interned: Interned | None = None) -> Diff:
+    """What changes from ``old`` to ``new``; ``interned``: what the last diff
+    of this process left (see :class:`ldapsync.rosterdiff.Interned`)."""
     groups = group_changes(old, new)
-    users, others = roster_changes(old, new)
+    users, others = roster_changes(old, new, interned)
     totals = {
         "groups_added": sum(g.status == "added" for g in groups),
         "groups_removed": sum(g.status == "removed" for g in groups),
@@ -87,13 +88,10 @@ def diff(old: GroupsFile, new: GroupsFile) -> Diff:
         "members_removed": sum(len(g.removed) for g in groups),
         "members_renamed": sum(len(g.renamed) for g in groups),
         "users_affected": len(users),
-        # every user's roster may change (a public group changed): summed in C
-        "contacts_gained": sum(map(attrgetter("gained"), users)),
-        "contacts_lost": sum(map(attrgetter("lost"), users)),
-        "contacts_renamed": sum(map(attrgetter("renamed"), users)),
-        "contacts_regrouped": sum(map(attrgetter("regrouped"), users)),
     }
-    return Diff(tuple(groups), tuple(users), others, totals)
+    totals.update(zip(("contacts_gained", "contacts_lost", "contacts_renamed", "contacts_regrouped"),
+                      users.totals(), strict=True))
+    return Diff(tuple(groups), users, others, totals)
 
 
 def group_changes(old: GroupsFile, new: GroupsFile) -> list[GroupChange]:
@@ -109,7 +107,7 @@ def group_changes(old: GroupsFile, new: GroupsFile) -> list[GroupChange]:
             continue  # a reading updated from the other shares its unchanged groups: no need to compare them
         a = a or _EMPTY
         b = b or _EMPTY
-        lines = b.items() - a.items() if a else b.items()  # the lines added, and those renamed (set operations in C)
+        lines = [(j, b[j]) for j in lines_differing(a, b)] if a else b.items()  # added, and renamed
         added = tuple(sorted((j, n) for j, n in lines if j not in a))
         removed = tuple(sorted(a.keys() - b.keys()))
         renamed = tuple(sorted((j, a[j], n) for j, n in lines if j in a))

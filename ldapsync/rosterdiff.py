@@ -10,14 +10,14 @@ mean n * n entries.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from itertools import compress, filterfalse
 from operator import attrgetter
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 from pyroaring import BitMap
 
-from ldapsync.groupsfile import GroupsFile
+from ldapsync.groupsfile import GroupsFile, lines_differing
 from ldapsync.output import plural
 
 _EMPTY: Mapping[str, str] = {}
@@ -71,6 +71,68 @@ class RosterChange(NamedTuple):
 
 def _contacts(n: int) -> str:
     return plural(n, "contact")
+
+
+_Counts = tuple[int, int, int, int]  # gained, lost, renamed, regrouped
+
+
+class RosterChanges(Sequence[RosterChange]):
+    """Every user's roster change, in JID order.  Users who see the very
+    same change share one record until they are asked for one by one:
+    when a change reaches every user (someone renamed in a public group),
+    a run of ``serve`` needs only the totals, and a record per user would
+    cost more than the rest of the diff."""
+
+    def __init__(self, single: Iterable[RosterChange] = (),
+                 alike: Iterable[tuple[RosterChange, Collection[str]]] = ()) -> None:
+        self._single = list(single)
+        self._alike = [(change, users) for change, users in alike if users]  # change.user is None
+        self._len = len(self._single) + sum(len(users) for _, users in self._alike)
+        self._listed: list[RosterChange] | None = None
+
+    def totals(self) -> _Counts:
+        """Contacts gained, lost, renamed and regrouped over every user."""
+        single = self._single
+        sums = [sum(map(attrgetter(field), single)) for field in ("gained", "lost", "renamed", "regrouped")]
+        for c, users in self._alike:
+            for i, count in enumerate((c.gained, c.lost, c.renamed, c.regrouped)):
+                sums[i] += count * len(users)
+        return sums[0], sums[1], sums[2], sums[3]
+
+    def _every(self) -> list[RosterChange]:
+        if self._listed is None:
+            every = list(self._single)
+            for c, users in self._alike:
+                every += [RosterChange(user, c.gained, c.lost, c.renamed, c.regrouped, c.joined, c.left)
+                          for user in users]
+            every.sort(key=attrgetter("user"))  # a user each, never None
+            self._listed = every
+        return self._listed
+
+    def __len__(self) -> int:
+        return self._len
+
+    @overload
+    def __getitem__(self, index: int) -> RosterChange: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[RosterChange]: ...
+
+    def __getitem__(self, index: int | slice) -> RosterChange | list[RosterChange]:
+        return self._every()[index]
+
+    def __iter__(self) -> Iterator[RosterChange]:
+        return iter(self._every())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RosterChanges | list | tuple):
+            return len(self) == len(other) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"RosterChanges({list(self)!r})"
 
 
 # How it is counted
@@ -175,13 +237,21 @@ def _union(parts: list[BitMap]) -> BitMap:
     return out
 
 
-class _Ids:
-    """Dense integer ids for JIDs, given as a bitmap first needs them: where
-    few groups changed, only the JIDs of the groups looked at get one."""
+class Interned:
+    """Dense integer ids for JIDs, given as a bitmap first needs them (where
+    few groups changed, only the JIDs of the groups looked at get one), and
+    each group's members as a bitmap, by the very mapping they come from.
+
+    A diff makes its own; serve's poll process keeps one from a diff to the
+    next (in :class:`ldapsync.warm.OutputMemo`): the next file is read as
+    an update of the last, which shares the groups that did not change, so
+    the next diff finds their bitmaps made.  Group mappings are never
+    changed in place, nor are the bitmaps."""
 
     def __init__(self) -> None:
         self.of: dict[str, int] = {}
         self.jids: list[str] = []  # id -> JID
+        self._groups: dict[int, tuple[Mapping[str, str], BitMap]] = {}  # id(members) -> them, their bitmap
 
     def bitmap(self, jids: Collection[str]) -> BitMap:
         """``jids`` (distinct) as a bitmap of their ids."""
@@ -192,6 +262,27 @@ class _Ids:
             self.jids += fresh
         return BitMap(map(of.__getitem__, jids))
 
+    def members(self, group: Mapping[str, str]) -> BitMap:
+        """A group's members as a bitmap, made once per mapping."""
+        kept = self._groups.get(id(group))
+        if kept is not None and kept[0] is group:
+            return kept[1]
+        made = self.bitmap(group)
+        self._groups[id(group)] = (group, made)
+        return made
+
+    def same_members(self, group: Mapping[str, str], bitmap: BitMap) -> BitMap:
+        """``bitmap``, the members of another group with the same JIDs as
+        ``group`` (only names changed), kept as ``group``'s."""
+        self._groups[id(group)] = (group, bitmap)
+        return bitmap
+
+    def keep_only(self, gf: GroupsFile) -> None:
+        """Let go of the bitmaps of the groups ``gf`` does not hold (the
+        next diff's old file holds what is worth keeping)."""
+        live = {id(m): m for m in gf.groups.values()}
+        self._groups = {k: kept for k, kept in self._groups.items() if live.get(k) is kept[0]}
+
 
 class _Bitmaps(dict[str, BitMap]):
     """Each group's members as a bitmap, made when first asked for: where few
@@ -199,27 +290,27 @@ class _Bitmaps(dict[str, BitMap]):
     group the same in both files (``unchanged_in`` the other side) shares
     that side's bitmap."""
 
-    def __init__(self, groups: Mapping[str, Mapping[str, str]], intern: Callable[[Collection[str]], BitMap],
+    def __init__(self, groups: Mapping[str, Mapping[str, str]], members: Callable[[Mapping[str, str]], BitMap],
                  unchanged_in: _Bitmaps | None = None) -> None:
         super().__init__()
-        self.groups, self.intern, self.other = groups, intern, unchanged_in
+        self.groups, self.members, self.other = groups, members, unchanged_in
 
     def __missing__(self, group: str) -> BitMap:
         if self.other is not None:  # the new side asks for a group it did not set: one unchanged
             made = self[group] = self.other[group]
         else:
-            made = self[group] = self.intern(self.groups.get(group, _EMPTY))
+            made = self[group] = self.members(self.groups.get(group, _EMPTY))
         return made
 
 
 class _Rosters:
     """Both files as bitmaps, and what changed inside each group, worked out once."""
 
-    def __init__(self, old: GroupsFile, new: GroupsFile) -> None:
-        ids = _Ids()
-        self.jids, self.ids = ids.jids, ids.of
+    def __init__(self, old: GroupsFile, new: GroupsFile, interned: Interned | None = None) -> None:
+        interned = interned or Interned()
+        self.jids, self.ids, self.intern = interned.jids, interned.of, interned.bitmap
         self.old, self.new = _Side(old), _Side(new)
-        intern = ids.bitmap
+        intern = interned.bitmap
         # what changed in each group: members added and removed, as bitmaps
         self.added: dict[str, BitMap] = {}
         self.removed: dict[str, BitMap] = {}
@@ -228,22 +319,24 @@ class _Rosters:
         self.differ: list[str] = []  # groups whose members or names differ
         by_order = old.several_names | new.several_names
         names = old.groups.keys() | new.groups.keys()
-        self.old.members = _Bitmaps(old.groups, intern)
-        self.new.members = _Bitmaps(new.groups, intern, self.old.members)
+        self.old.members = _Bitmaps(old.groups, interned.members)
+        self.new.members = _Bitmaps(new.groups, interned.members, self.old.members)
         for g in names:
             a, b = old.groups.get(g, _EMPTY), new.groups.get(g, _EMPTY)
             if a is b or a == b:
                 continue  # the same bitmap on both sides, made if a user's view needs it
             self.differ.append(g)
             ma = self.old.members[g]
-            mb = intern(b)
+            # names changed only: the same members
+            mb = interned.same_members(b, ma) if a.keys() == b.keys() else interned.members(b)
             if ma == mb:
                 mb = ma
             else:
                 self.added[g], self.removed[g] = mb - ma, ma - mb
             self.new.members[g] = mb
-            if a and b:
-                touched.update(c for c, _ in a.items() ^ b.items())
+            if a and b:  # the contacts whose line differs
+                touched.update(lines_differing(a, b))
+                touched.update(a.keys() - b.keys())
             else:
                 whole.append(a or b)
         if whole and old.memberships and new.memberships:  # of a group added or removed, only the contacts
@@ -267,20 +360,41 @@ class _Rosters:
         self.small = frozenset(g for g in names if g not in public and len(old.groups.get(g, _EMPTY)) < _BIG
                                and len(new.groups.get(g, _EMPTY)) < _BIG)
 
-    def quiet(self) -> frozenset[str]:
-        """The small groups, the same on both sides, that hold no contact
-        added to or removed from a group, in a group public on one side
-        only, renamed, or named by order: to a user who keeps their own
-        groups, such a group changes nothing."""
+    def quiet(self) -> tuple[frozenset[str], frozenset[str]]:
+        """The small groups that change nothing to a user who keeps their own
+        groups; and those that change nothing to such a user who is in no
+        small group whose members changed.
+
+        The first hold no contact whose presence, groups or name may differ
+        for someone: none added to or removed from a group, in a group public
+        on one side only, renamed, or named by order.  A renamed contact
+        whom a public group holds on both sides is renamed for every user,
+        whatever else holds them, and stirs no group.  The second may hold
+        contacts added to or removed from small groups: only the members of
+        those groups see it."""
         flipped = self.old.public ^ self.new.public
-        stirred = _union([*self.added.values(), *self.removed.values(), self.renamed, self.by_order,
-                          *[self.old.members[g] for g in flipped], *[self.new.members[g] for g in flipped]])
+        renamed = self.renamed
+        if renamed and self.old.public and self.new.public:
+            everywhere = (_union([self.old.members[g] for g in self.old.public])
+                          & _union([self.new.members[g] for g in self.new.public]))
+            renamed = renamed - everywhere
+        big_moves = [m for moved in (self.added, self.removed) for g, m in moved.items() if g not in self.small]
+        small_moves = [m for moved in (self.added, self.removed) for g, m in moved.items() if g in self.small]
+        # a group that differs only in names is loud through its renamed contacts
+        loud = self._holding(_union([*big_moves, renamed, self.by_order, *[self.old.members[g] for g in flipped],
+                                     *[self.new.members[g] for g in flipped]]))
+        loud.update(self.changed)
+        to_others = self.small.difference(loud)
+        return to_others.difference(self._holding(_union(small_moves))), to_others
+
+    def _holding(self, contacts: BitMap) -> set[str]:
+        """The groups that list one of ``contacts`` on either side."""
         own_old, own_new = self.old.file.memberships, self.new.file.memberships
-        loud = set(self.differ)
-        for jid in map(self.jids.__getitem__, stirred):
-            loud.update(own_old.get(jid, ()))
-            loud.update(own_new.get(jid, ()))
-        return self.small.difference(loud)
+        groups: set[str] = set()
+        for jid in map(self.jids.__getitem__, contacts):
+            groups.update(own_old.get(jid, ()))
+            groups.update(own_new.get(jid, ()))
+        return groups
 
     def shared(self, big_old: frozenset[str], big_new: frozenset[str]) -> _Shared:
         """What the big groups applied on each side give every user who has
@@ -407,11 +521,13 @@ class _Rosters:
         return found
 
 
-def roster_changes(old: GroupsFile, new: GroupsFile) -> tuple[list[RosterChange], RosterChange | None]:
+def roster_changes(old: GroupsFile, new: GroupsFile,
+                   interned: Interned | None = None) -> tuple[RosterChanges, RosterChange | None]:
     """Per-user roster impact of going from ``old`` to ``new``: every user in
     either file whose roster changes, by JID, and every other user of the
-    host (None when neither file has a public group)."""
-    rosters = _Rosters(old, new)
+    host (None when neither file has a public group).  ``interned``: what
+    the last diff of a run of this process left (see :class:`Interned`)."""
+    rosters = _Rosters(old, new, interned)
     return _roster_changes(rosters, old, new, _who_may_see_a_change(rosters, old, new))
 
 
@@ -420,6 +536,13 @@ def _everyone(old: GroupsFile, new: GroupsFile) -> list[str]:
     users = list(old.memberships)
     users += filterfalse(old.memberships.__contains__, new.memberships)
     return users
+
+
+def _listed_otherwise(old: GroupsFile, new: GroupsFile) -> Iterator[str]:
+    """The users of the old file whose own groups are listed otherwise in the
+    new one (other groups, another order, a repeated line, none)."""
+    own_old, own_new = old.memberships, new.memberships
+    return compress(own_old, map(operator.ne, own_old.values(), map(own_new.get, own_old)))
 
 
 def _who_may_see_a_change(rosters: _Rosters, old: GroupsFile, new: GroupsFile) -> Collection[str]:
@@ -437,20 +560,19 @@ def _who_may_see_a_change(rosters: _Rosters, old: GroupsFile, new: GroupsFile) -
     for g in rosters.differ:
         users.update(old.groups.get(g, _EMPTY))
         users.update(new.groups.get(g, _EMPTY))
-    own_old, own_new = old.memberships, new.memberships
-    users.update(compress(own_old, map(operator.ne, own_old.values(), map(own_new.get, own_old))))
+    users.update(_listed_otherwise(old, new))
     return users
 
 
-def _roster_changes(rosters: _Rosters, old: GroupsFile, new: GroupsFile, users: Iterable[str],
-                    leave_quiet_out: bool = True) -> tuple[list[RosterChange], RosterChange | None]:
+def _roster_changes(rosters: _Rosters, old: GroupsFile, new: GroupsFile, users: Collection[str],
+                    leave_quiet_out: bool = True) -> tuple[RosterChanges, RosterChange | None]:
     """:func:`roster_changes` among ``users`` (each once); over
     :func:`_everyone`, without leaving quiet groups out (see
     :func:`_views`), the plain computation."""
     empty: tuple[str, ...] = ()
     small = rosters.small
-    changes = []
-    ids = rosters.ids
+    single: list[RosterChange] = []
+    alike: list[tuple[RosterChange, Collection[str]]] = []
     public_old, public_new = rosters.old.public, rosters.new.public
     for (big_old, big_new), views in _views(rosters, old, new, users, leave_quiet_out).items():
         shared = rosters.shared(public_old.union(big_old), public_new.union(big_new))
@@ -467,46 +589,64 @@ def _roster_changes(rosters: _Rosters, old: GroupsFile, new: GroupsFile, users: 
             # A user is in their own member lines' groups, so on a side where
             # they have any they are among the contacts counted; they are not
             # their own contact.
-            for user in members:
-                mine = counts
-                uid = ids.get(user)
-                if uid is not None:  # a user without an id is in no bitmap
-                    for bitmap in counted:
-                        if uid in bitmap:
-                            mine = list(counts)
-                            if on_old and on_new:
-                                _uncount_present(rosters, user, mine)
-                            else:
-                                mine[_GAINED if on_new else _LOST] -= 1
-                            break
+            among = _among_counted(rosters, members, counted)
+            for user in among:
+                mine = list(counts)
+                if on_old and on_new:
+                    _uncount_present(rosters, user, mine)
+                else:
+                    mine[_GAINED if on_new else _LOST] -= 1
                 if any(mine) or joined or left:
-                    changes.append(RosterChange(user, mine[0], mine[1], mine[2], mine[3], joined, left))
-    changes.sort(key=attrgetter("user"))  # a user each, never None
+                    single.append(RosterChange(user, mine[0], mine[1], mine[2], mine[3], joined, left))
+            if any(counts) or joined or left:
+                rest = [u for u in members if u not in among] if among else members
+                alike.append((RosterChange(None, counts[0], counts[1], counts[2], counts[3], joined, left), rest))
     others = None
     if old.public or new.public:
         nothing: frozenset[str] = frozenset()
         gained, lost, renamed, regrouped = rosters.view(rosters.shared(public_old, public_new), empty, empty,
                                                         nothing, nothing)[0]
         others = RosterChange(None, gained, lost, renamed, regrouped)
-    return changes, others
+    return RosterChanges(single, alike), others
+
+
+def _among_counted(rosters: _Rosters, members: list[str], counted: list[BitMap]) -> set[str]:
+    """The ``members`` that one of the ``counted`` bitmaps holds: looked up
+    one by one, or, when the bitmaps hold fewer contacts than there are
+    members (a few contacts renamed, seen by everyone), the other way."""
+    if sum(map(len, counted)) < len(members):
+        jids = rosters.jids
+        return {jids[i] for bitmap in counted for i in bitmap}.intersection(members)
+    ids = rosters.ids
+    return {user for user in members
+            if (uid := ids.get(user)) is not None and any(uid in bitmap for bitmap in counted)}
 
 
 _Pair = tuple[tuple[str, ...], tuple[str, ...]]  # groups of the old side, of the new side
 _View = tuple[tuple[str, ...], tuple[str, ...], bool, bool]  # the groups that matter; in any group on each side
 
 
-def _views(rosters: _Rosters, old: GroupsFile, new: GroupsFile, users: Iterable[str],
+def _views(rosters: _Rosters, old: GroupsFile, new: GroupsFile, users: Collection[str],
            leave_quiet_out: bool) -> dict[_Pair, dict[_View, list[str]]]:
     """``users`` by their big groups on each side, then by their own groups
     on each side and whether they have any: users with the same see the
     same changes.  Of a user who keeps their own groups, the quiet ones
     (see :meth:`_Rosters.quiet`) can be left out, so that when a change
     reaches everyone (someone renamed in a public group) those who differ
-    only in quiet groups share a view."""
+    only in quiet groups share a view.
+
+    When no contact is named by order, the order of a user's groups does
+    not matter, and the users who keep their groups and hold no group but
+    quiet and big ones are sorted out by set operations
+    (:func:`_by_big_groups`) rather than one by one."""
     empty: tuple[str, ...] = ()
     by_big: dict[_Pair, dict[_View, list[str]]] = {}
     small = rosters.small
-    quiet: frozenset[str] | None = None  # worked out for the first user who keeps their groups
+    quiet, quiet_to_others = rosters.quiet() if leave_quiet_out else (frozenset(), frozenset())
+    if quiet_to_others and not rosters.by_order:
+        users, rest = _alone_with_quiet_groups(rosters, old, new, users, quiet_to_others)
+        for own, cell in _by_big_groups(rosters, old, rest):
+            by_big.setdefault((own, own), {})[(own, own, True, True)] = cell
     # a user who keeps their groups: their own groups that matter and the big ones among them, by the
     # groups listed (thousands of users share each list)
     kept: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
@@ -517,8 +657,6 @@ def _views(rosters: _Rosters, old: GroupsFile, new: GroupsFile, users: Iterable[
             listed = tuple(listed_old)
             known = kept.get(listed)
             if known is None:
-                if quiet is None:
-                    quiet = rosters.quiet() if leave_quiet_out else frozenset()
                 own = tuple([g for g in listed if g not in quiet] if quiet else listed)
                 known = kept[listed] = (own, tuple([g for g in own if g not in small]))
             own_old = own_new = known[0]
@@ -536,6 +674,42 @@ def _views(rosters: _Rosters, old: GroupsFile, new: GroupsFile, users: Iterable[
         else:
             alike.append(user)
     return by_big
+
+
+def _alone_with_quiet_groups(rosters: _Rosters, old: GroupsFile, new: GroupsFile, users: Collection[str],
+                             quiet_to_others: frozenset[str]) -> tuple[list[str], BitMap]:
+    """``users`` split in two: those to look at one by one, and (as a bitmap)
+    those who keep their groups and hold no small group but
+    ``quiet_to_others`` (see :meth:`_Rosters.quiet`)."""
+    one_by_one = set(_listed_otherwise(old, new))
+    one_by_one.update(filterfalse(old.memberships.__contains__, new.memberships))
+    for g in rosters.small.difference(quiet_to_others):
+        one_by_one.update(old.groups.get(g, _EMPTY))
+        one_by_one.update(new.groups.get(g, _EMPTY))
+    every, looked_at = rosters.intern(users), rosters.intern(one_by_one)
+    return list(map(rosters.jids.__getitem__, every & looked_at)), every - looked_at
+
+
+def _by_big_groups(rosters: _Rosters, old: GroupsFile, users: BitMap) -> list[tuple[tuple[str, ...], list[str]]]:
+    """``users`` (who keep their groups) by the big groups they are in, as the
+    sorted names of those groups; those public on both sides left out, as
+    every user has them anyway.  Each big group splits every set of users in
+    those it holds and the others."""
+    cells: list[tuple[tuple[str, ...], BitMap]] = [((), users)] if users else []
+    for g in sorted(old.groups.keys() - rosters.small - (rosters.old.public & rosters.new.public)):
+        holding = rosters.old.members[g]
+        split: list[tuple[tuple[str, ...], BitMap]] = []
+        for names, cell in cells:
+            inside = cell & holding
+            if inside:
+                split.append(((*names, g), inside))
+                if len(inside) < len(cell):
+                    split.append((names, cell - inside))
+            else:
+                split.append((names, cell))
+        cells = split
+    jid = rosters.jids.__getitem__
+    return [(names, list(map(jid, cell))) for names, cell in cells]
 
 
 _GAINED, _LOST, _RENAMED, _REGROUPED = range(4)

@@ -547,10 +547,11 @@ def _plan_warm(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None
     data, blocks = rendered
     new_file = memo.reading.updated(model, changed)
     out = OutputResult(output, model, data, data != memo.data)
-    after = OutputMemo(data, new_file, {g.name: g for g in model.groups}, blocks)
+    after = OutputMemo(data, new_file, {g.name: g for g in model.groups}, blocks, interned=memo.interned)
     if not out.changed:
         return Plan(out, memo.data, cache, memo=after)
-    out.diff = difflib.diff(memo.reading, new_file)
+    out.diff = difflib.diff(memo.reading, new_file, memo.interned)
+    memo.interned.keep_only(new_file)
     refusals = safety.check(output.path, output.safety, memo.reading, out.diff, directory_size(output, mapped),
                             static_names)
     if cache is not None and not dry_run:

@@ -27,6 +27,7 @@ from ldapsync import groupsfile
 from ldapsync.mapping import MappingMemo
 from ldapsync.membership import ResolveMemo
 from ldapsync.model import GroupsModel, SharedGroup
+from ldapsync.rosterdiff import Interned
 
 if TYPE_CHECKING:
     from ldapsync.incremental import Kept
@@ -79,6 +80,7 @@ class OutputMemo:
     groups: dict[str, SharedGroup]  # name -> the group the file holds
     blocks: dict[int, tuple[SharedGroup, bytes]] = field(default_factory=dict)
     verified: bool = True  # ldapsync rendered and verified this file (not so for a file found on disk)
+    interned: Interned = field(default_factory=Interned)  # the bitmaps of its groups the last diff made
 
     @classmethod
     def of_file(cls, data: bytes, reading: groupsfile.GroupsFile) -> OutputMemo:
@@ -128,7 +130,8 @@ class OutputMemo:
             known = self.blocks.get(id(group))
             if known is None or known[0] is not group:
                 before = self.groups.get(group.name) if self.verified else None
-                new = dict(group.members.items() - before.members.items()) if before is not None else group.members
+                new = (group.members if before is None else
+                       {j: group.members[j] for j in groupsfile.lines_differing(before.members, group.members)})
                 if not _lines_verified(SharedGroup(group.name, new, group.public), new_lines):
                     return None
                 known = (group, groupsfile.group_text(group).encode("utf-8"))

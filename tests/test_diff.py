@@ -287,7 +287,8 @@ def test_the_users_whose_groups_come_in_another_order_have_every_roster_change(p
 @given(model_chains(one_name_each=True), BIG)
 def test_the_diff_of_an_updated_reading_is_that_of_the_model(chain, big):
     """A warm run diffs the last reading against one updated from it, which
-    shares the unchanged groups: the same diff as against of_model's, and
+    shares the unchanged groups, and keeps the groups' bitmaps from one diff
+    to the next: the same diff as against of_model's without them, and
     the same roster changes as looking at every user gives, which are those
     of rosters built one by one."""
     first, (second, changed), (third, changed_next) = chain
@@ -296,8 +297,11 @@ def test_the_diff_of_an_updated_reading_is_that_of_the_model(chain, big):
     newer = new.updated(third, changed_next)
     saved, rosterdiff._BIG = rosterdiff._BIG, big
     try:
-        assert diff(old, new) == diff(old, GroupsFile.of_model(second))
-        assert diff(new, newer) == diff(GroupsFile.of_model(second), GroupsFile.of_model(third))
+        # serve's poll process keeps the bitmaps of one diff for the next
+        interned = rosterdiff.Interned()
+        assert diff(old, new, interned) == diff(old, GroupsFile.of_model(second))
+        interned.keep_only(new)
+        assert diff(new, newer, interned) == diff(GroupsFile.of_model(second), GroupsFile.of_model(third))
         for a, b in ((old, new), (new, newer)):
             changes, others = roster_changes(a, b)
             assert (changes, others) == plain_roster_changes(a, b)
@@ -306,6 +310,101 @@ def test_the_diff_of_an_updated_reading_is_that_of_the_model(chain, big):
                 assert got.get(user, [0, 0, 0, 0]) == naive_counts(a, b, user), user
     finally:
         rosterdiff._BIG = saved
+
+
+@st.composite
+def one_name_each(draw):
+    """Two files in which each contact has one name (as in every file
+    ldapsync writes), often with a public group of everyone and
+    everyone in big groups: a few contacts renamed, members added to or
+    dropped from groups, a group made public or not.  The users who keep
+    their groups and hold only quiet and big ones are sorted out by set
+    operations (rosterdiff._by_big_groups): this holds that to the plain
+    computation."""
+    names = {u: draw(st.sampled_from("NMO")) for u in USERS}
+    sections = draw(st.lists(st.tuples(st.sampled_from(["A", "B", "C", "D", "E", "+P"]),
+                                       st.lists(st.sampled_from(USERS), unique=True, max_size=5)),
+                             min_size=1, max_size=7))
+    if draw(st.booleans()):
+        sections.insert(draw(st.integers(0, len(sections))), (draw(st.sampled_from(["+All", "All"])), list(USERS)))
+    renamed = dict(names)
+    for u in draw(st.lists(st.sampled_from(USERS), max_size=2)):
+        renamed[u] = draw(st.sampled_from("NMOR"))
+    edited = [(header, list(members)) for header, members in sections]
+    for _ in range(draw(st.integers(0, 2))):
+        i = draw(st.integers(0, len(edited) - 1))
+        header, members = edited[i]
+        op = draw(st.sampled_from(["add", "drop", "flip"]))
+        if op == "flip":
+            edited[i] = (header[1:] if header.startswith("+") else "+" + header, members)
+        elif op == "add":
+            members.append(draw(st.sampled_from(USERS)))
+        elif members:
+            del members[draw(st.integers(0, len(members) - 1))]
+
+    def text(parts, naming):
+        return "\n".join(line for header, members in parts
+                         for line in [f"[{header}]", *(f"{u}@x={naming[u]}" for u in members)])
+
+    return parse(text(sections, names)), parse(text(edited, renamed))
+
+
+@settings(max_examples=examples(1500), deadline=None)
+@given(one_name_each(), BIG)
+def test_users_sorted_out_by_their_big_groups_have_every_roster_change(pair, big):
+    """With one name per contact the order of a user's groups does not
+    matter, and the users who keep their groups and hold no small group
+    that a change stirs are sorted out by their big groups in bitmaps: the
+    changes of looking at every user, and those of rosters built one by one."""
+    old, new = pair
+    saved, rosterdiff._BIG = rosterdiff._BIG, big
+    try:
+        changes, others = roster_changes(old, new)
+        assert (changes, others) == plain_roster_changes(old, new)
+    finally:
+        rosterdiff._BIG = saved
+    got = {c.user: [c.gained, c.lost, c.renamed, c.regrouped] for c in changes}
+    for user in old.memberships.keys() | new.memberships.keys():
+        assert got.get(user, [0, 0, 0, 0]) == naive_counts(old, new, user), user
+
+
+def test_an_all_staff_rename_is_worked_out_once_for_those_who_share_their_big_groups():
+    """Someone renamed in a public all-staff group reaches every roster; the
+    users in no group the rename stirs are worked out by their big groups,
+    a few views for thousands of users, and counted exactly."""
+    staff = [f"u{i}@x" for i in range(3000)]
+    division = staff[:1500]
+    teams = "".join(f"[Team {k}]\n" + "".join(f"{u}=Name {u}\n" for u in staff[k * 10:k * 10 + 10])
+                    for k in range(300))
+
+    def text(renamed: str) -> str:
+        line = "".join(f"{u}={renamed if u == 'u7@x' else 'Name ' + u}\n" for u in staff)
+        part = "".join(f"{u}={renamed if u == 'u7@x' else 'Name ' + u}\n" for u in division)
+        return f"[+All Staff]\n{line}[Division]\n{part}" + teams.replace("u7@x=Name u7@x", f"u7@x={renamed}")
+
+    old, new = parse(text("Name u7@x")), parse(text("Seven"))
+    rosters = rosterdiff._Rosters(old, new)
+    views = rosterdiff._views(rosters, old, new, rosterdiff._everyone(old, new), True)
+    assert sum(len(v) for v in views.values()) <= 4  # per big groups: the division, or none; and Team 0
+    changes, others = roster_changes(old, new)
+    assert len(changes) == 2999 and others == RosterChange(None, renamed=1)
+    assert changes.totals() == (0, 0, 2999, 0)
+    assert [c.user for c in changes] == sorted(u for u in staff if u != "u7@x")
+    assert all(c.renamed == 1 for c in changes) and "u7@x" not in {c.user for c in changes}
+    assert (changes, others) == plain_roster_changes(old, new)
+
+
+def test_roster_changes_shared_by_many_users_read_as_one_each():
+    """RosterChanges keeps users who see the same change as one record:
+    read, counted, sliced and compared as one change per user, by JID."""
+    shared = RosterChange(None, gained=2, renamed=1)
+    changes = rosterdiff.RosterChanges([RosterChange("b@x", lost=1)], [(shared, ["c@x", "a@x"])])
+    every = [RosterChange("a@x", gained=2, renamed=1), RosterChange("b@x", lost=1),
+             RosterChange("c@x", gained=2, renamed=1)]
+    assert len(changes) == 3 and changes.totals() == (4, 1, 2, 0)
+    assert list(changes) == every and changes[1:] == every[1:] and changes[0] == every[0]
+    assert changes == every and changes == tuple(every) and changes != every[:2]
+    assert not rosterdiff.RosterChanges() and rosterdiff.RosterChanges() == []
 
 
 def test_a_change_to_private_groups_reaches_only_their_members():

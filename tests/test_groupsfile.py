@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from ldapsync.groupsfile import GroupsFile, RenderError, parse, render, sanitise, unrepresentable
+from ldapsync.groupsfile import GroupsFile, RenderError, lines_differing, parse, render, sanitise, unrepresentable
 from ldapsync.groupsfile.reading import _Reader
 from ldapsync.groupsfile.writing import _member_problems
 from ldapsync.model import GroupsModel, SharedGroup
@@ -553,3 +555,15 @@ def test_a_jid_that_looks_like_another_is_named():
     with pytest.raises(RenderError, match="invisible or bidi characters"):
         render(model(SharedGroup("G", {"alice\u2066@x": "Alice"})))
     assert sanitise(model(SharedGroup("G", {"alice\u2066@x": "Alice"})))[0] == model(SharedGroup("G", {}))
+
+
+@settings(max_examples=examples(500), deadline=None)
+@given(st.dictionaries(st.sampled_from("abcdef"), st.sampled_from(["N", "M", ""]), max_size=6),
+       st.dictionaries(st.sampled_from("abcdef"), st.sampled_from(["N", "M", ""]), max_size=6), st.booleans())
+def test_lines_differing_is_every_line_the_old_group_lacks(old, new, same_order):
+    """lines_differing compares names side by side when both groups list
+    the same JIDs in the same order: it finds what looking each up finds."""
+    if same_order:
+        new = {j: new.get(j, "N") for j in old}
+    plain = [j for j, n in new.items() if (j, n) not in old.items()]
+    assert lines_differing(MappingProxyType(old), MappingProxyType(new)) == plain

@@ -3,7 +3,7 @@
 (:mod:`.writing`)."""
 
 from ldapsync.groupsfile.diagnostics import Diagnostic, xml_safe
-from ldapsync.groupsfile.reading import DEFAULT_GROUP, GroupsFile, name_as_read, parse, read
+from ldapsync.groupsfile.reading import DEFAULT_GROUP, GroupsFile, lines_differing, name_as_read, parse, read
 from ldapsync.groupsfile.writing import (
     RenderError,
     clean_text,
@@ -26,6 +26,7 @@ __all__ = [
     "RenderError",
     "clean_text",
     "group_text",
+    "lines_differing",
     "name_as_read",
     "parse",
     "read",

@@ -13,6 +13,7 @@ import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import compress
 from pathlib import Path
 from typing import Any, TypeGuard, cast
 
@@ -57,6 +58,17 @@ def _as_read(members: Mapping[str, str | None]) -> Mapping[str, str]:
 
 
 _NO_MEMBERS: Mapping[str, str] = {}
+
+
+def lines_differing(old: Mapping[str, str | None], new: Mapping[str, str | None]) -> list[str]:
+    """The JIDs whose line in group ``new`` is not in group ``old`` (added,
+    or with another name), in ``new``'s order.  A group updated from the
+    last file keeps its members' order, and then the names are compared
+    side by side: for an all-staff group, a fraction of looking each up."""
+    if len(old) == len(new) and list(old) == list(new):
+        return list(compress(new, map(operator.ne, new.values(), old.values())))
+    get, missing = old.get, object()
+    return [j for j, n in new.items() if get(j, missing) != n]
 
 
 @dataclass(frozen=True, eq=False)
