@@ -34,9 +34,13 @@ import sys
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from devtools.process import ServerProcess, which
 from devtools.slapd import free_port
+
+if TYPE_CHECKING:
+    import ldap3
 
 BASE = "dc=example,dc=com"
 ADMIN_DN = "cn=Directory Manager"
@@ -99,6 +103,10 @@ sample_entries = no
 """
 
 
+# What _create makes under the instance directory (see prefixed_defaults).
+INSTANCE_DIRS = ("etc", "share", "var", "run", "lib", "log", "db", "bak", "ldif", "tmpfiles.d")
+
+
 def missing() -> str | None:
     """None when a 389 Directory Server can run here, else the reason it cannot."""
     for tool in ("ns-slapd", "dscreate"):
@@ -109,9 +117,9 @@ def missing() -> str | None:
     if which("ldapmodify") is None:
         return "ldapmodify is not installed (Debian package ldap-utils)"
     if os.geteuid() != 0:
-        # dscreate checks the owner of the instance's directories against the
-        # [slapd] user; as root it runs the server as root.
-        return "creating a 389-ds instance needs root"
+        # dscreate copies the shared schema and config from /etc/dirsrv, which
+        # the package makes readable only to root and the dirsrv user.
+        return "creating a 389-ds instance needs root (/etc/dirsrv is not readable)"
     return None
 
 
@@ -154,13 +162,14 @@ def edit_dse(dse: str, dn: str, replace: dict[str, str] | None = None,
         first = block.lstrip("\n").split("\n", 1)[0]
         if first.lower() != f"dn: {wanted}":
             continue
-        lines = block.split("\n")
+        body = block.rstrip("\n")
+        lines = body.split("\n")
         for attr, value in (replace or {}).items():
             lines = [ln for ln in lines if ln.split(":", 1)[0].lower() != attr.lower()]
             lines.append(f"{attr}: {value}")
         for attr, value in (add or {}).items():
             lines.append(f"{attr}: {value}")
-        blocks[i] = "\n".join(lines)
+        blocks[i] = "\n".join(lines) + block[len(body):]
         return "\n\n".join(blocks)
     raise KeyError(f"no entry {dn} in dse.ldif")
 
@@ -204,8 +213,8 @@ class DS389(ServerProcess):
         self.config_dir = self.dir / "etc" / "dirsrv" / f"slapd-{INSTANCE}"
         self.log_dir = self.dir / "log"
         super().__init__(self.dir / "ns-slapd.log")
-        self._created = self.config_dir.joinpath("dse.ldif").exists()
-        self._loaded = self._created
+        self._created = False
+        self._loaded = False
 
     def __enter__(self) -> DS389:
         self.start()
@@ -263,7 +272,10 @@ class DS389(ServerProcess):
         socket_path = self.dir / "run" / f"slapd-{INSTANCE}.socket"
         if len(os.fsencode(socket_path)) > MAX_SOCKET_PATH:
             raise RuntimeError(f"{self.dir} is too long a path for the instance's LDAPI socket {socket_path}")
-        shutil.rmtree(self.dir / "etc", ignore_errors=True)
+        # A fresh instance each time, as a fresh slapd database: nothing of an
+        # earlier instance in the same directory survives.
+        for leftover in INSTANCE_DIRS:
+            shutil.rmtree(self.dir / leftover, ignore_errors=True)
         share = self.dir / "share" / "dirsrv" / "inf"
         share.mkdir(parents=True, exist_ok=True)
         (share / "defaults.inf").write_text(prefixed_defaults(SYSTEM_DEFAULTS.read_text(), self.dir))
@@ -301,7 +313,7 @@ class DS389(ServerProcess):
             errors = ""
         return super().log_tail(chars) + errors
 
-    def admin_connection(self):
+    def admin_connection(self) -> ldap3.Connection:
         """An ldap3 Connection bound as Directory Manager, for changing data online."""
         import ldap3  # imported here so that `serve` needs only the standard library
 
