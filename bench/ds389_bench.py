@@ -52,15 +52,17 @@ def one_round(db_lib: str, ldif: str) -> dict[str, float]:
         server._create()
         seconds["create"] = time.perf_counter() - start
         server._loaded = True  # only the read ACI is left out, and it costs one write
-        start = time.perf_counter()
-        server.start()
-        seconds["start"] = time.perf_counter() - start
-        start = time.perf_counter()
-        server.load_ldif(text=ldif)
-        seconds["add 100"] = time.perf_counter() - start
-        start = time.perf_counter()
-        server.stop()
-        seconds["stop"] = time.perf_counter() - start
+        try:
+            start = time.perf_counter()
+            server.start()
+            seconds["start"] = time.perf_counter() - start
+            start = time.perf_counter()
+            server.load_ldif(text=ldif)
+            seconds["add 100"] = time.perf_counter() - start
+        finally:
+            start = time.perf_counter()
+            server.stop()
+            seconds["stop"] = time.perf_counter() - start
         return seconds
 
 

@@ -233,11 +233,16 @@ class DS389(ServerProcess):
         self.launch([which("ns-slapd") or "ns-slapd", "-D", str(self.config_dir), "-d", "0"], cwd=self.dir)
         self.wait_for_ports("127.0.0.1", [self.port], START_TIMEOUT)
         if not self._loaded:
-            self.load_ldif(text=f"dn: {BASE}\nchangetype: modify\nadd: aci\naci: {READ_ACI}\n")
-            for path in self.ldif:
-                self.load_ldif(path)
-            if self.extra_ldif_text:
-                self.load_ldif(text=self.extra_ldif_text)
+            try:
+                self.load_ldif(text=f"dn: {BASE}\nchangetype: modify\nadd: aci\naci: {READ_ACI}\n")
+                for path in self.ldif:
+                    self.load_ldif(path)
+                if self.extra_ldif_text:
+                    self.load_ldif(text=self.extra_ldif_text)
+            except BaseException:
+                # The caller gets no server to stop: leave no ns-slapd behind.
+                self.stop()
+                raise
             self._loaded = True
 
     def restart(self) -> None:
