@@ -14,8 +14,11 @@ the suffix entry carries contextCSN (slapadd -w writes it at load time), and
 RFC 4533 content sync with a cookie sends only the entries changed since,
 plus the entryUUIDs of those deleted or moved out of the search's scope.
 
+With monitor=True (serve --monitor) slapd also runs the monitor database:
+cn=Current,cn=Time,cn=Monitor tells the server's time to bound accounts.
+
     python -m devtools.slapd serve --dir DIR --ldif FILE [--ldif FILE ...] [--port N] [--tls [--tls-port N]]
-                                   [--syncprov]
+                                   [--syncprov] [--monitor]
 """
 
 from __future__ import annotations
@@ -122,6 +125,17 @@ syncprov-checkpoint 100 10
 # Deletions since a cookie come from this log instead of a present phase that
 # lists every entry in scope.
 syncprov-sessionlog {sessionlog}
+"""
+
+# Appended last with monitor=True (after the data's database, so that slapadd
+# and slapcat still find that one first): back-monitor, whose
+# cn=Current,cn=Time,cn=Monitor tells the server's time (monitorTimestamp),
+# readable by every bound account.
+MONITOR_CONFIG = """\
+database monitor
+access to dn.subtree="cn=Monitor"
+    by users read
+    by * none
 """
 
 # Appended before the database section when TLS is on (global directives).
@@ -279,6 +293,7 @@ class Slapd(ServerProcess):
         syncprov: bool = False,
         sessionlog: int = 100000,
         refint: bool = False,
+        monitor: bool = False,
     ) -> None:
         self.dir = Path(directory)
         self.ldif = [Path(p) for p in ldif or []]
@@ -303,6 +318,7 @@ class Slapd(ServerProcess):
         self.syncprov = syncprov
         self.sessionlog = sessionlog
         self.refint = refint
+        self.monitor = monitor
         self.config = self.dir / "slapd.conf"
         super().__init__(self.dir / "slapd.log")
         self._loaded = False
@@ -350,6 +366,8 @@ class Slapd(ServerProcess):
         if self.syncprov:
             config = config.replace("moduleload memberof\n", "moduleload memberof\nmoduleload syncprov\n")
             config += "\n" + SYNCPROV_CONFIG.format(sessionlog=self.sessionlog)
+        if self.monitor:
+            config += "\n" + MONITOR_CONFIG
         self.config.write_text(config)
         files = list(self.ldif)
         if self.extra_ldif_text:
@@ -416,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--syncprov", action="store_true",
                        help="also run the syncprov overlay (contextCSN, RFC 4533 content sync with a session log) "
                             "and the refint overlay on member")
+    serve.add_argument("--monitor", action="store_true",
+                       help="also run the monitor database (the server's time in cn=Current,cn=Time,cn=Monitor)")
     args = parser.parse_args(argv)
 
     reason = missing() or (tls_missing() if args.tls else None)
@@ -426,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     with Slapd(args.dir.resolve(), args.ldif, port=args.port, tls=args.tls, tls_port=args.tls_port,
-               syncprov=args.syncprov, refint=args.syncprov) as server:
+               syncprov=args.syncprov, refint=args.syncprov, monitor=args.monitor) as server:
         print(server.url, flush=True)
         if server.tls:
             print(server.ldaps_url, flush=True)

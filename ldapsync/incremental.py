@@ -39,6 +39,7 @@ from ldapsync.directory.changes import (
     ContextCsn,
     NotIncremental,
     Query,
+    Timestamps,
     Tracker,
     Usn,
     groups_naming,
@@ -53,8 +54,10 @@ FULL, INCREMENTAL, UNCHANGED = "full", "incremental", "unchanged"
 # run: refint rewrites them a moment after the change, unmarked.
 REFINT_GRACE = 30.0
 MAX_WATCHED = 1000
-# the trackers each ldap.change_tracking setting may use
-_METHODS = {"syncrepl": (ContentSync.method, ContextCsn.method), "usn": (Usn.method,)}
+# the trackers each ldap.change_tracking setting may use (auto never picks timestamp)
+_METHODS = {"syncrepl": (ContentSync.method, ContextCsn.method), "usn": (Usn.method,),
+            "timestamp": (Timestamps.method,)}
+_METHODS["auto"] = _METHODS["syncrepl"] + _METHODS["usn"]
 
 
 @dataclass
@@ -143,7 +146,7 @@ class Reader:
         if setting == "off":
             raise NotIncremental("ldap.change_tracking is off")
         header = snapshotlib.read_header(self.path)
-        if setting != "auto" and header.method not in _METHODS[setting]:
+        if header.method not in _METHODS[setting]:
             raise NotIncremental(f"ldap.change_tracking is {setting}; the snapshot was made with {header.method}")
         if header.server != directory.url:
             raise NotIncremental(f"the snapshot was read from {header.server}, this run reads {directory.url}")
@@ -154,7 +157,7 @@ class Reader:
         self.info.method = tracker.method
         probe = tracker.probe()
         watch: dict[str, float] = dict(header.marker.get("watch") or {})
-        unchanged = probe == header.marker.get("probe")
+        unchanged = tracker.unchanged(probe, header.marker)
         self.header = header
         as_left = header.config_hash == config_hash(self.config) and all(
             _file_stat(o.path) == header.outputs.get(str(o.path)) for o in self.config.outputs)
@@ -368,6 +371,8 @@ def _tracker_named(directory: Directory, header: snapshotlib.Header) -> Tracker:
         return ContextCsn(directory, context)
     if header.method == Usn.method:
         return Usn(directory, context)
+    if header.method == Timestamps.method:
+        return Timestamps.from_marker(directory, header.marker.get("probe", {}))
     raise NotIncremental(f"the snapshot was made with the {header.method} method, which this backend lacks")
 
 

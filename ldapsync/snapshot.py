@@ -4,7 +4,7 @@ An incremental run asks the directory only what changed since the last
 run (see :mod:`ldapsync.directory.changes`) and applies those changes to
 this copy, then maps it exactly as a full read.  The copy holds each entry
 of each search a run makes (users, groups, disabled users) by its stable
-id (OpenLDAP's entryUUID, AD's objectGUID), with only the attributes ldapsync asked for, in
+id (OpenLDAP's entryUUID, AD's objectGUID, 389-ds's nsUniqueId), with only the attributes ldapsync asked for, in
 the order the server sent them, plus the marker to ask "what changed since"
 with next time.
 

@@ -67,9 +67,11 @@ class LdapSettings(_Strict):
     domain_scope: bool = False
     # How a run asks what changed since the last one (docs/incremental.md):
     # auto uses what the server offers (OpenLDAP's syncprov: content sync with
-    # python-ldap, the contextCSN alone with ldap3; AD: uSNChanged); off reads
+    # python-ldap, the contextCSN alone with ldap3; AD: uSNChanged);
+    # timestamp (389-ds, FreeIPA, others) asks by modifyTimestamp and is never
+    # picked by auto (it cannot see writes arriving late); off reads
     # everything each run.
-    change_tracking: Literal["auto", "syncrepl", "usn", "off"] = "auto"
+    change_tracking: Literal["auto", "syncrepl", "usn", "timestamp", "off"] = "auto"
 
     @field_validator("servers")
     @classmethod

@@ -20,6 +20,10 @@ pipeline (:mod:`ldapsync.incremental`) keeps the entries themselves.
   search's entries with a higher ``uSNChanged``, and a list of the
   objectGUIDs (and DNs) of all its entries for those deleted or gone out
   of it (see :class:`Usn`).  Both backends.
+- ``timestamp`` (389-ds, FreeIPA, any server with a clock ldapsync can
+  read): the same with ``modifyTimestamp`` since the server's time at the
+  last run, less a margin, and entries kept by entryUUID or nsUniqueId
+  (see :class:`Timestamps`).  Both backends; only when asked for.
 
 A server switch, an unknown or refused marker, anything doubtful: the
 tracker raises :class:`NotIncremental`, and the run reads everything.
@@ -28,9 +32,11 @@ tracker raises :class:`NotIncremental`, and the run reads everything.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ldapsync import dn as dnlib
@@ -72,6 +78,10 @@ class Tracker:
     def probe(self) -> dict[str, Any]:
         """Where the directory stands now, cheaply: equal markers, nothing changed."""
         raise NotImplementedError
+
+    def unchanged(self, probe: dict[str, Any], marker: dict[str, Any]) -> bool:
+        """Whether ``probe`` says nothing changed since ``marker`` was kept."""
+        return probe == marker.get("probe")
 
     def describe(self) -> str:
         """The method and what it watches, for ``check --connect``."""
@@ -190,29 +200,67 @@ def groups_naming(directory: Directory, tracker: Tracker, groups: Query, dns: Se
 BACKLINKS = frozenset({"memberof"})
 
 
-class Usn(Tracker):
+class ChangedSince(Tracker):
+    """A server that marks every entry written with a value a filter can
+    ask for (``uSNChanged``, ``modifyTimestamp``) but keeps no record of
+    the entries deleted.
+
+    A query's changes are its entries written since the marker
+    (:meth:`written_since`), and the id of every entry it holds now (one
+    light search, the same filter asking for the id attribute alone): the
+    entries of the snapshot missing there are gone (deleted, moved out of
+    the base, no longer matched).  A renamed or moved entry is written
+    too, so it comes again with its new DN under the same id.
+
+    Groups name their members by DN, and servers rewrite those values when
+    a member is renamed, moved or deleted without marking the group
+    written (AD's links, OpenLDAP's refint): the reader reads those groups
+    again (:func:`groups_naming`)."""
+
+    incremental = True
+
+    def written_since(self, last: dict[str, Any], probe: dict[str, Any]) -> str:
+        """The filter term matching the entries written since the probe
+        ``last`` (raises :class:`NotIncremental` when ``probe`` cannot
+        follow it)."""
+        raise NotImplementedError
+
+    def changes(self, queries: Sequence[Query], marker: dict[str, Any],
+                probe: dict[str, Any]) -> tuple[dict[str, SyncAnswer], dict[str, Any]]:
+        written = self.written_since(marker.get("probe") or {}, probe)
+        answers: dict[str, SyncAnswer] = {}
+        for q in queries:
+            changed = self._by_id(self.directory.search(
+                q.base, f"(&{q.filter}{written})", q.attributes, q.scope, f"changed {q.name}"))
+            present = set(self._by_id(self.directory.search(
+                q.base, q.filter, [self.id_attribute], q.scope, f"all {q.name} ({self.id_attribute})")))
+            # one deleted between the two searches is gone, not changed; one
+            # written between them is asked for again next time (the marker is older)
+            changed = {i: e for i, e in changed.items() if i in present}
+            answers[q.name] = SyncAnswer(changed, set(), present, None)
+        return answers, {"probe": probe}
+
+    def _by_id(self, entries: Iterable[Entry]) -> dict[str, Entry]:
+        return {self.entry_id(e): e for e in entries}
+
+
+class Usn(ChangedSince):
     """Active Directory (Windows, Samba): every write takes the next USN of
     the DC, ``uSNChanged`` of the entry written.
 
     A query's changes since USN *N* are its entries with
-    ``uSNChanged>=N+1``, plus the objectGUID and DN of every entry it
-    holds now (one light search, the same filter asking for nothing but
-    objectGUID): the entries of the snapshot missing there are gone
-    (deleted, moved out of the base, no longer matched).  Tombstones would
-    tell deletions in fewer entries, but an account that is not a domain
-    admin does not see them (Windows and Samba alike), and a deletion
-    missed would keep a user for good.
-
-    Groups name their members by DN, and the DC rewrites those values when
-    a member is renamed, moved or deleted without a new uSNChanged for the
-    group: the reader reads those groups again (:func:`groups_naming`).
+    ``uSNChanged>=N+1``, and the objectGUID of every entry it holds now
+    (:class:`ChangedSince`).  Tombstones would tell deletions in fewer
+    entries, but an account that is not a domain admin does not see them
+    (Windows and Samba alike), and a deletion missed would keep a user for
+    good.  The DC rewrites the member values of groups naming a renamed,
+    moved or deleted entry without a new uSNChanged for the group.
 
     USNs are the DC's own: another DC (``dsServiceName``) or the same one
     restored from a backup (a new ``invocationId``) means a full read."""
 
     method = "usn"
     id_attribute = "objectGUID"
-    incremental = True
 
     def describe(self) -> str:
         return f"{self.method} (uSNChanged on the domain controller, for {self.context})"
@@ -236,9 +284,7 @@ class Usn(Tracker):
         """objectGUID compares its 16 bytes, escaped one by one."""
         return "(objectGUID=" + "".join(f"\\{b:02x}" for b in uuid.UUID(entry_id).bytes_le) + ")"
 
-    def changes(self, queries: Sequence[Query], marker: dict[str, Any],
-                probe: dict[str, Any]) -> tuple[dict[str, SyncAnswer], dict[str, Any]]:
-        last = marker.get("probe") or {}
+    def written_since(self, last: dict[str, Any], probe: dict[str, Any]) -> str:
         if (last.get("service"), last.get("invocation")) != (probe["service"], probe["invocation"]):
             raise NotIncremental(f"the snapshot was read from {last.get('service')} (invocationId "
                                  f"{last.get('invocation')}), this server is {probe['service']} (invocationId "
@@ -246,17 +292,153 @@ class Usn(Tracker):
         since = last.get("usn")
         if not isinstance(since, int) or since > probe["usn"]:
             raise NotIncremental(f"the snapshot's USN {since!r} is not one this DC has passed")
-        answers: dict[str, SyncAnswer] = {}
-        for q in queries:
-            changed = self._by_id(self.directory.search(
-                q.base, f"(&{q.filter}(uSNChanged>={since + 1}))", q.attributes, q.scope, f"changed {q.name}"))
-            present = self._by_id(self.directory.search(
-                q.base, q.filter, [self.id_attribute], q.scope, f"all {q.name} (objectGUID)"))
-            answers[q.name] = SyncAnswer(changed, set(), set(present), None)
-        return answers, {"probe": probe}
+        return f"(uSNChanged>={since + 1})"
 
-    def _by_id(self, entries: Iterable[Entry]) -> dict[str, Entry]:
-        return {self.entry_id(e): e for e in entries}
+
+# How far before the server's time at the last run a run asks for changes:
+# modifyTimestamp has one-second steps; a write takes its time when it
+# starts and may be seen only once it ends (a large group, a slow disk);
+# suppliers of a multi-master directory send their writes with the time
+# they were made, usually seconds late.  Entries written within the margin
+# are sent again on each run, and compared: they cost, they never harm.
+MARGIN = timedelta(seconds=300)
+# Where servers tell their time: (entry, attribute), tried in this order.
+CLOCKS = (
+    ("", "currentTime"),  # the root DSE: Active Directory, some others
+    ("cn=monitor", "currentTime"),  # 389-ds, FreeIPA
+    ("cn=Current,cn=Time,cn=Monitor", "monitorTimestamp"),  # OpenLDAP's back-monitor database
+)
+# Attributes naming an entry for good, preferred first: OpenLDAP and 389-ds
+# 2.x with its entryUUID plugin; 389-ds always.
+ID_ATTRIBUTES = ("entryUUID", "nsUniqueId")
+_GENERALIZED_TIME = re.compile(r"(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)?(\d\d)?(?:[.,](\d+))?(Z|[+-]\d\d(?:\d\d)?)")
+
+
+def parse_generalized_time(value: str) -> datetime:
+    """A GeneralizedTime (RFC 4517: ``20261202074600Z``,
+    ``20261202074600.123Z``, ``2026120207+0100``) as an aware datetime;
+    raises ValueError for anything else."""
+    m = _GENERALIZED_TIME.fullmatch(value.strip())
+    if m is None:
+        raise ValueError(f"{value!r} is not a GeneralizedTime")
+    year, month, day, hour, minute, second, fraction, zone = m.groups()
+    moment = datetime(int(year), int(month), int(day), int(hour), int(minute or 0), int(second or 0),
+                      tzinfo=UTC)
+    if fraction:  # of the last unit given
+        unit = timedelta(seconds=1 if second else 60 if minute else 3600)
+        moment += unit * float("0." + fraction)
+    if zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        moment -= sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5] or 0))
+    return moment
+
+
+def generalized_time(moment: datetime) -> str:
+    """``moment`` as a GeneralizedTime in UTC, in whole seconds (rounded
+    down): what filters on modifyTimestamp compare with."""
+    return moment.astimezone(UTC).strftime("%Y%m%d%H%M%SZ")
+
+
+def written_after(server_time: str) -> str:
+    """The filter term for the entries written since ``server_time`` (the
+    server's time at the last run's probe), less :data:`MARGIN`."""
+    return f"(modifyTimestamp>={generalized_time(parse_generalized_time(server_time) - MARGIN)})"
+
+
+class Timestamps(ChangedSince):
+    """Any server that sets ``modifyTimestamp`` on every write and names
+    entries for good (entryUUID, nsUniqueId): 389-ds, FreeIPA, OpenLDAP
+    without syncprov.
+
+    A query's changes are its entries with ``modifyTimestamp`` at or after
+    the server's time at the last run's probe less :data:`MARGIN`, and the
+    id of every entry it holds now (:class:`ChangedSince`).  Servers set
+    modifyTimestamp on an add and a rename too.  The probe reads the
+    server's own clock (:data:`CLOCKS`), never this machine's: a clock
+    behind the server's would ask for too little, unseen.  The probe
+    cannot tell that nothing changed (a deletion leaves no time behind),
+    so every run lists the ids.
+
+    What it cannot see: a write that reaches the server with a time older
+    than the margin (a supplier of a multi-master directory that was cut
+    off for longer), and entries put back to an older version (a restore
+    from a backup).  Neither leaves a sign, so the method is used only
+    when asked for, and the full reads of ``schedule.cron`` catch them."""
+
+    method = "timestamp"
+
+    def __init__(self, directory: Directory, context: str, id_attribute: str, clock: Sequence[str]) -> None:
+        super().__init__(directory, context)
+        self.id_attribute = id_attribute
+        self.clock = (clock[0], clock[1])
+
+    @classmethod
+    def from_marker(cls, directory: Directory, probe: dict[str, Any]) -> Timestamps:
+        """The tracker a snapshot's marker was taken with."""
+        clock = probe.get("clock")
+        if not probe.get("id_attribute") or not isinstance(clock, list) or len(clock) != 2:
+            raise NotIncremental("the snapshot's marker names no id attribute or clock")
+        return cls(directory, probe.get("context", ""), probe["id_attribute"], clock)
+
+    def describe(self) -> str:
+        where = f"{self.clock[1]} of {self.clock[0] or 'the root DSE'}"
+        return f"{self.method} (modifyTimestamp by the server's clock, {where}; entries by {self.id_attribute})"
+
+    def probe(self) -> dict[str, Any]:
+        now = server_time(self.directory, self.clock)
+        if now is None:
+            raise NotIncremental(f"cannot read the server's time ({self.clock[1]} of "
+                                 f"{self.clock[0] or 'the root DSE'}) any more")
+        named_by = id_attribute_of(self.directory, self.context)
+        if named_by != self.id_attribute:
+            raise NotIncremental(f"the entries were kept by {self.id_attribute}; {self.context} now has "
+                                 f"{named_by or 'neither entryUUID nor nsUniqueId'}")
+        return {"context": self.context, "time": now, "clock": list(self.clock), "id_attribute": self.id_attribute}
+
+    def unchanged(self, probe: dict[str, Any], marker: dict[str, Any]) -> bool:
+        """Never: a deletion leaves no time behind."""
+        return False
+
+    def key(self, value: str) -> str:
+        """Ids as the server spells them, in one case (nsUniqueId is hex)."""
+        return value.lower()
+
+    def written_since(self, last: dict[str, Any], probe: dict[str, Any]) -> str:
+        try:
+            since, now = parse_generalized_time(last.get("time", "")), parse_generalized_time(probe["time"])
+        except ValueError as exc:
+            raise NotIncremental(f"the snapshot's marker: {exc}") from None
+        if now < since:
+            raise NotIncremental(f"the server's clock reads {probe['time']}, before the snapshot's marker "
+                                 f"{last['time']}: it went back, and writes made since may carry older times")
+        return written_after(last["time"])
+
+
+def server_time(directory: Directory, clock: Sequence[str]) -> str | None:
+    """The server's time as its ``clock`` (entry, attribute) tells it, or
+    None when it cannot be read or is no GeneralizedTime."""
+    try:
+        values = directory.read_entry(clock[0], [clock[1]]).get(clock[1].lower())
+    except DirectoryError:
+        return None
+    if not values:
+        return None
+    try:
+        parse_generalized_time(values[0])
+    except ValueError:
+        return None
+    return values[0]
+
+
+def clock_of(directory: Directory) -> tuple[str, str] | None:
+    """The first of :data:`CLOCKS` the server answers."""
+    return next((c for c in CLOCKS if server_time(directory, c) is not None), None)
+
+
+def id_attribute_of(directory: Directory, context: str) -> str | None:
+    """The first of :data:`ID_ATTRIBUTES` the naming context's entry has."""
+    entry = directory.read_entry(context, list(ID_ATTRIBUTES))
+    return next((a for a in ID_ATTRIBUTES if entry.get(a.lower())), None)
 
 
 def tracker_for(directory: Directory, setting: str, users_base: str) -> Tracker:
@@ -300,8 +482,35 @@ def tracker_for(directory: Directory, setting: str, users_base: str) -> Tracker:
     if setting == "usn":
         raise NotIncremental("ldap.change_tracking is usn, but the server has no highestCommittedUSN (it is no "
                              "Active Directory domain controller)")
+    if setting == "timestamp":
+        return _timestamps(directory, root.get("namingcontexts", []), users_base)
     raise NotIncremental("the server offers no change marker ldapsync knows (OpenLDAP: load the syncprov "
-                         "overlay; Active Directory: a domain controller's highestCommittedUSN)")
+                         "overlay; Active Directory: a domain controller's highestCommittedUSN; any other: "
+                         "ldap.change_tracking: timestamp, see docs/incremental.md)")
+
+
+def _timestamps(directory: Directory, contexts: list[str], users_base: str) -> Timestamps:
+    context = _context_of(contexts, users_base)
+    if context is None:
+        raise NotIncremental(f"no naming context of the server holds {users_base!r}")
+    clock = clock_of(directory)
+    if clock is None:
+        raise NotIncremental("ldap.change_tracking is timestamp, but the server's time cannot be read ("
+                             + ", ".join(f"{attr} of {dn or 'the root DSE'}" for dn, attr in CLOCKS)
+                             + "; OpenLDAP: add the monitor database, readable by the bind account)")
+    try:
+        id_attribute = id_attribute_of(directory, context)
+    except DirectoryError as exc:
+        raise NotIncremental(f"cannot read {context}: {exc}") from None
+    if id_attribute is None:
+        raise NotIncremental(f"ldap.change_tracking is timestamp, but {context} has neither entryUUID nor "
+                             "nsUniqueId to keep entries by")
+    tracker = Timestamps(directory, context, id_attribute, clock)
+    try:
+        tracker.probe()
+    except DirectoryError as exc:
+        raise NotIncremental(f"cannot read the server's time: {exc}") from None
+    return tracker
 
 
 def _context_of(contexts: list[str], base: str) -> str | None:

@@ -32,12 +32,13 @@ def slapd(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def syncprov_slapd(tmp_path_factory):
-    """A second slapd, with the syncprov and refint overlays, holding the small
+    """A second slapd, with the syncprov and refint overlays and the monitor
+    database (the server's time, for the timestamp method), holding the small
     directory of syncprov_directory; the incremental-sync tests change its data
     at will (the shared `slapd` must stay as loaded)."""
     need(harness.missing())
     server = harness.Slapd(tmp_path_factory.mktemp("syncprov"), extra_ldif_text=syncprov_directory.ldif(),
-                           syncprov=True, refint=True)
+                           syncprov=True, refint=True, monitor=True)
     server.start()
     yield server
     server.stop()

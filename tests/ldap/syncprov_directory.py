@@ -9,7 +9,9 @@ of its own with the syncprov overlay (the shared one must stay as loaded).
 
 Users whose employeeType is "disabled" are left out by USERS_FILTER; some
 start disabled. slapadd runs no overlays, so the LDIF spells out the memberOf
-values the memberof overlay would write.
+values the memberof overlay would write. Every entry says it was written long
+ago (WRITTEN), so that a search by modifyTimestamp finds only what the tests
+changed, not everything loaded a moment ago.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ USERS_FILTER = "(&(objectClass=inetOrgPerson)(!(employeeType=disabled)))"
 POSIX_GROUP = f"cn=unix,{GROUPS}"
 USERS = 36
 GROUP_COUNT = 12
+WRITTEN = "20200101000000Z"
 # The sync account's password hash (sync-secret), as in data/directory.ldif.
 SYNC_PASSWORD_HASH = "{SSHA}qGEI9Y3QzhzGCAHQZ3zhot9y9ixB9mhO"
 
@@ -94,4 +97,5 @@ def ldif() -> str:
     uids = [user_uid(n) for n in range(1, USERS + 1, 4)] + ["nosuchuser"]
     parts.append("\n".join([f"dn: {POSIX_GROUP}", "objectClass: posixGroup", "cn: unix", "gidNumber: 5000",
                             *(f"memberUid: {u}" for u in uids)]) + "\n")
-    return "\n".join(parts)
+    written = f"createTimestamp: {WRITTEN}\nmodifyTimestamp: {WRITTEN}\n"
+    return "\n".join(part + written for part in parts)
