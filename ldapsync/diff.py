@@ -116,4 +116,4 @@ def group_changes(old: GroupsFile, new: GroupsFile) -> list[GroupChange]:
     return changes
 
 
-__all__ = ["Diff", "GroupChange", "RosterChange", "diff", "group_changes", "roster_changes"]
+__all__ = ["Diff", "GroupChange", "Interned", "RosterChange", "diff", "group_changes", "roster_changes"]
