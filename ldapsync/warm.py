@@ -20,6 +20,7 @@ half-way can never leave it ahead of the disk.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -134,12 +135,25 @@ class OutputMemo:
                        {j: group.members[j] for j in groupsfile.lines_differing(before.members, group.members)})
                 if not _lines_verified(SharedGroup(group.name, new, group.public), new_lines):
                     return None
-                known = (group, groupsfile.group_text(group).encode("utf-8"))
+                known = (group, self._text(group, before, new))
             blocks[id(group)] = known
             parts.append(known[1])
         if new_lines and _names_differ(new_lines, model):
             return None
         return b"".join(parts), blocks
+
+
+    def _text(self, group: SharedGroup, before: SharedGroup | None, new: Collection[str]) -> bytes:
+        """The text of ``group``: when only a few of its members were renamed
+        since ``before``, the text of ``before`` with their lines made again
+        (:func:`groupsfile.with_lines_renamed`), else rendered anew."""
+        if before is not None and before.public == group.public and len(new) * 8 < len(group.members):
+            last = self.blocks.get(id(before))
+            if last is not None and last[0] is before and before.members.keys() == group.members.keys():
+                text = groupsfile.with_lines_renamed(last[1], group, new)
+                if text is not None:
+                    return text
+        return groupsfile.group_text(group).encode("utf-8")
 
 
 def _lines_verified(part: SharedGroup, new_lines: dict[str, str | None]) -> bool:

@@ -8,7 +8,17 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from ldapsync.groupsfile import GroupsFile, RenderError, lines_differing, parse, render, sanitise, unrepresentable
+from ldapsync.groupsfile import (
+    GroupsFile,
+    RenderError,
+    group_text,
+    lines_differing,
+    parse,
+    render,
+    sanitise,
+    unrepresentable,
+    with_lines_renamed,
+)
 from ldapsync.groupsfile.reading import _Reader
 from ldapsync.groupsfile.writing import _member_problems
 from ldapsync.model import GroupsModel, SharedGroup
@@ -567,3 +577,21 @@ def test_lines_differing_is_every_line_the_old_group_lacks(old, new, same_order)
         new = {j: new.get(j, "N") for j in old}
     plain = [j for j, n in new.items() if (j, n) not in old.items()]
     assert lines_differing(MappingProxyType(old), MappingProxyType(new)) == plain
+
+
+JIDS = st.text(st.sampled_from("aé𝒜z.-_"), min_size=1, max_size=4).map(lambda local: f"{local}@x")
+NAMES = st.one_of(st.none(), st.text(st.sampled_from("AZé 𝒜="), min_size=1, max_size=4))
+
+
+@settings(max_examples=examples(500), deadline=None)
+@given(st.dictionaries(JIDS, NAMES, max_size=12), st.data(), st.booleans())
+def test_a_group_text_with_lines_renamed_is_the_text_made_anew(members, data, public):
+    """with_lines_renamed patches the last text of a group whose members
+    kept their JIDs: the very bytes group_text gives for the group now."""
+    renamed = data.draw(st.lists(st.sampled_from(sorted(members)), unique=True) if members else st.just([]))
+    after = dict(members, **{j: data.draw(NAMES) for j in renamed})
+    before, group = SharedGroup("G", members, public), SharedGroup("G", after, public)
+    patched = with_lines_renamed(group_text(before).encode("utf-8"), group, renamed)
+    assert patched == group_text(group).encode("utf-8")
+    if members:  # a JID without a line is refused, never written somewhere
+        assert with_lines_renamed(group_text(before).encode("utf-8"), group, ["zz@y"]) is None

@@ -16,6 +16,7 @@ from ldapsync.groupsfile.writing import (
     text_of,
     unrepresentable,
     verify,
+    with_lines_renamed,
     writable_jid,
 )
 
@@ -38,6 +39,7 @@ __all__ = [
     "text_of",
     "unrepresentable",
     "verify",
+    "with_lines_renamed",
     "writable_jid",
     "xml_safe",
 ]

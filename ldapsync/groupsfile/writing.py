@@ -7,7 +7,8 @@ carry faithfully are refused (:func:`unrepresentable`) or cleaned
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from bisect import bisect_left
+from collections.abc import Collection, Sequence
 
 from ldapsync import jid as jidlib
 from ldapsync.groupsfile.diagnostics import printable
@@ -157,6 +158,31 @@ def group_text(group: SharedGroup) -> str:
     if jids and _all_named(members):
         return header + "\n".join(map("=".join, zip(jids, map(members.__getitem__, jids), strict=True))) + "\n"
     return header + "".join(f"{jid}\n" if (name := members[jid]) is None else f"{jid}={name}\n" for jid in jids)
+
+
+def with_lines_renamed(text: bytes, group: SharedGroup, jids: Collection[str]) -> bytes | None:
+    """``text``, the UTF-8 text :func:`group_text` made for a group with the
+    same header and the same JIDs as ``group``, with the member lines of
+    ``jids`` made again from ``group``: what :func:`group_text` gives for
+    ``group``, without sorting and joining every line of an all-staff group
+    again for a few renamed members.  None when a JID has no line there.
+
+    Member lines are sorted by JID, as UTF-8 bytes sort in the order of the
+    code points, and a written JID holds no '=': each line is found by its
+    JID in halves."""
+    lines = text.split(b"\n")  # the header, the member lines, and "" after the last line end
+    for jid in jids:
+        raw = jid.encode("utf-8")
+        at = bisect_left(lines, raw, 1, len(lines) - 1, key=_jid_of)
+        if at == len(lines) - 1 or _jid_of(lines[at]) != raw:
+            return None
+        name = group.members[jid]
+        lines[at] = raw if name is None else raw + b"=" + name.encode("utf-8")
+    return b"\n".join(lines)
+
+
+def _jid_of(line: bytes) -> bytes:
+    return line.partition(b"=")[0]
 
 
 def verify(text: str, model: GroupsModel, *, allow_nameless: bool = False) -> GroupsFile:
