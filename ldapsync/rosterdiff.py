@@ -106,7 +106,8 @@ class RosterChanges(Sequence[RosterChange]):
                 every += [RosterChange(user, c.gained, c.lost, c.renamed, c.regrouped, c.joined, c.left)
                           for user in users]
             every.sort(key=attrgetter("user"))  # a user each, never None
-            self._listed = every
+            self._listed = self._single = every  # held once: the shared records are let go
+            self._alike = []
         return self._listed
 
     def __len__(self) -> int:
@@ -372,6 +373,9 @@ class _Rosters:
         whatever else holds them, and stirs no group.  The second may hold
         contacts added to or removed from small groups: only the members of
         those groups see it."""
+        nothing: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
+        if self.small <= self.changed:  # every small group changed (the first run: every group is new)
+            return nothing
         flipped = self.old.public ^ self.new.public
         renamed = self.renamed
         if renamed and self.old.public and self.new.public:
@@ -385,6 +389,8 @@ class _Rosters:
                                      *[self.new.members[g] for g in flipped]]))
         loud.update(self.changed)
         to_others = self.small.difference(loud)
+        if not to_others:
+            return nothing
         return to_others.difference(self._holding(_union(small_moves))), to_others
 
     def _holding(self, contacts: BitMap) -> set[str]:
@@ -618,8 +624,15 @@ def _among_counted(rosters: _Rosters, members: list[str], counted: list[BitMap])
         jids = rosters.jids
         return {jids[i] for bitmap in counted for i in bitmap}.intersection(members)
     ids = rosters.ids
-    return {user for user in members
-            if (uid := ids.get(user)) is not None and any(uid in bitmap for bitmap in counted)}
+    found = set()
+    for user in members:
+        uid = ids.get(user)
+        if uid is not None:  # a user without an id is in no bitmap
+            for bitmap in counted:
+                if uid in bitmap:
+                    found.add(user)
+                    break
+    return found
 
 
 _Pair = tuple[tuple[str, ...], tuple[str, ...]]  # groups of the old side, of the new side
