@@ -163,6 +163,10 @@ class RosterChanges(Sequence[RosterChange]):
 # divisions) are shared by many users, so what they contribute is worked out
 # once per combination of them (``_Shared``); each user then adds only what
 # their small groups change, and corrects for being their own contact.
+# Users who see the same change share one record (``RosterChanges``): when a
+# change reaches everyone, those who keep their groups and hold no small
+# group the change stirs are sorted by their big groups with bitmap
+# operations (``_by_big_groups``), and only those in the count correct it.
 
 
 class _Side:
