@@ -218,13 +218,6 @@ class DS389(ServerProcess):
         self._created = False
         self._loaded = False
 
-    def __enter__(self) -> DS389:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def start(self) -> None:
         if self.proc is not None:
             raise RuntimeError("ns-slapd is already running")

@@ -1,4 +1,4 @@
-"""What the throwaway servers of the tests (slapd, the Samba DC) share: a
+"""What the throwaway servers of the tests (slapd, the Samba DC, 389-ds) share: a
 child process with a log file, started, waited for and stopped the same way."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Self
 
 START_TIMEOUT = 30.0
 
@@ -26,6 +27,16 @@ class ServerProcess:
     def __init__(self, log_path: Path) -> None:
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        raise NotImplementedError
 
     def launch(self, argv: Sequence[str], cwd: Path | None = None) -> None:
         with self.log_path.open("ab") as log:

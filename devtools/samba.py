@@ -130,13 +130,6 @@ class SambaDC(ServerProcess):
         self.ca_file = self.dir / "tls" / "ca.pem"
         super().__init__(self.dir / "samba.log")
 
-    def __enter__(self) -> SambaDC:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def _run(self, argv: list[str], what: str, **kwargs) -> str:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=300, **kwargs)
         if out.returncode != 0:

@@ -323,13 +323,6 @@ class Slapd(ServerProcess):
         super().__init__(self.dir / "slapd.log")
         self._loaded = False
 
-    def __enter__(self) -> Slapd:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def start(self) -> None:
         if self.proc is not None:
             raise RuntimeError("slapd is already running")
