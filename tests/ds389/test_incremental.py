@@ -18,11 +18,17 @@ import difflib
 import json
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
 
+import ldap3
 import pytest
 import yaml
 
+from ldapsync import config as configlib
+from ldapsync import snapshot as snapshotlib
+from ldapsync.directory import changes, directory_for
+from tests.ds389 import directory as data
 from tests.ds389.test_end_to_end import write_config
 from tests.ldap.conftest import run
 from tests.ldap.mutations import Mutator
@@ -95,3 +101,114 @@ def test_incremental_equals_full_after_random_changes(capsys, tmp_path, walk, py
             assert read["kind"] == "unchanged", f"read {read}; {where}"
         kinds[read["kind"]] = kinds.get(read["kind"], 0) + 1
     print(f"seed {SEED}, {STEPS} steps: {kinds}")
+
+
+# --- the site of test_end_to_end: what a 389-ds/FreeIPA site changes, one change a run ---
+
+def _site_changes(admin: ldap3.Connection) -> list[tuple[str, Callable[[], object]]]:
+    people, groups = data.PEOPLE, data.GROUPS
+    return [
+        ("lock user01 (nsAccountLock, an operational attribute)",
+         lambda: admin.modify(data.site_user(1), {"nsAccountLock": [(ldap3.MODIFY_ADD, ["TRUE"])]})),
+        ("rename user02 (refint rewrites staff)", lambda: admin.modify_dn(data.site_user(2), "uid=user02b")),
+        ("move user03 out of the users' base",
+         lambda: admin.modify_dn(data.site_user(3), "uid=user03", new_superior=f"ou=elsewhere,{data.BASE}")),
+        ("delete user05 (refint rewrites staff and ops)", lambda: admin.delete(data.site_user(5))),
+        ("ops: add user10, remove user06",
+         lambda: admin.modify(f"cn=ops,{groups}", {"uniqueMember": [(ldap3.MODIFY_ADD, [data.site_user(10)]),
+                                                                    (ldap3.MODIFY_DELETE, [data.site_user(6)])]})),
+        ("unlock user07", lambda: admin.modify(data.site_user(7), {"nsAccountLock": [(ldap3.MODIFY_DELETE, [])]})),
+        ("everyone no longer holds ops",
+         lambda: admin.modify(f"cn=everyone,{groups}", {"member": [(ldap3.MODIFY_DELETE, [f"cn=ops,{groups}"])]})),
+        ("a new user in staff", lambda: (
+            admin.add(f"uid=newbie,{people}", ["inetOrgPerson"], {"uid": "newbie", "cn": "New Bie", "sn": "Bie"}),
+            admin.modify(f"cn=staff,{groups}", {"member": [(ldap3.MODIFY_ADD, [f"uid=newbie,{people}"])]}))),
+    ]
+
+
+def test_each_change_of_a_site_reaches_the_file_incrementally(capsys, tmp_path, site, python_ldap):
+    incremental = write_config(tmp_path, site, "python-ldap", "A", state=True)
+    full = write_config(tmp_path, site, "python-ldap", "B")
+    assert run_json(capsys, "-c", incremental)["read"]["method"] == "syncrepl-389ds"
+    before = output(incremental).read_bytes()
+    admin = site.admin_connection()
+    for what, change in _site_changes(admin):
+        change()
+        read = run_json(capsys, "-c", incremental)["read"]
+        expected = full_file(capsys, full)
+        got = output(incremental).read_bytes()
+        assert got == expected, f"incremental != full after: {what}\n{file_diff(got, expected)}"
+        assert read["kind"] == "incremental" and read["changed"] > 0, f"{what}: {read}"
+    assert output(incremental).read_bytes() != before
+    # Nothing changed since: nothing read changed. (389-ds's refint left ops's value for user05,
+    # which carries the #'...'B suffix: its DN stays watched for a while, so the run may still
+    # read the groups naming it rather than end at the probe.)
+    last = run_json(capsys, "-c", incremental)["read"]
+    assert last["kind"] in ("unchanged", "incremental") and last["changed"] == 0, last
+
+
+# --- faults: each reads everything, says why, and writes what a full read writes ---
+
+def snapshot_of(config: Path) -> Path:
+    state = Path(yaml.safe_load(config.read_text())["state"]["path"])
+    return state.with_name(state.name + ".snapshot")
+
+
+def edit_header(path: Path, edit) -> None:
+    """Change the snapshot's JSON header in place (its entries keep their checksum)."""
+    blob = path.read_bytes()
+    end = blob.index(b"\n", len(snapshotlib._MAGIC))
+    header = json.loads(blob[len(snapshotlib._MAGIC):end])
+    edit(header)
+    path.write_bytes(snapshotlib._MAGIC + json.dumps(header).encode() + blob[end:])
+
+
+def test_a_cookie_from_the_future_means_a_full_read(capsys, tmp_path, site, python_ldap):
+    """As after the server was restored from a backup older than the
+    snapshot: its changelog has not reached the cookies' change number, and
+    389-ds refuses them."""
+    incremental = write_config(tmp_path, site, "python-ldap", "A", state=True)
+    full = write_config(tmp_path, site, "python-ldap", "B")
+    run_json(capsys, "-c", incremental)
+
+    def ahead(header: dict) -> None:
+        cookies = header["marker"]["cookies"]
+        for name, cookie in cookies.items():
+            rest, number = cookie.rsplit("#", 1)
+            cookies[name] = f"{rest}#{int(number) + 1000}"
+
+    edit_header(snapshot_of(incremental), ahead)
+    site.admin_connection().delete(data.site_user(2))
+    read = run_json(capsys, "-c", incremental)["read"]
+    assert read["kind"] == "full" and "refused" in read["reason"], read
+    assert output(incremental).read_bytes() == full_file(capsys, full)
+    site.admin_connection().delete(data.site_user(3))
+    assert run_json(capsys, "-c", incremental)["read"]["kind"] == "incremental"
+    assert output(incremental).read_bytes() == full_file(capsys, full)
+
+
+def test_a_tracker_keeping_entries_by_entryuuid_reads_everything_on_389ds(tmp_path, site, python_ldap):
+    """What ldapsync did before it knew 389-ds (entries by entryUUID): the
+    server names them by nsUniqueId, and sends them without their entryUUID,
+    so a deletion would never match; the refresh must end in a full read."""
+    config = configlib.load(str(write_config(tmp_path, site, "python-ldap", state=True)))
+    users = changes.Query("users", data.PEOPLE, "(objectClass=person)", "sub", ("uid", "entryUUID", "nsUniqueId"))
+    with directory_for(config.ldap, data.SYNC_PASSWORD) as conn:
+        right = changes.tracker_for(conn, "auto", data.PEOPLE)
+        assert isinstance(right, changes.ContentSync389)
+        marker = right.start([users])
+        site.admin_connection().modify(data.site_user(9), {"cn": [(ldap3.MODIFY_REPLACE, ["Renamed Nine"])]})
+        answers, _ = right.changes([users], marker, right.probe())
+        (nine,) = answers["users"].changed.values()
+        assert answers["users"].changed == {right.entry_id(nine): nine} and nine.dn == data.site_user(9)
+        wrong = changes.ContentSync(conn, right.context)
+        with pytest.raises(changes.NotIncremental, match="entryUUID"):
+            wrong.changes([users], marker, right.probe())
+
+
+def test_nsuniqueid_and_the_sync_uuid_convert_both_ways():
+    tracker = changes.ContentSync389(None, data.BASE)
+    assert tracker.key("789dbc99-ee2511f1-bb769795-aad1892d") == "789dbc99-ee25-11f1-bb76-9795aad1892d"
+    assert tracker.id_filter("789dbc99-ee25-11f1-bb76-9795aad1892d") == \
+        "(nsUniqueId=789dbc99-ee2511f1-bb769795-aad1892d)"
+    assert tracker.key("not-an-id") == "not-an-id"
