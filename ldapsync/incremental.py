@@ -36,6 +36,7 @@ from ldapsync.directory.base import SyncAnswer
 from ldapsync.directory.changes import (
     BACKLINKS,
     ContentSync,
+    ContentSync389,
     ContextCsn,
     NotIncremental,
     Query,
@@ -55,7 +56,7 @@ FULL, INCREMENTAL, UNCHANGED = "full", "incremental", "unchanged"
 REFINT_GRACE = 30.0
 MAX_WATCHED = 1000
 # the trackers each ldap.change_tracking setting may use (auto never picks timestamp)
-_METHODS = {"syncrepl": (ContentSync.method, ContextCsn.method), "usn": (Usn.method,),
+_METHODS = {"syncrepl": (ContentSync.method, ContentSync389.method, ContextCsn.method), "usn": (Usn.method,),
             "timestamp": (Timestamps.method,)}
 _METHODS["auto"] = _METHODS["syncrepl"] + _METHODS["usn"]
 
@@ -367,6 +368,8 @@ def _tracker_named(directory: Directory, header: snapshotlib.Header) -> Tracker:
     context = header.marker.get("probe", {}).get("context", "")
     if header.method == ContentSync.method and directory.content_sync:
         return ContentSync(directory, context)
+    if header.method == ContentSync389.method and directory.content_sync:
+        return ContentSync389(directory, context)
     if header.method == ContextCsn.method:
         return ContextCsn(directory, context)
     if header.method == Usn.method:

@@ -146,7 +146,8 @@ class ContentSync(ContextCsn):
         cookies = {}
         for q in queries:
             # a cookie now, without entries: the full read that follows starts no earlier
-            answer = self.directory.sync_refresh(q.base, _NO_ENTRY, [], "base", None, f"the {q.name} cookie")
+            answer = self.directory.sync_refresh(q.base, self._cookie_filter(q), [], "base", None,
+                                                 f"the {q.name} cookie")
             if not answer.cookie:
                 raise NotIncremental("the server gave no content-sync cookie")
             cookies[q.name] = answer.cookie
@@ -166,13 +167,120 @@ class ContentSync(ContextCsn):
                                                      q.name)
             except ContentSyncRefused as exc:
                 raise NotIncremental(str(exc)) from None
-            if answer.present is not None:
-                log.info("the server named every %s still there (a present phase): configure "
-                         "syncprov-sessionlog for smaller answers", q.name)
             if not answer.cookie:
                 raise NotIncremental(f"the server's answer for the {q.name} has no cookie")
-            answers[q.name], new[q.name] = answer, answer.cookie
+            answers[q.name], new[q.name] = self._complete(q, answer), answer.cookie
         return answers, {"probe": probe, "cookies": new}
+
+    def _cookie_filter(self, q: Query) -> str:
+        """The filter of the base-scope search that asks for the cookie ``q`` starts from."""
+        return _NO_ENTRY
+
+    def _complete(self, q: Query, answer: SyncAnswer) -> SyncAnswer:
+        """The answer as the snapshot takes it, checked."""
+        for sync_id, entry in answer.changed.items():
+            _check_named(entry.dn, sync_id, self.entry_id(entry), self.id_attribute)
+        if answer.present is not None:
+            log.info("the server named every %s still there (a present phase): configure "
+                     "syncprov-sessionlog for smaller answers", q.name)
+        return answer
+
+
+class ContentSync389(ContentSync):
+    """RFC 4533 content sync from 389-ds (FreeIPA, Red Hat Directory Server)
+    with the Content Synchronization plugin, over python-ldap.  It differs
+    from OpenLDAP's syncprov, as seen on 389-ds 2.3:
+
+    - it names entries by their nsUniqueId written as a UUID, not by their
+      entryUUID (:meth:`key`);
+    - there is no contextCSN: the probe is the root DSE's
+      ``lastchangenumber``, the last change in the retro changelog the
+      plugin reads, which moves on every write;
+    - a cookie holds the bind DN, base and filter of the search that got it
+      and is refused for any other: the cookie kept before a full read comes
+      from the query itself, in base scope (the scope is not part of it);
+    - a refresh with a cookie sends each changed entry with all its user
+      attributes and none of its operational ones (no nsUniqueId, no
+      nsAccountLock), whatever was asked for: the entries it names are read
+      again by a plain search of the query;
+    - it sends the entries deleted or moved out of the base, but nothing for
+      an entry changed so that the filter no longer matches it (a disabled
+      account), and it ends as after a present phase that named only the
+      entries sent.  The entries present are therefore listed by one light
+      search of the query asking for nsUniqueId, as the ``usn`` method
+      does: those of the snapshot missing from it are gone."""
+
+    method = "syncrepl-389ds"
+    id_attribute = "nsUniqueId"
+
+    def describe(self) -> str:
+        return f"{self.method} (the retro changelog's lastchangenumber; content sync under {self.context})"
+
+    def probe(self) -> dict[str, Any]:
+        values = self.directory.read_entry("", ["lastchangenumber"]).get("lastchangenumber")
+        if not values:
+            raise NotIncremental("the server's root DSE has no lastchangenumber any more (is the retro changelog "
+                                 "plugin off?)")
+        return {"context": self.context, "changenumber": values[0]}
+
+    def key(self, value: str) -> str:
+        """nsUniqueId ``789dbc99-ee2511f1-bb769795-aad1892d`` is the UUID
+        ``789dbc99-ee25-11f1-bb76-9795aad1892d`` in content sync."""
+        try:
+            return str(uuid.UUID(hex=value.replace("-", "")))
+        except ValueError:
+            return value  # no UUID the server sends: _complete then reads everything
+
+    def id_filter(self, entry_id: str) -> str:
+        try:
+            h = uuid.UUID(entry_id).hex
+        except ValueError:
+            return super().id_filter(entry_id)
+        return f"(nsUniqueId={h[:8]}-{h[8:16]}-{h[16:24]}-{h[24:]})"
+
+    def changes(self, queries: Sequence[Query], marker: dict[str, Any],
+                probe: dict[str, Any]) -> tuple[dict[str, SyncAnswer], dict[str, Any]]:
+        # 389-ds accepts a cookie older than the retro changelog's first change
+        # (trimmed by its maximum age) and sends what is left: deletions lost
+        first = (self.directory.read_entry("", ["firstchangenumber"]).get("firstchangenumber") or ["none"])[0]
+        since = str((marker.get("probe") or {}).get("changenumber"))
+        if not (first.isdigit() and since.isdigit()):
+            raise NotIncremental(f"cannot tell whether the retro changelog (first change {first}) still holds the "
+                                 f"changes since {since}")
+        if int(first) > int(since) + 1:
+            raise NotIncremental(f"the retro changelog starts at change {first}, after the snapshot's {since}: the "
+                                 "changes in between were trimmed")
+        return super().changes(queries, marker, probe)
+
+    def _cookie_filter(self, q: Query) -> str:
+        return q.filter
+
+    def _complete(self, q: Query, answer: SyncAnswer) -> SyncAnswer:
+        changed: dict[str, Entry] = {}
+        ids = sorted(answer.changed)
+        for start in range(0, len(ids), 100):  # filters of a sane length
+            either = "".join(self.id_filter(i) for i in ids[start:start + 100])
+            for entry in self.directory.search(q.base, f"(&{q.filter}(|{either}))", q.attributes, q.scope,
+                                               f"changed {q.name}"):
+                changed[self.entry_id(entry)] = entry
+        listed = {self.entry_id(e): e.dn for e in self.directory.search(
+            q.base, q.filter, [self.id_attribute], q.scope, f"all {q.name} ({self.id_attribute})")}
+        by_dn = {dnlib.normalize(dn): i for i, dn in listed.items()}
+        for sync_id, sent in answer.changed.items():
+            listed_id = by_dn.get(dnlib.normalize(sent.dn))
+            if listed_id is not None:
+                _check_named(sent.dn, sync_id, listed_id, self.id_attribute)
+        # in the server's order; an entry read again but no longer listed went in between
+        changed = {i: changed[i] for i in answer.changed if i in changed and i in listed}
+        return SyncAnswer(changed, answer.deleted, set(listed), answer.cookie)
+
+
+def _check_named(dn: str, sync_id: str, entry_id: str, id_attribute: str) -> None:
+    """The snapshot keeps entries by their id attribute: a server naming
+    them otherwise in content sync would leave every entry it deletes there."""
+    if entry_id != sync_id:
+        raise NotIncremental(f"the server names {dn} {sync_id} in content sync, not by its {id_attribute} "
+                             f"({entry_id})")
 
 
 def groups_naming(directory: Directory, tracker: Tracker, groups: Query, dns: Sequence[str],
@@ -449,19 +557,25 @@ def tracker_for(directory: Directory, setting: str, users_base: str) -> Tracker:
         raise NotIncremental("ldap.change_tracking is off")
     try:
         root = directory.read_entry("", ["namingContexts", "supportedControl", "highestCommittedUSN",
-                                         "dsServiceName"])
+                                         "dsServiceName", "lastchangenumber"])
     except DirectoryError as exc:
         raise NotIncremental(f"cannot read the server's root DSE: {exc}") from None
     if setting in ("auto", "syncrepl") and SYNC_CONTROL in root.get("supportedcontrol", ()):
         context = _context_of(root.get("namingcontexts", []), users_base)
         if context is None:
             raise NotIncremental(f"no naming context of the server holds {users_base!r}")
-        tracker: Tracker = ContentSync(directory, context) if directory.content_sync else ContextCsn(directory,
-                                                                                                     context)
+        tracker: Tracker
+        if root.get("lastchangenumber"):  # 389-ds: content sync reads its retro changelog
+            if not directory.content_sync:
+                raise NotIncremental("389-ds's content sync needs ldap.backend: python-ldap (ldap3 has no "
+                                     "content-sync consumer)")
+            tracker = ContentSync389(directory, context)
+        else:
+            tracker = ContentSync(directory, context) if directory.content_sync else ContextCsn(directory, context)
         try:
             tracker.probe()
         except DirectoryError as exc:
-            raise NotIncremental(f"cannot read the contextCSN of {context}: {exc}") from None
+            raise NotIncremental(f"cannot read the change marker ({tracker.describe()}): {exc}") from None
         if not directory.content_sync:
             log.info("ldap3 has no content-sync consumer: a change means a full read (ldap.backend: python-ldap "
                      "reads only the changes)")
