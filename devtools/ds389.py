@@ -34,13 +34,9 @@ import sys
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from devtools.process import ServerProcess, which
+from devtools.process import LdapServer, which
 from devtools.slapd import free_port
-
-if TYPE_CHECKING:
-    import ldap3
 
 BASE = "dc=example,dc=com"
 ADMIN_DN = "cn=Directory Manager"
@@ -174,7 +170,7 @@ def edit_dse(dse: str, dn: str, replace: dict[str, str] | None = None,
     raise KeyError(f"no entry {dn} in dse.ldif")
 
 
-class DS389(ServerProcess):
+class DS389(LdapServer):
     """One 389-ds instance whose files all live in `directory`. The first
     start() creates it and adds the LDIF files; later starts keep the data.
 
@@ -312,15 +308,6 @@ class DS389(ServerProcess):
         except OSError:
             errors = ""
         return super().log_tail(chars) + errors
-
-    def admin_connection(self) -> ldap3.Connection:
-        """An ldap3 Connection bound as Directory Manager, for changing data online."""
-        import ldap3  # imported here so that `serve` needs only the standard library
-
-        return ldap3.Connection(
-            ldap3.Server(self.url, get_info=ldap3.NONE), self.admin_dn, self.admin_password,
-            auto_bind=True, raise_exceptions=True,
-        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,10 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
+
+if TYPE_CHECKING:
+    import ldap3
 
 START_TIMEOUT = 30.0
 
@@ -80,3 +83,19 @@ class ServerProcess:
             return self.log_path.read_bytes()[-chars:].decode("utf-8", "replace")
         except OSError:
             return ""
+
+
+class LdapServer(ServerProcess):
+    """A throwaway LDAP server (slapd, 389-ds): its URL and the account that
+    may change anything, for tests to change data online."""
+
+    url = ""
+    admin_dn = ""
+    admin_password = ""
+
+    def admin_connection(self) -> ldap3.Connection:
+        """An ldap3 Connection bound as the server's administrator."""
+        import ldap3  # imported here so that `serve` needs only the standard library
+
+        return ldap3.Connection(ldap3.Server(self.url, get_info=ldap3.NONE), self.admin_dn, self.admin_password,
+                                auto_bind=True, raise_exceptions=True)

@@ -36,7 +36,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from devtools.process import ServerProcess, which
+from devtools.process import LdapServer, which
 
 BASE = "dc=example,dc=com"
 ADMIN_DN = f"cn=admin,{BASE}"
@@ -267,7 +267,7 @@ def bulk_users_ldif(n: int, base: str = f"ou=bulk,{BASE}") -> str:
     return "\n".join(parts)
 
 
-class Slapd(ServerProcess):
+class Slapd(LdapServer):
     """One slapd process whose config, database, pid file and log all live in
     `directory`. The first start() loads the LDIF into a fresh database;
     restart() keeps the data.
@@ -300,6 +300,7 @@ class Slapd(ServerProcess):
         self.extra_ldif_text = extra_ldif_text
         self.port = port or free_port()
         self.url = f"ldap://127.0.0.1:{self.port}"
+        self.admin_dn, self.admin_password = ADMIN_DN, ADMIN_PASSWORD
         self.tls = tls
         self.tls_names = tuple(tls_names)
         self.tls_port: int | None = None
@@ -402,15 +403,6 @@ class Slapd(ServerProcess):
         with self.log_path.open("rb") as log:
             log.seek(since)
             return len(_SRCH.findall(log.read()))
-
-    def admin_connection(self):
-        """An ldap3 Connection bound as the rootdn, for changing data online."""
-        import ldap3  # imported here so that `serve` needs only the standard library
-
-        return ldap3.Connection(
-            ldap3.Server(self.url, get_info=ldap3.NONE), ADMIN_DN, ADMIN_PASSWORD,
-            auto_bind=True, raise_exceptions=True,
-        )
 
 
 def main(argv: list[str] | None = None) -> int:

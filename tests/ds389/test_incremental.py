@@ -14,7 +14,6 @@ The sequence comes from a seed: LDAPSYNC_INCREMENTAL_SEED=N picks another.
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import random
@@ -31,9 +30,9 @@ from ldapsync import snapshot as snapshotlib
 from ldapsync.directory import changes, directory_for
 from tests.ds389 import directory as data
 from tests.ds389.test_end_to_end import write_config
-from tests.ldap.conftest import run
 from tests.ldap.mutations import Mutator
 from tests.ldap.syncprov_directory import GROUPS, USERS_FILTER
+from tests.ldap.test_incremental import file_diff, full_run, output, run_json
 
 SEED = int(os.environ.get("LDAPSYNC_INCREMENTAL_SEED", "389"))
 STEPS = int(os.environ.get("LDAPSYNC_DS389_STEPS", "40"))
@@ -56,27 +55,6 @@ def walk_config(tmp_path: Path, server, name: str, *, state: bool, tracking: str
     return path
 
 
-def output(config: Path) -> Path:
-    return Path(yaml.safe_load(config.read_text())["outputs"][0]["path"])
-
-
-def run_json(capsys, *argv) -> dict:
-    code, out, err = run(capsys, "run", *argv, "--json")
-    assert code == 0, f"ldapsync run {' '.join(map(str, argv))} exited {code}:\n{out}\n{err}"
-    return json.loads(out)
-
-
-def full_file(capsys, config: Path) -> bytes:
-    code, out, err = run(capsys, "run", "--full", "-c", config)
-    assert code == 0, f"ldapsync run --full exited {code}:\n{out}\n{err}"
-    return output(config).read_bytes()
-
-
-def file_diff(incremental: bytes, full: bytes) -> str:
-    return "".join(difflib.unified_diff(full.decode().splitlines(True), incremental.decode().splitlines(True),
-                                        "full read", "incremental read"))
-
-
 @pytest.mark.parametrize(("tracking", "method"), [("auto", "syncrepl-389ds"), ("timestamp", "timestamp")])
 def test_incremental_equals_full_after_random_changes(capsys, tmp_path, walk, python_ldap, monkeypatch, tracking,
                                                       method):
@@ -94,7 +72,7 @@ def test_incremental_equals_full_after_random_changes(capsys, tmp_path, walk, py
     first = run_json(capsys, "-c", incremental)
     assert first["read"]["kind"] == "full"
     assert first["read"]["method"] == method, first["read"]
-    assert output(incremental).read_bytes() == full_file(capsys, full)
+    assert output(incremental).read_bytes() == full_run(capsys, full)
 
     history: list[str] = []
     kinds: dict[str, int] = {}
@@ -103,7 +81,7 @@ def test_incremental_equals_full_after_random_changes(capsys, tmp_path, walk, py
         history.append(f"step {step}: " + ("; ".join(changes) or "no change"))
         where = f"seed {SEED}, after:\n" + "\n".join(history[-8:])
         read = run_json(capsys, "-c", incremental)["read"]
-        expected = full_file(capsys, full)
+        expected = full_run(capsys, full)
         got = output(incremental).read_bytes()
         assert got == expected, f"incremental != full; {where}\n{file_diff(got, expected)}"
         assert read["kind"] in ("incremental", "unchanged"), f"read {read}; {where}"
@@ -145,7 +123,7 @@ def test_each_change_of_a_site_reaches_the_file_incrementally(capsys, tmp_path, 
     for what, change in _site_changes(admin):
         change()
         read = run_json(capsys, "-c", incremental)["read"]
-        expected = full_file(capsys, full)
+        expected = full_run(capsys, full)
         got = output(incremental).read_bytes()
         assert got == expected, f"incremental != full after: {what}\n{file_diff(got, expected)}"
         assert read["kind"] == "incremental" and read["changed"] > 0, f"{what}: {read}"
@@ -191,10 +169,10 @@ def test_a_cookie_from_the_future_means_a_full_read(capsys, tmp_path, site, pyth
     site.admin_connection().delete(data.site_user(2))
     read = run_json(capsys, "-c", incremental)["read"]
     assert read["kind"] == "full" and "refused" in read["reason"], read
-    assert output(incremental).read_bytes() == full_file(capsys, full)
+    assert output(incremental).read_bytes() == full_run(capsys, full)
     site.admin_connection().delete(data.site_user(3))
     assert run_json(capsys, "-c", incremental)["read"]["kind"] == "incremental"
-    assert output(incremental).read_bytes() == full_file(capsys, full)
+    assert output(incremental).read_bytes() == full_run(capsys, full)
 
 
 def test_a_tracker_keeping_entries_by_entryuuid_reads_everything_on_389ds(tmp_path, site, python_ldap):
