@@ -35,6 +35,7 @@ from ldapsync.directory import Directory, DirectoryError, Entry
 from ldapsync.directory.base import SyncAnswer
 from ldapsync.directory.changes import (
     BACKLINKS,
+    ChangeNumber,
     ContentSync,
     ContentSync389,
     ContextCsn,
@@ -56,7 +57,8 @@ FULL, INCREMENTAL, UNCHANGED = "full", "incremental", "unchanged"
 REFINT_GRACE = 30.0
 MAX_WATCHED = 1000
 # the trackers each ldap.change_tracking setting may use (auto never picks timestamp)
-_METHODS = {"syncrepl": (ContentSync.method, ContentSync389.method, ContextCsn.method), "usn": (Usn.method,),
+_METHODS = {"syncrepl": (ContentSync.method, ContentSync389.method, ContextCsn.method, ChangeNumber.method),
+            "usn": (Usn.method,),
             "timestamp": (Timestamps.method,)}
 _METHODS["auto"] = _METHODS["syncrepl"] + _METHODS["usn"]
 
@@ -372,6 +374,8 @@ def _tracker_named(directory: Directory, header: snapshotlib.Header) -> Tracker:
         return ContentSync389(directory, context)
     if header.method == ContextCsn.method:
         return ContextCsn(directory, context)
+    if header.method == ChangeNumber.method:
+        return ChangeNumber(directory, context)
     if header.method == Usn.method:
         return Usn(directory, context)
     if header.method == Timestamps.method:

@@ -15,6 +15,10 @@ pipeline (:mod:`ldapsync.incremental`) keeps the entries themselves.
   there).  python-ldap only: ldap3 has no content-sync consumer.
 - ``contextcsn``: the same probe with ldap3, which then reads everything
   when anything changed.
+- ``syncrepl-389ds`` (389-ds, FreeIPA with the Content Synchronization
+  plugin): the probe is the retro changelog's ``lastchangenumber``; content
+  sync as above, with the differences :class:`ContentSync389` works around.
+  ``changenumber``: the same probe with ldap3.
 - ``usn`` (Active Directory, Samba AD): the probe is the DC's
   ``highestCommittedUSN`` and ``invocationId``; the changes are each
   search's entries with a higher ``uSNChanged``, and a list of the
@@ -217,11 +221,7 @@ class ContentSync389(ContentSync):
         return f"{self.method} (the retro changelog's lastchangenumber; content sync under {self.context})"
 
     def probe(self) -> dict[str, Any]:
-        values = self.directory.read_entry("", ["lastchangenumber"]).get("lastchangenumber")
-        if not values:
-            raise NotIncremental("the server's root DSE has no lastchangenumber any more (is the retro changelog "
-                                 "plugin off?)")
-        return {"context": self.context, "changenumber": values[0]}
+        return _last_change(self.directory, self.context)
 
     def key(self, value: str) -> str:
         """nsUniqueId ``789dbc99-ee2511f1-bb769795-aad1892d`` is the UUID
@@ -273,6 +273,30 @@ class ContentSync389(ContentSync):
         # in the server's order; an entry read again but no longer listed went in between
         changed = {i: changed[i] for i in answer.changed if i in changed and i in listed}
         return SyncAnswer(changed, answer.deleted, set(listed), answer.cookie)
+
+
+class ChangeNumber(Tracker):
+    """389-ds's retro changelog with ldap3, which has no content-sync
+    consumer: the probe of :class:`ContentSync389` only, so that a run
+    stops when nothing changed and reads everything when something did."""
+
+    method = "changenumber"
+
+    def describe(self) -> str:
+        return f"{self.method} (the retro changelog's lastchangenumber, for {self.context})"
+
+    def probe(self) -> dict[str, Any]:
+        return _last_change(self.directory, self.context)
+
+
+def _last_change(directory: Directory, context: str) -> dict[str, Any]:
+    """389-ds's marker: the root DSE's ``lastchangenumber``, the last change
+    the retro changelog recorded, which moves on every write."""
+    values = directory.read_entry("", ["lastchangenumber"]).get("lastchangenumber")
+    if not values:
+        raise NotIncremental("the server's root DSE has no lastchangenumber any more (is the retro changelog "
+                             "plugin off?)")
+    return {"context": context, "changenumber": values[0]}
 
 
 def _check_named(dn: str, sync_id: str, entry_id: str, id_attribute: str) -> None:
@@ -566,10 +590,8 @@ def tracker_for(directory: Directory, setting: str, users_base: str) -> Tracker:
             raise NotIncremental(f"no naming context of the server holds {users_base!r}")
         tracker: Tracker
         if root.get("lastchangenumber"):  # 389-ds: content sync reads its retro changelog
-            if not directory.content_sync:
-                raise NotIncremental("389-ds's content sync needs ldap.backend: python-ldap (ldap3 has no "
-                                     "content-sync consumer)")
-            tracker = ContentSync389(directory, context)
+            tracker = ContentSync389(directory, context) if directory.content_sync else ChangeNumber(directory,
+                                                                                                      context)
         else:
             tracker = ContentSync(directory, context) if directory.content_sync else ContextCsn(directory, context)
         try:

@@ -175,6 +175,21 @@ def test_a_cookie_from_the_future_means_a_full_read(capsys, tmp_path, site, pyth
     assert output(incremental).read_bytes() == full_run(capsys, full)
 
 
+def test_with_ldap3_a_run_stops_at_the_change_number_when_nothing_changed(capsys, tmp_path, site):
+    """ldap3 has no content-sync consumer: on 389-ds a run still stops at
+    the retro changelog's lastchangenumber when nothing changed, and reads
+    everything when something did."""
+    incremental = write_config(tmp_path, site, "ldap3", "A", state=True)
+    full = write_config(tmp_path, site, "ldap3", "B")
+    first = run_json(capsys, "-c", incremental)["read"]
+    assert first["kind"] == "full" and first["method"] == "changenumber", first
+    assert run_json(capsys, "-c", incremental)["read"]["kind"] == "unchanged"
+    site.admin_connection().delete(data.site_user(2))
+    read = run_json(capsys, "-c", incremental)["read"]
+    assert read["kind"] == "full" and read["method"] == "changenumber", read
+    assert output(incremental).read_bytes() == full_run(capsys, full)
+
+
 def test_a_tracker_keeping_entries_by_entryuuid_reads_everything_on_389ds(tmp_path, site, python_ldap):
     """What ldapsync did before it knew 389-ds (entries by entryUUID): the
     server names them by nsUniqueId, and sends them without their entryUUID,
