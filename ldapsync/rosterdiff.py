@@ -260,12 +260,29 @@ class Interned:
 
     def bitmap(self, jids: Collection[str]) -> BitMap:
         """``jids`` (distinct) as a bitmap of their ids."""
+        self._number(jids)
+        return BitMap(map(self.of.__getitem__, jids))
+
+    def _number(self, jids: Iterable[str]) -> None:
         of = self.of
         fresh = list(filterfalse(of.__contains__, jids))
         if fresh:
             of.update(zip(fresh, range(len(self.jids), len(self.jids) + len(fresh)), strict=True))
             self.jids += fresh
-        return BitMap(map(of.__getitem__, jids))
+
+    def prime(self, gf: GroupsFile) -> None:
+        """Make, when nothing is made yet, what a diff from ``gf`` asks for
+        first whatever changed: every member's id, and the bitmaps of the
+        public and big groups.  serve's poll process calls it once a run
+        has written ``gf``, so that the first poll that finds a change does
+        not make them."""
+        if self.of:
+            return
+        self._number(gf.memberships)
+        public = frozenset(gf.public)
+        for name, members in gf.groups.items():
+            if name in public or len(members) >= _BIG:
+                self.members(members)
 
     def members(self, group: Mapping[str, str]) -> BitMap:
         """A group's members as a bitmap, made once per mapping."""

@@ -433,6 +433,8 @@ def run(config: Config, directory: Directory, *, dry_run: bool = False, force: s
         if warm is not None and state is not None:
             state.snapshot = reader.saved
             state.outputs = {str(plan.out.output.path): plan.memo for plan in plans if plan.memo is not None}
+            for memo in state.outputs.values():
+                memo.interned.prime(memo.reading)  # the file is written: for the next poll's diff
             warm.put(state)
     result.seconds = time.monotonic() - started
     return result

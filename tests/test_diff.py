@@ -297,8 +297,10 @@ def test_the_diff_of_an_updated_reading_is_that_of_the_model(chain, big):
     newer = new.updated(third, changed_next)
     saved, rosterdiff._BIG = rosterdiff._BIG, big
     try:
-        # serve's poll process keeps the bitmaps of one diff for the next
+        # serve's poll process makes the big groups' bitmaps once a file is
+        # written, and keeps those of one diff for the next
         interned = rosterdiff.Interned()
+        interned.prime(old)
         assert diff(old, new, interned) == diff(old, GroupsFile.of_model(second))
         interned.keep_only(new)
         assert diff(new, newer, interned) == diff(GroupsFile.of_model(second), GroupsFile.of_model(third))
