@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from functools import cached_property
 from itertools import compress, filterfalse
 from operator import attrgetter
 from typing import NamedTuple, overload
@@ -382,6 +383,16 @@ class _Rosters:
         self.small = frozenset(g for g in names if g not in public and len(old.groups.get(g, _EMPTY)) < _BIG
                                and len(new.groups.get(g, _EMPTY)) < _BIG)
 
+    @cached_property
+    def listed_otherwise(self) -> list[str]:
+        """The users of the old file whose own groups are listed otherwise in
+        the new one (other groups, another order, a repeated line, none).  A
+        file updated from the last shares the lists of those it did not
+        touch: the same list is never compared line by line."""
+        own_old, own_new = self.old.file.memberships, self.new.file.memberships
+        candidates = compress(own_old, map(operator.is_not, own_old.values(), map(own_new.get, own_old)))
+        return [user for user in candidates if own_old[user] != own_new.get(user)]
+
     def quiet(self) -> tuple[frozenset[str], frozenset[str]]:
         """The small groups that change nothing to a user who keeps their own
         groups; and those that change nothing to such a user who is in no
@@ -565,11 +576,6 @@ def _everyone(old: GroupsFile, new: GroupsFile) -> list[str]:
     return users
 
 
-def _listed_otherwise(old: GroupsFile, new: GroupsFile) -> Iterator[str]:
-    """The users of the old file whose own groups are listed otherwise in the
-    new one (other groups, another order, a repeated line, none)."""
-    own_old, own_new = old.memberships, new.memberships
-    return compress(own_old, map(operator.ne, own_old.values(), map(own_new.get, own_old)))
 
 
 def _who_may_see_a_change(rosters: _Rosters, old: GroupsFile, new: GroupsFile) -> Collection[str]:
@@ -587,7 +593,7 @@ def _who_may_see_a_change(rosters: _Rosters, old: GroupsFile, new: GroupsFile) -
     for g in rosters.differ:
         users.update(old.groups.get(g, _EMPTY))
         users.update(new.groups.get(g, _EMPTY))
-    users.update(_listed_otherwise(old, new))
+    users.update(rosters.listed_otherwise)
     return users
 
 
@@ -715,7 +721,7 @@ def _alone_with_quiet_groups(rosters: _Rosters, old: GroupsFile, new: GroupsFile
     """``users`` split in two: those to look at one by one, and (as a bitmap)
     those who keep their groups and hold no small group but
     ``quiet_to_others`` (see :meth:`_Rosters.quiet`)."""
-    one_by_one = set(_listed_otherwise(old, new))
+    one_by_one = set(rosters.listed_otherwise)
     one_by_one.update(filterfalse(old.memberships.__contains__, new.memberships))
     for g in rosters.small.difference(quiet_to_others):
         one_by_one.update(old.groups.get(g, _EMPTY))
