@@ -78,7 +78,8 @@ class Diff:
 def diff(old: GroupsFile, new: GroupsFile, interned: Interned | None = None) -> Diff:
     """What changes from ``old`` to ``new``; ``interned``: what the last diff
     of this process left (see :class:`ldapsync.rosterdiff.Interned`)."""
-    groups = group_changes(old, new)
+    interned = interned or Interned()
+    groups = group_changes(old, new, interned)
     users, others = roster_changes(old, new, interned)
     totals = {
         "groups_added": sum(g.status == "added" for g in groups),
@@ -94,8 +95,9 @@ def diff(old: GroupsFile, new: GroupsFile, interned: Interned | None = None) -> 
     return Diff(tuple(groups), users, others, totals)
 
 
-def group_changes(old: GroupsFile, new: GroupsFile) -> list[GroupChange]:
+def group_changes(old: GroupsFile, new: GroupsFile, interned: Interned | None = None) -> list[GroupChange]:
     """Groups added, removed or changed (members, names, public flag), by name."""
+    differing = interned.lines_differing if interned is not None else lines_differing
     before, after = old.visible_groups(), new.visible_groups()
     pub_before, pub_after = old.public_names, new.public_names
     changes = []
@@ -107,7 +109,7 @@ def group_changes(old: GroupsFile, new: GroupsFile) -> list[GroupChange]:
             continue  # a reading updated from the other shares its unchanged groups: no need to compare them
         a = a or _EMPTY
         b = b or _EMPTY
-        lines = [(j, b[j]) for j in lines_differing(a, b)] if a else b.items()  # added, and renamed
+        lines = [(j, b[j]) for j in differing(a, b)] if a else b.items()  # added, and renamed
         added = tuple(sorted((j, n) for j, n in lines if j not in a))
         removed = tuple(sorted(a.keys() - b.keys()))
         renamed = tuple(sorted((j, a[j], n) for j, n in lines if j in a))

@@ -258,6 +258,7 @@ class Interned:
         self.of: dict[str, int] = {}
         self.jids: list[str] = []  # id -> JID
         self._groups: dict[int, tuple[Mapping[str, str], BitMap]] = {}  # id(members) -> them, their bitmap
+        self._lines: dict[tuple[int, int], tuple[Mapping[str, str | None], Mapping[str, str | None], list[str]]] = {}
 
     def bitmap(self, jids: Collection[str]) -> BitMap:
         """``jids`` (distinct) as a bitmap of their ids."""
@@ -300,11 +301,25 @@ class Interned:
         self._groups[id(group)] = (group, bitmap)
         return bitmap
 
+    def lines_differing(self, old: Mapping[str, str | None], new: Mapping[str, str | None]) -> list[str]:
+        """:func:`groupsfile.lines_differing`, worked out once per pair of
+        group mappings: the file's render, the group diff and the roster
+        diff of a poll each ask it of the same groups."""
+        key = (id(old), id(new))
+        kept = self._lines.get(key)
+        if kept is not None and kept[0] is old and kept[1] is new:
+            return kept[2]
+        found = lines_differing(old, new)
+        self._lines[key] = (old, new, found)
+        return found
+
     def keep_only(self, gf: GroupsFile) -> None:
         """Let go of the bitmaps of the groups ``gf`` does not hold (the
-        next diff's old file holds what is worth keeping)."""
+        next diff's old file holds what is worth keeping), and of the lines
+        compared."""
         live = {id(m): m for m in gf.groups.values()}
         self._groups = {k: kept for k, kept in self._groups.items() if live.get(k) is kept[0]}
+        self._lines = {}
 
 
 class _Bitmaps(dict[str, BitMap]):
@@ -358,7 +373,7 @@ class _Rosters:
                 self.added[g], self.removed[g] = mb - ma, ma - mb
             self.new.members[g] = mb
             if a and b:  # the contacts whose line differs
-                touched.update(lines_differing(a, b))
+                touched.update(interned.lines_differing(a, b))
                 touched.update(a.keys() - b.keys())
             else:
                 whole.append(a or b)

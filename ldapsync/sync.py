@@ -551,6 +551,7 @@ def _plan_warm(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None
     out = OutputResult(output, model, data, data != memo.data)
     after = OutputMemo(data, new_file, {g.name: g for g in model.groups}, blocks, interned=memo.interned)
     if not out.changed:
+        memo.interned.keep_only(new_file)
         return Plan(out, memo.data, cache, memo=after)
     out.diff = difflib.diff(memo.reading, new_file, memo.interned)
     memo.interned.keep_only(new_file)

@@ -132,7 +132,7 @@ class OutputMemo:
             if known is None or known[0] is not group:
                 before = self.groups.get(group.name) if self.verified else None
                 new = (group.members if before is None else
-                       {j: group.members[j] for j in groupsfile.lines_differing(before.members, group.members)})
+                       {j: group.members[j] for j in self.interned.lines_differing(before.members, group.members)})
                 if not _lines_verified(SharedGroup(group.name, new, group.public), new_lines):
                     return None
                 known = (group, self._text(group, before, new))
