@@ -28,14 +28,12 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from devtools.process import LdapServer, which
+from devtools.process import LdapServer, serve_until_stopped, stop_on_signals, which
 from devtools.slapd import free_port
 
 BASE = "dc=example,dc=com"
@@ -326,17 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         print(reason, file=sys.stderr)
         return 2
-    stopping = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stopping.set())
+    received = stop_on_signals()
     with DS389(args.dir, args.ldif, port=args.port, plugins=args.plugin, db_lib=args.db_lib) as server:
         print(server.url, flush=True)
         print(f"bind as {server.admin_dn!r} with password {server.admin_password!r}", file=sys.stderr, flush=True)
-        while not stopping.wait(0.5):
-            if server.proc is None or server.proc.poll() is not None:
-                print(f"ns-slapd exited:\n{server.log_tail()}", file=sys.stderr)
-                return 1
-    return 0
+        return serve_until_stopped(server, received)
 
 
 if __name__ == "__main__":

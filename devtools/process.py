@@ -4,8 +4,10 @@ child process with a log file, started, waited for and stopped the same way."""
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -99,3 +101,25 @@ class LdapServer(ServerProcess):
 
         return ldap3.Connection(ldap3.Server(self.url, get_info=ldap3.NONE), self.admin_dn, self.admin_password,
                                 auto_bind=True, raise_exceptions=True)
+
+
+def stop_on_signals() -> list[int]:
+    """SIGTERM and SIGINT from now on append to the list returned, and do
+    nothing else: a handler runs between two steps of the main thread, and
+    one that took a lock (threading.Event.set) could wait for ever for the
+    lock that thread holds."""
+    received: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda number, _frame: received.append(number))
+    return received
+
+
+def serve_until_stopped(server: ServerProcess, received: list[int]) -> int:
+    """Until a signal comes (``received``, from :func:`stop_on_signals`): 0;
+    or until the server exits first: 1, with the end of its log."""
+    while not received:
+        if server.proc is None or server.proc.poll() is not None:
+            print(f"{server.name} exited:\n{server.log_tail()}", file=sys.stderr)
+            return 1
+        time.sleep(0.5)
+    return 0

@@ -28,15 +28,13 @@ import ipaddress
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from devtools.process import LdapServer, which
+from devtools.process import LdapServer, serve_until_stopped, stop_on_signals, which
 
 BASE = "dc=example,dc=com"
 ADMIN_DN = f"cn=admin,{BASE}"
@@ -427,9 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         print(reason, file=sys.stderr)
         return 2
-    stopping = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stopping.set())
+    received = stop_on_signals()
     with Slapd(args.dir.resolve(), args.ldif, port=args.port, tls=args.tls, tls_port=args.tls_port,
                syncprov=args.syncprov, refint=args.syncprov, monitor=args.monitor) as server:
         print(server.url, flush=True)
@@ -437,11 +433,7 @@ def main(argv: list[str] | None = None) -> int:
             print(server.ldaps_url, flush=True)
             print(f"CA {server.ca_file}, client certificate {server.client_cert_file} "
                   f"(key {server.client_key_file}) binds with SASL EXTERNAL as {SYNC_DN}", file=sys.stderr, flush=True)
-        while not stopping.wait(0.5):
-            if server.proc.poll() is not None:
-                print(f"slapd exited:\n{server.log_tail()}", file=sys.stderr)
-                return 1
-    return 0
+        return serve_until_stopped(server, received)
 
 
 if __name__ == "__main__":

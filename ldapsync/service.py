@@ -326,8 +326,13 @@ class Service:
         self.poller: _Poller | None = None  # kept between polls; used only while holding ``running``
         self.config_path = config_path
         self.config = configlib.load(config_path)
-        self.stop_requested = threading.Event()
-        self.reload_requested = threading.Event()
+        self.stop_requested = threading.Event()  # set by the main loop, for the other threads to see
+        # What the signal handlers say, as plain flags: a handler runs in the
+        # main thread between two of its steps, maybe while that thread holds
+        # the lock of an Event it waits on, so taking that lock there (Event.set)
+        # could hang serve for good.
+        self.stop_signalled = False
+        self.reload_signalled = False
         self.idle = threading.Event()
         self.idle.set()
         self.running = threading.Lock()
@@ -374,9 +379,9 @@ class Service:
                                misfire_grace_time=None)
 
     def serve(self) -> int:
-        signal.signal(signal.SIGTERM, lambda *_: self.stop_requested.set())
-        signal.signal(signal.SIGINT, lambda *_: self.stop_requested.set())
-        signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGHUP, self._on_reload_signal)
         s = self.config.schedule
         self._schedule(self.config)
         if self.config.metrics.listen:
@@ -394,11 +399,19 @@ class Service:
             self.scheduler.add_job(self.scheduled_run, id="start", max_instances=1)
         else:
             self._log_next()
-        while not self.stop_requested.wait(0.2):
-            if self.reload_requested.is_set():
-                self.reload_requested.clear()
+        while not self.stop_signalled:
+            if self.reload_signalled:
+                self.reload_signalled = False
                 self.reload()
+            time.sleep(0.2)
+        self.stop_requested.set()
         return self.shutdown()
+
+    def _on_stop_signal(self, *_: object) -> None:
+        self.stop_signalled = True
+
+    def _on_reload_signal(self, *_: object) -> None:
+        self.reload_signalled = True
 
     def shutdown(self) -> int:
         """Stop within ``shutdown_timeout`` whatever the sync is doing: after

@@ -365,3 +365,23 @@ def test_shutdown_kills_a_poll_under_way_past_the_timeout(config_path):
     assert service.shutdown() == ExitCode.BUSY
     poll.join(10)
     assert not poll.is_alive() and poller.exitcode == -9 and service.poller is None
+
+
+def test_a_signal_handler_never_waits_for_a_lock_the_main_thread_may_hold(config_path):
+    """serve's signal handlers run in the main thread between two of its
+    steps, perhaps while it holds the lock of the Event it waits on: a
+    handler that took that lock (Event.set) would hang serve for good, and
+    SIGTERM would never stop it. Here the handlers run while that lock is
+    held, as the race would have it; they must return at once."""
+    service = Service(str(config_path), directory=lambda config: MemoryDirectory(company()))
+
+    def race() -> None:
+        with service.stop_requested._cond:  # the main thread inside Event.wait
+            service._on_reload_signal()
+            service._on_stop_signal()
+
+    handler = threading.Thread(target=race, daemon=True)
+    handler.start()
+    handler.join(5)
+    assert not handler.is_alive(), "a signal handler waited for the lock its own thread holds"
+    assert service.stop_signalled and service.reload_signalled
