@@ -81,7 +81,7 @@ class OutputMemo:
     groups: dict[str, SharedGroup]  # name -> the group the file holds
     blocks: dict[int, tuple[SharedGroup, bytes]] = field(default_factory=dict)
     verified: bool = True  # ldapsync rendered and verified this file (not so for a file found on disk)
-    interned: Interned = field(default_factory=Interned)  # the bitmaps of its groups the last diff made
+    interned: Interned = field(default_factory=Interned)  # ids and bitmaps of its groups, for the next diff
 
     @classmethod
     def of_file(cls, data: bytes, reading: groupsfile.GroupsFile) -> OutputMemo:
@@ -141,7 +141,6 @@ class OutputMemo:
         if new_lines and _names_differ(new_lines, model):
             return None
         return b"".join(parts), blocks
-
 
     def _text(self, group: SharedGroup, before: SharedGroup | None, new: Collection[str]) -> bytes:
         """The text of ``group``: when only a few of its members were renamed
