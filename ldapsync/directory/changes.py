@@ -104,6 +104,13 @@ class Tracker:
 
         return f"({self.id_attribute}={escape_filter_chars(entry_id)})"
 
+    def listing(self, q: Query) -> dict[str, str]:
+        """Every entry ``q`` holds now, id -> DN: one light search asking for
+        the id attribute alone, whose missing ids are the entries gone
+        (deleted, moved out of the base, no longer matched)."""
+        return {self.entry_id(e): e.dn for e in self.directory.search(
+            q.base, q.filter, [self.id_attribute], q.scope, f"all {q.name} ({self.id_attribute})")}
+
     def start(self, queries: Sequence[Query]) -> dict[str, Any]:
         """The marker to keep with a full read, taken before it: changes made
         while it runs are asked for again next time, never lost."""
@@ -263,8 +270,7 @@ class ContentSync389(ContentSync):
             for entry in self.directory.search(q.base, f"(&{q.filter}(|{either}))", q.attributes, q.scope,
                                                f"changed {q.name}"):
                 changed[self.entry_id(entry)] = entry
-        listed = {self.entry_id(e): e.dn for e in self.directory.search(
-            q.base, q.filter, [self.id_attribute], q.scope, f"all {q.name} ({self.id_attribute})")}
+        listed = self.listing(q)
         by_dn = {dnlib.normalize(dn): i for i, dn in listed.items()}
         for sync_id, sent in answer.changed.items():
             listed_id = by_dn.get(dnlib.normalize(sent.dn))
@@ -364,8 +370,7 @@ class ChangedSince(Tracker):
         for q in queries:
             changed = self._by_id(self.directory.search(
                 q.base, f"(&{q.filter}{written})", q.attributes, q.scope, f"changed {q.name}"))
-            present = set(self._by_id(self.directory.search(
-                q.base, q.filter, [self.id_attribute], q.scope, f"all {q.name} ({self.id_attribute})")))
+            present = set(self.listing(q))
             # one deleted between the two searches is gone, not changed; one
             # written between them is asked for again next time (the marker is older)
             changed = {i: e for i, e in changed.items() if i in present}
