@@ -539,8 +539,8 @@ class MappingMemo:
         if changed is not None and self._made is not None:
             fresh = compute([enabled[i] for i in changed])
             if all(_same_place(self._outcomes[i], outcome) for i, outcome in zip(changed, fresh, strict=True)):
-                outcomes = list(self._outcomes)
-                people = dict(self._made.people)
+                # the memo's own lists, patched in place: it hands out copies only (a failed run drops it)
+                outcomes, people = self._outcomes, self._made.people
                 for i, outcome in zip(changed, fresh, strict=True):
                     key = enabled[i][0]
                     outcomes[i] = outcome
