@@ -550,11 +550,11 @@ def _plan_warm(output: Output, mapped: Mapped, dry_run: bool, cache: Path | None
     new_file = memo.reading.updated(model, changed)
     out = OutputResult(output, model, data, data != memo.data)
     after = OutputMemo(data, new_file, {g.name: g for g in model.groups}, blocks, interned=memo.interned)
-    if not out.changed:
-        memo.interned.keep_only(new_file)
-        return Plan(out, memo.data, cache, memo=after)
-    out.diff = difflib.diff(memo.reading, new_file, memo.interned)
+    diff = difflib.diff(memo.reading, new_file, memo.interned) if out.changed else None
     memo.interned.keep_only(new_file)
+    if diff is None:
+        return Plan(out, memo.data, cache, memo=after)
+    out.diff = diff
     refusals = safety.check(output.path, output.safety, memo.reading, out.diff, directory_size(output, mapped),
                             static_names)
     if cache is not None and not dry_run:
