@@ -127,25 +127,40 @@ def test_roster_impact_equals_rosters_built_one_by_one(old, new, big):
         assert [others.gained, others.lost, others.renamed, others.regrouped] == outsider
 
 
-@st.composite
-def related_files(draw):
-    """An old file and a new one a few edits away: most users keep their groups,
-    which is the common nightly case and a path of its own in the code."""
+def _edited(draw, ops: list[str], most: int, added) -> tuple[GroupsFile, GroupsFile]:
+    """A drawn file (maybe with a group of everyone) and the same after up to
+    ``most`` edits of the kinds ``ops``: a line dropped, one ``added`` (a
+    strategy) put in, one replaced, a private header put in, a header made
+    public or not."""
     lines = draw(st.lists(LINES, max_size=30))
     at = draw(st.integers(0, len(lines)))
     lines[at:at] = draw(everyone())
     edited = list(lines)
-    for _ in range(draw(st.integers(0, 3))):
-        op = draw(st.sampled_from(["drop", "add", "replace"]))
+    private = st.builds(lambda g: f"[{g}]", st.sampled_from("ABCDE"))
+    for _ in range(draw(st.integers(0, most))):
+        op = draw(st.sampled_from(ops))
         at = draw(st.integers(0, len(edited)))
+        headers = [i for i, line in enumerate(edited) if line.startswith("[")]
         if op == "add":
-            edited.insert(at, draw(LINES))
+            edited.insert(at, draw(added))
+        elif op == "header":
+            edited.insert(at, draw(private))
+        elif op == "flip" and headers:  # a group made public, or no longer
+            i = draw(st.sampled_from(headers))
+            edited[i] = "[" + (edited[i][2:] if edited[i].startswith("[+") else "+" + edited[i][1:])
         elif edited and at < len(edited):
             if op == "drop":
                 del edited[at]
-            else:
+            elif op == "replace":
                 edited[at] = draw(LINES)
     return parse("\n".join(lines)), parse("\n".join(edited))
+
+
+@st.composite
+def related_files(draw):
+    """An old file and a new one a few edits away: most users keep their groups,
+    which is the common nightly case and a path of its own in the code."""
+    return _edited(draw, ["drop", "add", "replace"], 3, LINES)
 
 
 @settings(max_examples=examples(1500), deadline=None)
@@ -183,28 +198,7 @@ def private_edits(draw):
     public one (the case where only some users are looked at): lines of the
     private groups edited, a group added or removed or made public, users
     gone from every group or new, names changed, several names for one JID."""
-    lines = draw(st.lists(LINES, max_size=30))
-    at = draw(st.integers(0, len(lines)))
-    lines[at:at] = draw(everyone())
-    edited = list(lines)
-    private = st.builds(lambda g: f"[{g}]", st.sampled_from("ABCDE"))
-    for _ in range(draw(st.integers(0, 4))):
-        op = draw(st.sampled_from(["drop", "add", "header", "flip", "replace"]))
-        at = draw(st.integers(0, len(edited)))
-        headers = [i for i, line in enumerate(edited) if line.startswith("[")]
-        if op == "add":
-            edited.insert(at, draw(MEMBER_LINES))
-        elif op == "header":
-            edited.insert(at, draw(private))
-        elif op == "flip" and headers:  # a group made public, or no longer
-            i = draw(st.sampled_from(headers))
-            edited[i] = "[" + (edited[i][2:] if edited[i].startswith("[+") else "+" + edited[i][1:])
-        elif edited and at < len(edited):
-            if op == "drop":
-                del edited[at]
-            else:
-                edited[at] = draw(LINES)
-    return parse("\n".join(lines)), parse("\n".join(edited))
+    return _edited(draw, ["drop", "add", "header", "flip", "replace"], 4, MEMBER_LINES)
 
 
 @st.composite
